@@ -1,0 +1,1 @@
+"""The daemon's HTTP/JSON API on a unix socket."""

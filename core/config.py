@@ -1,0 +1,180 @@
+"""Configuration: a TOML file, overridden by the environment.
+
+Lookup order, later wins: built-in defaults, /etc/hypercontainer/config.toml,
+$XDG_CONFIG_HOME/hypercontainer/config.toml (or the file named by --config or
+$HYPERCONTAINER_CONFIG instead of both), then HYPERCONTAINER_* variables:
+HYPERCONTAINER_HYPERVISOR=qemu sets a top-level key, a double underscore
+reaches into a section (HYPERCONTAINER_BRIDGE__SUBNET=10.9.0.0/24).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import UserError
+
+ENV_PREFIX = "HYPERCONTAINER_"
+SYSTEM_FILE = Path("/etc/hypercontainer/config.toml")
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    return Path(os.environ.get(var) or Path.home() / fallback)
+
+
+def default_state_root() -> Path:
+    if _is_root():
+        return Path("/var/lib/hypercontainer")
+    return _xdg("XDG_DATA_HOME", ".local/share") / "hypercontainer"
+
+
+def default_run_root() -> Path:
+    if _is_root():
+        return Path("/run/hypercontainer")
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    return Path(runtime) / "hypercontainer" if runtime else default_state_root() / "run"
+
+
+def default_cache_root() -> Path:
+    if _is_root():
+        return Path("/var/cache/hypercontainer")
+    return _xdg("XDG_CACHE_HOME", ".cache") / "hypercontainer"
+
+
+def user_config_file() -> Path:
+    return _xdg("XDG_CONFIG_HOME", ".config") / "hypercontainer" / "config.toml"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GuestConfig(Section):
+    kernel: Path | None = None  # None: a Debian kernel fetched into the cache
+    initrd: Path | None = None  # None: built by the project, cached by hash
+    kernel_package: str | None = None  # e.g. linux-image-6.1.0-47-amd64
+    boot_timeout: float = 120.0
+
+
+class QemuConfig(Section):
+    binary: str = "qemu-system-x86_64"
+    accelerator: str = "auto"  # auto | kvm | tcg
+    stop_timeout: float = 10.0
+
+
+class CloudHypervisorConfig(Section):
+    binary: str = "cloud-hypervisor"
+    virtiofsd: str = "virtiofsd"
+    stop_timeout: float = 10.0
+
+
+class BridgeConfig(Section):
+    name: str = "hyper0"
+    subnet: str = "192.168.123.0/24"
+
+
+class UserNetConfig(Section):
+    host_ip: str = "127.0.0.1"
+
+
+class ImagesConfig(Section):
+    default_registry: str = "docker.io"
+    insecure_registries: list[str] = Field(default_factory=list)
+    platform: str = "linux/amd64"
+    concurrent_downloads: int = 3
+
+
+class Config(Section):
+    hypervisor: str = "qemu"
+    network: str = "user"
+    images: str = "oci"
+    state_root: Path = Field(default_factory=default_state_root)
+    run_root: Path = Field(default_factory=default_run_root)
+    cache_root: Path = Field(default_factory=default_cache_root)
+    socket_group: str | None = None
+    log_level: str = "info"
+    disabled_hooks: list[str] = Field(default_factory=list)
+    guest: GuestConfig = Field(default_factory=GuestConfig)
+    qemu: QemuConfig = Field(default_factory=QemuConfig)
+    cloud_hypervisor: CloudHypervisorConfig = Field(default_factory=CloudHypervisorConfig)
+    bridge: BridgeConfig = Field(default_factory=BridgeConfig)
+    user_network: UserNetConfig = Field(default_factory=UserNetConfig)
+    registry: ImagesConfig = Field(default_factory=ImagesConfig)
+
+    @property
+    def socket_path(self) -> Path:
+        return self.run_root / "hyperd.sock"
+
+    @property
+    def database_path(self) -> Path:
+        return self.state_root / "state.db"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        return {}
+    except (tomllib.TOMLDecodeError, OSError) as e:
+        raise UserError(f"config {path}: {e}") from e
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        node = overrides
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = _env_value(value)
+    return overrides
+
+
+def _env_value(value: str) -> Any:
+    # Lists are written comma-separated, e.g. insecure registries.
+    return value.split(",") if "," in value else value
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return f"config ({source}): {where}: {first['msg']}"
+
+
+def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None = None) -> Config:
+    """The effective configuration."""
+    environ = dict(os.environ if environ is None else environ)
+    explicit = path or environ.get(ENV_PREFIX + "CONFIG")
+    if explicit:
+        if not Path(explicit).is_file():
+            raise UserError(f"config file {explicit} does not exist")
+        data, source = _read_toml(Path(explicit)), str(explicit)
+    else:
+        data = _merge(_read_toml(SYSTEM_FILE), _read_toml(user_config_file()))
+        source = "config files"
+    data = _merge(data, _env_overrides(environ))
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise UserError(_describe(e, source)) from None

@@ -1,0 +1,1 @@
+"""What runs inside the VM, and the builder of the guest image."""

@@ -1,0 +1,1 @@
+"""Drivers shipped with hypercontainer, registered as entry points like any third party's."""
