@@ -79,6 +79,7 @@ class CloudHypervisorConfig(Section):
 class BridgeConfig(Section):
     name: str = "hyper0"
     subnet: str = "192.168.123.0/24"
+    host_ip: str = "0.0.0.0"  # where port mappings listen by default: every local address
 
 
 class UserNetConfig(Section):

@@ -192,13 +192,22 @@ class Network(Driver):
     def adopt(self, pod_id: str, attachment: NetworkAttachment) -> None:
         """Re-establish host state for a pod adopted after a daemon restart."""
 
-    def add_forward(self, pod_id: str, attachment: NetworkAttachment, fwd: PortForward) -> None:
-        """Add a port mapping on a running pod (kind "tap"); user-mode goes to the VMM."""
+    def add_forward(
+        self, pod_id: str, attachment: NetworkAttachment, fwd: PortForward
+    ) -> PortForward | None:
+        """Add a port mapping on a running pod (kind "tap"); user-mode goes to the VMM.
+
+        Returns the forward as applied (an empty host_ip replaced by the default).
+        """
 
     def remove_forward(
         self, pod_id: str, attachment: NetworkAttachment, fwd: PortForward
-    ) -> None:
-        """Remove a port mapping from a running pod."""
+    ) -> PortForward | None:
+        """Remove a port mapping from a running pod; returns the forward removed."""
+
+    def forwards(self, pod_id: str, attachment: NetworkAttachment) -> list[PortForward]:
+        """The port mappings in effect for a pod (for `hyperctl ports ls`)."""
+        return list(attachment.forwards)
 
 
 @dataclass
