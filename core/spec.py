@@ -1,0 +1,646 @@
+"""The pod file: what a user writes to describe a pod.
+
+The format is the original HyperContainer's (hyperhq/hyperd `UserPod`): the
+wire names are its camelCase keys (`restartPolicy`, `containerPort`, ...),
+the Python attributes are snake_case. Parsing text, case-insensitive keys and
+one-line error messages live in `specload`; this module is the models and the
+rules a pod file must obey, so a `PodSpec` that exists is safe to act on.
+
+Decisions where the original was vague or unsafe:
+
+- `files[].uri`: the original daemon fetched it (a host file or a URL) as
+  root, so any pod file could read any host file. Here a validated `PodSpec`
+  never holds a URI: hyperctl inlines `file://` URIs into `content` on the
+  client, with the user's own permissions (`specload`, given a `base_dir`);
+  other schemes are refused, and hyperd refuses any URI left in a spec.
+- Host paths appear only in a volume's `source`: access to the daemon's
+  socket is root-equivalent, exactly like Docker's.
+- `interfaces[]`: `ifname`, `ip` (CIDR), `mac`, `gateway` are accepted;
+  `bridge` and `tap` are refused: host devices are the network driver's choice,
+  not a pod file's.
+- `services[]`: accepted and validated (unique ip:port@protocol); the runtime
+  must refuse them if it cannot provide them.
+- `log`: `type` is `json-file` (the default) or `none`; `config` takes
+  `max-size` (e.g. `10m`) and `max-file` only.
+- `portmappingWhiteLists`, volume `option` (rbd) and `format: rbd` are refused
+  as unsupported. A host port range must map onto a container range of the same
+  length (the original also let a range map onto one port, picking a free one).
+- Pod-level `tty` and `restartPolicy` (both in the original) are defaults for
+  the containers that do not set their own. Container `ports` are merged into
+  the pod's `portmappings`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import re
+import signal
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, ClassVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from .errors import UserError
+
+# Bounds, so that a hostile pod file fails cleanly instead of exhausting anything.
+MAX_STRING = 4096
+MAX_NAME = 63
+MAX_PATH = 4096
+MAX_ARG = 65536
+MAX_FILE_BYTES = 1 << 20  # one file's decoded content
+MAX_TOTAL_FILE_BYTES = 16 << 20  # all files of a pod
+MIN_MEMORY_MB, MAX_MEMORY_MB = 64, 262144
+MAX_VCPU = 64
+MAX_CONTAINERS = 64
+MAX_ITEMS = 256  # volumes, files, port mappings, mounts, services...
+MAX_ENVS = 1024
+MAX_ARGS = 1024
+MAX_LABELS = 256
+
+Loc = tuple[str | int, ...]
+
+
+class SpecError(UserError):
+    """A rule broken at a location of the pod file (canonical key names)."""
+
+    def __init__(self, loc: Loc, reason: str):
+        self.loc, self.reason = loc, reason
+        super().__init__(f"{render_loc(loc)}: {reason}" if loc else reason)
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.:/-]{1,64}", re.ASCII)
+
+
+def render_loc(loc: Loc, spelling: Mapping[Loc, str] | None = None) -> str:
+    """`('containers', 0, 'image')` -> `containers[0].image`; `spelling` maps a
+    location to the key as the user wrote it."""
+    text = ""
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            text += f"[{part}]"
+            continue
+        key = (spelling or {}).get(loc[: i + 1], part)
+        if _PLAIN_KEY.fullmatch(key):
+            text += f".{key}" if text else key
+        else:  # odd keys are quoted so the message stays one readable line
+            text += "[" + repr(key if len(key) <= 40 else key[:37] + "...") + "]"
+    return text
+
+
+def show(value: object) -> str:
+    """A value quoted for an error message: one line, bounded."""
+    text = repr(value)
+    return text if len(text) <= 48 else text[:45] + "..."
+
+
+# ---- field types -----------------------------------------------------------------
+
+
+def _matching(regex: str, what: str) -> AfterValidator:
+    compiled = re.compile(regex, re.ASCII)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"{show(value)} is not {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _one_of(*choices: str) -> AfterValidator:
+    """Case-insensitive choice, returned in its canonical spelling."""
+    canonical = {c.lower(): c for c in choices}
+
+    def check(value: str) -> str:
+        if value.lower() not in canonical:
+            raise ValueError(f"{show(value)} is not one of {', '.join(choices)}")
+        return canonical[value.lower()]
+
+    return AfterValidator(check)
+
+
+def _absolute_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"{show(value)} is not an absolute path")
+    if ".." in value.split("/"):
+        raise ValueError(f"{show(value)} must not contain '..'")
+    if any(ord(c) < 32 or c == "\x7f" for c in value):
+        raise ValueError(f"{show(value)} contains control characters")
+    return value
+
+
+def _ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"{show(value)} is not an IP address") from None
+
+
+def _cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_interface(value))
+    except ValueError:
+        raise ValueError(f"{show(value)} is not an IP address with prefix length") from None
+
+
+_SIGNALS = {s.name for s in signal.Signals}
+
+
+def _signal(value: str) -> str:
+    if value.isascii() and value.isdigit() and 1 <= int(value) <= 64:
+        return str(int(value))
+    name = value.upper() if value.upper().startswith("SIG") else "SIG" + value.upper()
+    if name not in _SIGNALS:
+        raise ValueError(f"{show(value)} is not a signal name or number")
+    return name
+
+
+_PORT_RANGE = re.compile(r"(\d{1,5})(?:-(\d{1,5}))?", re.ASCII)
+
+
+def port_bounds(text: str) -> tuple[int, int]:
+    """`"3000-3010"` -> (3000, 3010); `"80"` -> (80, 80)."""
+    match = _PORT_RANGE.fullmatch(text)
+    if not match:
+        raise ValueError(f"{show(text)} is not a port or a port range like 3000-3010")
+    first = int(match[1])
+    last = int(match[2] or first)
+    if not (1 <= first <= 65535 and 1 <= last <= 65535):
+        raise ValueError(f"{show(text)}: ports are 1-65535")
+    if first > last:
+        raise ValueError(f"{show(text)}: the range is reversed")
+    return first, last
+
+
+def _port_range(value: str) -> str:
+    first, last = port_bounds(value)
+    return str(first) if first == last else f"{first}-{last}"
+
+
+_DNS_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REGISTRY = rf"{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})*(?::[0-9]{{1,5}})?"
+_IMAGE = (
+    rf"(?:{_REGISTRY}/)?{_COMPONENT}(?:/{_COMPONENT})*"
+    r"(?::\w[\w.-]{0,127})?(?:@[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,})?"
+)
+_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+
+
+def _text(max_length: int = MAX_STRING, min_length: int = 0) -> StringConstraints:
+    return StringConstraints(min_length=min_length, max_length=max_length)
+
+
+Name = Annotated[str, _text(MAX_NAME, 1), _matching(_NAME, "a valid name (letters, digits, _ . -)")]
+RefName = Annotated[  # volumes and files: names other parts of the pod file refer to
+    str, _text(128, 1), _matching(_NAME, "a valid name (letters, digits, _ . -)")
+]
+Hostname = Annotated[
+    str,
+    _text(63, 1),
+    _matching(rf"{_DNS_LABEL}(?:\.{_DNS_LABEL})*", "a hostname (lower-case DNS labels)"),
+]
+Domain = Annotated[
+    str, _text(253, 1), _matching(rf"{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})*", "a domain name")
+]
+DnsOption = Annotated[
+    str, _text(64, 1), _matching(r"[A-Za-z0-9_-]+(?::[0-9]+)?", "a resolver option")
+]
+Image = Annotated[str, _text(512, 1), _matching(_IMAGE, "an image reference like busybox:latest")]
+ContainerPath = Annotated[str, _text(MAX_PATH, 1), AfterValidator(_absolute_path)]
+HostPath = Annotated[str, _text(MAX_PATH, 1), AfterValidator(_absolute_path)]
+Arg = Annotated[str, _text(MAX_ARG), _matching(r"[^\x00]*", "free of NUL characters")]
+EnvName = Annotated[
+    str, _text(255, 1), _matching(r"[A-Za-z_][A-Za-z0-9_.-]*", "an environment variable name")
+]
+Owner = Annotated[  # a user or group, by name or number
+    str, _text(32), _matching(r"(?:[A-Za-z0-9_][A-Za-z0-9_.-]*\$?)?", "a user or group name or id")
+]
+Perm = Annotated[str, _text(4, 1), _matching(r"[0-7]{3,4}", "an octal mode like 0644")]
+Port = Annotated[int, Field(ge=1, le=65535)]
+PortRange = Annotated[str, _text(11, 1), AfterValidator(_port_range)]
+IP = Annotated[str, _text(64, 1), AfterValidator(_ip)]
+Cidr = Annotated[str, _text(64, 1), AfterValidator(_cidr)]
+Mac = Annotated[str, _matching(r"(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}", "a MAC address")]
+Protocol = Annotated[str, _one_of("tcp", "udp")]
+RestartPolicy = Annotated[str, _one_of("never", "onFailure", "always")]
+Signal = Annotated[str, _text(16, 1), AfterValidator(_signal)]
+LabelKey = Annotated[str, _text(253, 1), _matching(r"[A-Za-z0-9][A-Za-z0-9_./:-]*", "a label key")]
+Labels = Annotated[dict[LabelKey, str], Field(max_length=MAX_LABELS)]
+SysctlKey = Annotated[
+    str, _text(256, 1), _matching(r"[A-Za-z0-9_]+(?:[./-][A-Za-z0-9_]+)*", "a sysctl name")
+]
+ULIMITS = (
+    "as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue",
+    "nice", "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack",
+)  # fmt: skip
+
+
+def _items(limit: int = MAX_ITEMS) -> Any:
+    return Field(default_factory=list, max_length=limit)
+
+
+class SpecModel(BaseModel):
+    """Keys are the original's camelCase; unknown keys are errors."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        coerce_numbers_to_str=True,  # YAML writes `group: 13`, `value: 8080`
+        str_max_length=MAX_STRING,
+    )
+    # Keys the original accepted that are refused here, with the reason.
+    unsupported: ClassVar[Mapping[str, str]] = {}
+
+
+# ---- containers ------------------------------------------------------------------
+
+
+class EnvVar(SpecModel):
+    env: EnvName
+    value: Annotated[str, _text(MAX_ARG)] = ""
+
+
+class VolumeRef(SpecModel):
+    """Mounts the pod volume named `volume` at `path` in the container."""
+
+    volume: RefName
+    path: ContainerPath
+    read_only: bool = False
+
+
+class FileRef(SpecModel):
+    """Puts the pod file named `filename` at `path` in the container.
+
+    A `path` ending in `/` is a directory: the file keeps its pod file name.
+    """
+
+    filename: RefName
+    path: ContainerPath
+    perm: Perm = "0755"  # the original's default
+    user: Owner = ""
+    group: Owner = ""
+
+    @property
+    def destination(self) -> str:
+        return self.path + self.filename if self.path.endswith("/") else self.path
+
+    @property
+    def mode(self) -> int:
+        return int(self.perm, 8)
+
+
+class User(SpecModel):
+    name: Owner = ""
+    group: Owner = ""
+    additional_groups: list[Owner] = _items(64)
+
+
+def _rlimit_name(value: str) -> str:
+    return value.lower().removeprefix("rlimit_")
+
+
+class Ulimit(SpecModel):
+    name: Annotated[str, AfterValidator(_rlimit_name), _one_of(*ULIMITS)]
+    soft: Annotated[int, Field(ge=0, le=2**64 - 1)]
+    hard: Annotated[int, Field(ge=0, le=2**64 - 1)]
+
+    @model_validator(mode="after")
+    def _soft_below_hard(self) -> Ulimit:
+        if self.soft > self.hard:
+            raise ValueError(f"soft limit {self.soft} exceeds hard limit {self.hard}")
+        return self
+
+
+class ContainerPort(SpecModel):
+    """The original's per-container port form; merged into the pod's portmappings."""
+
+    unsupported: ClassVar[Mapping[str, str]] = {
+        "servicePort": "service ports belong in the pod's services",
+        "name": "named ports are not supported",
+    }
+    container_port: Port
+    host_port: Port
+    protocol: Protocol = "tcp"
+
+
+class Container(SpecModel):
+    unsupported: ClassVar[Mapping[str, str]] = {
+        "id": "container ids are assigned by hyperd",
+        "logPath": "log files are placed by hyperd",
+    }
+    name: Name | None = None  # None: the runtime names it
+    image: Image
+    command: list[Arg] = _items(MAX_ARGS)
+    entrypoint: list[Arg] = _items(MAX_ARGS)
+    workdir: ContainerPath | None = None  # None: the image's
+    envs: list[EnvVar] = _items(MAX_ENVS)
+    volumes: list[VolumeRef] = _items()
+    files: list[FileRef] = _items()
+    ports: list[ContainerPort] = Field(default_factory=list, max_length=MAX_ITEMS, exclude=True)
+    tty: bool = False
+    restart_policy: RestartPolicy = "never"
+    user: User | None = None
+    labels: Labels = Field(default_factory=dict)
+    read_only: bool = False
+    stop_signal: Signal | None = None  # None: SIGTERM
+    sysctl: Annotated[dict[SysctlKey, str], Field(max_length=MAX_LABELS)] = Field(
+        default_factory=dict
+    )
+    ulimits: list[Ulimit] = _items(len(ULIMITS))
+
+    def problems(self) -> Iterator[tuple[Loc, str]]:
+        """Rules inside one container, as (location, reason)."""
+        yield from _duplicates(self.envs, "envs", "env", "environment variable")
+        yield from _duplicates(self.volumes, "volumes", "volume", "volume")
+        yield from _duplicates(self.volumes, "volumes", "path", "mount path")
+        yield from _duplicates(self.ulimits, "ulimits", "name", "ulimit")
+
+
+def _duplicates(items: list[Any], field: str, attr: str, what: str) -> Iterator[tuple[Loc, str]]:
+    first: dict[Any, int] = {}
+    for i, item in enumerate(items):
+        key = getattr(item, attr)
+        if not key:  # unnamed: the runtime names it
+            continue
+        if key in first:
+            yield (field, i, to_camel(attr)), f"{what} {show(key)} repeats {field}[{first[key]}]"
+        first.setdefault(key, i)
+
+
+# ---- the pod ---------------------------------------------------------------------
+
+
+class Resource(SpecModel):
+    vcpu: Annotated[int, Field(ge=1, le=MAX_VCPU)] = 1
+    memory: Annotated[int, Field(ge=MIN_MEMORY_MB, le=MAX_MEMORY_MB)] = 128  # MB
+
+
+class Volume(SpecModel):
+    """A pod volume. `format`: "" or vfs (a host directory or file, or an empty
+    volume when `source` is empty), raw/qcow2/vdi (a disk image on the host),
+    nas (an NFS export `host:/path`)."""
+
+    unsupported: ClassVar[Mapping[str, str]] = {
+        "option": "rbd volumes are not supported",
+        "cache": "volume cache modes are not supported",
+    }
+    name: RefName
+    source: Annotated[str, _text(MAX_PATH)] = ""
+    format: Annotated[str, _one_of("", "vfs", "raw", "qcow2", "vdi", "nas", "rbd")] = ""
+    fstype: Annotated[str, _text(32), _matching(r"[a-z0-9]*", "a filesystem type")] = ""
+    read_only: bool = False
+
+    @model_validator(mode="after")
+    def _source_fits_format(self) -> Volume:
+        if self.format == "rbd":
+            raise ValueError("rbd volumes are not supported")
+        if self.format == "nas":
+            if not re.fullmatch(r"[A-Za-z0-9.\[\]:-]+:/[^\x00-\x1f]*", self.source, re.ASCII):
+                raise ValueError(f"source {show(self.source)} is not an NFS export host:/path")
+            return self
+        if self.source:
+            _absolute_path(self.source)
+            if not self.format:
+                self.format = "vfs"
+        elif self.format in ("raw", "qcow2", "vdi"):
+            raise ValueError(f"a {self.format} volume needs a source image")
+        return self
+
+    @property
+    def is_empty(self) -> bool:
+        """A fresh volume made by the runtime, not backed by the host."""
+        return not self.source
+
+
+class File(SpecModel):
+    """Content put into containers by FileRef. `encoding` says how `content` is
+    written: raw text or base64."""
+
+    name: RefName
+    encoding: Annotated[str, _one_of("raw", "base64")] = "raw"
+    uri: Annotated[str, _text(MAX_PATH)] = ""
+    content: Annotated[str, _text(MAX_FILE_BYTES * 4 // 3 + 4)] = ""
+
+    @model_validator(mode="after")
+    def _content_is_decodable(self) -> File:
+        if self.uri:
+            raise ValueError(
+                "uri is not read by hyperd; hyperctl inlines file:// URIs into content"
+            )
+        if len(self.data) > MAX_FILE_BYTES:
+            raise ValueError(f"content is larger than {MAX_FILE_BYTES} bytes")
+        return self
+
+    @property
+    def data(self) -> bytes:
+        if self.encoding == "raw":
+            return self.content.encode()
+        try:
+            return base64.b64decode(self.content, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("content is not valid base64") from None
+
+
+class PortMapping(SpecModel):
+    """Host port(s) forwarded to container port(s): "80" or "3000-3010"."""
+
+    container_port: PortRange
+    host_port: PortRange
+    protocol: Protocol = "tcp"
+
+    @model_validator(mode="after")
+    def _same_length(self) -> PortMapping:
+        if len(self.host_ports) != len(self.container_ports):
+            raise ValueError(
+                f"host ports {self.host_port} and container ports {self.container_port}"
+                " differ in length"
+            )
+        return self
+
+    @property
+    def host_ports(self) -> range:
+        first, last = port_bounds(self.host_port)
+        return range(first, last + 1)
+
+    @property
+    def container_ports(self) -> range:
+        first, last = port_bounds(self.container_port)
+        return range(first, last + 1)
+
+
+class Interface(SpecModel):
+    unsupported: ClassVar[Mapping[str, str]] = {
+        "bridge": "the host bridge is chosen by the network driver, not the pod file",
+        "tap": "the host tap device is chosen by the network driver, not the pod file",
+    }
+    ifname: Annotated[str, _text(15), _matching(r"[A-Za-z0-9_.-]*", "an interface name")] = ""
+    ip: Cidr | None = None
+    mac: Mac | None = None
+    gateway: IP | None = None
+
+
+class ServiceBackend(SpecModel):
+    host_ip: IP = Field(alias="hostIP")
+    host_port: Port
+
+
+class Service(SpecModel):
+    """A virtual IP:port inside the pod, balanced over `hosts`."""
+
+    service_ip: IP = Field(alias="serviceIP")
+    service_port: Port
+    protocol: Protocol = "tcp"
+    hosts: list[ServiceBackend] = _items(64)
+
+
+def _size(value: str) -> str:
+    if not re.fullmatch(r"[1-9][0-9]{0,9}[kmg]?", value, re.ASCII):
+        raise ValueError(f"{show(value)} is not a size like 10m")
+    return value
+
+
+def _count(value: str) -> str:
+    if not re.fullmatch(r"[1-9][0-9]{0,3}", value, re.ASCII):
+        raise ValueError(f"{show(value)} is not a file count like 3")
+    return value
+
+
+class LogConfig(SpecModel):
+    """Where container output goes: kept by hyperd (json-file) or dropped (none)."""
+
+    type: Annotated[str, _one_of("json-file", "none")] = "json-file"
+    config: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_options(self) -> LogConfig:
+        checks = {"max-size": _size, "max-file": _count}
+        for key, value in self.config.items():
+            if key not in checks:
+                raise ValueError(f"log option {show(key)} is not one of max-size, max-file")
+            checks[key](value)
+        return self
+
+
+class PodSpec(SpecModel):
+    unsupported: ClassVar[Mapping[str, str]] = {
+        "portmappingWhiteLists": "port mapping white lists are not supported",
+    }
+    id: Name | None = None  # None: the runtime names the pod
+    hostname: Hostname | None = None
+    containers: list[Container] = _items(MAX_CONTAINERS)
+    resource: Resource = Field(default_factory=Resource)
+    volumes: list[Volume] = _items()
+    files: list[File] = _items()
+    portmappings: list[PortMapping] = _items()
+    dns: list[IP] = _items(8)
+    dns_search: list[Domain] = _items(6)
+    dns_options: list[DnsOption] = _items(16)
+    labels: Labels = Field(default_factory=dict)
+    interfaces: list[Interface] = _items(8)
+    services: list[Service] = _items(64)
+    log: LogConfig = Field(default_factory=LogConfig)
+    tty: bool = False  # default of the containers' tty
+    restart_policy: RestartPolicy | None = None  # default of the containers' policy
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PodSpec:
+        for loc, reason in self.problems():
+            raise SpecError(loc, reason)
+        self._apply_pod_defaults()
+        self._merge_container_ports()
+        return self
+
+    def problems(self) -> Iterator[tuple[Loc, str]]:
+        """Rules across the pod, as (location, reason)."""
+        yield from _duplicates(self.containers, "containers", "name", "container name")
+        yield from _duplicates(self.volumes, "volumes", "name", "volume")
+        yield from _duplicates(self.files, "files", "name", "file")
+        yield from _duplicates(self.interfaces, "interfaces", "ifname", "interface")
+        volumes = {v.name for v in self.volumes}
+        files = {f.name for f in self.files}
+        for i, container in enumerate(self.containers):
+            for loc, reason in container.problems():
+                yield ("containers", i, *loc), reason
+            for j, ref in enumerate(container.volumes):
+                if ref.volume not in volumes:
+                    loc = ("containers", i, "volumes", j, "volume")
+                    yield loc, f"no pod volume is named {show(ref.volume)}"
+            for j, fref in enumerate(container.files):
+                if fref.filename not in files:
+                    loc = ("containers", i, "files", j, "filename")
+                    yield loc, f"no pod file is named {show(fref.filename)}"
+        yield from self._port_clashes()
+        gateways = [i for i, nic in enumerate(self.interfaces) if nic.gateway]
+        for i in gateways[1:]:
+            reason = f"interfaces[{gateways[0]}] already sets the gateway"
+            yield ("interfaces", i, "gateway"), reason
+        seen: dict[tuple[str, int, str], int] = {}
+        for i, svc in enumerate(self.services):
+            key = (svc.service_ip, svc.service_port, svc.protocol)
+            if key in seen:
+                yield ("services", i), f"repeats services[{seen[key]}]"
+            seen.setdefault(key, i)
+        if sum(len(f.data) for f in self.files) > MAX_TOTAL_FILE_BYTES:
+            yield ("files",), f"contents exceed {MAX_TOTAL_FILE_BYTES} bytes in total"
+
+    def _all_port_mappings(self) -> Iterator[tuple[Loc, PortMapping]]:
+        for i, mapping in enumerate(self.portmappings):
+            yield ("portmappings", i), mapping
+        for i, container in enumerate(self.containers):
+            for j, port in enumerate(container.ports):
+                mapping = PortMapping(
+                    container_port=str(port.container_port),
+                    host_port=str(port.host_port),
+                    protocol=port.protocol,
+                )
+                yield ("containers", i, "ports", j), mapping
+
+    def _port_clashes(self) -> Iterator[tuple[Loc, str]]:
+        taken: list[tuple[Loc, PortMapping]] = []
+        for loc, mapping in self._all_port_mappings():
+            ports = mapping.host_ports
+            for other_loc, other in taken:
+                first = max(ports[0], other.host_ports[0])
+                if other.protocol == mapping.protocol and first <= min(
+                    ports[-1], other.host_ports[-1]
+                ):
+                    reason = f"host port {first}/{mapping.protocol} is already mapped by"
+                    yield (*loc, "hostPort"), f"{reason} {render_loc(other_loc)}"
+            taken.append((loc, mapping))
+
+    def _apply_pod_defaults(self) -> None:
+        for container in self.containers:
+            if self.tty and "tty" not in container.model_fields_set:
+                container.tty = True
+            if self.restart_policy and "restart_policy" not in container.model_fields_set:
+                container.restart_policy = self.restart_policy
+
+    def _merge_container_ports(self) -> None:
+        mappings = [m for loc, m in self._all_port_mappings() if loc[0] == "containers"]
+        self.portmappings.extend(mappings)
+        for container in self.containers:
+            container.ports.clear()
+
+    def with_container(self, container: Container) -> PodSpec:
+        """This pod with one more container, checked against the rest (SpecError)."""
+        data = normalised(self)
+        data["containers"] = [c.model_copy(deep=True) for c in (*self.containers, container)]
+        return PodSpec.model_validate(data)
+
+
+def normalised(spec: PodSpec) -> dict[str, Any]:
+    """The pod as canonical JSON-ready data: original key names, defaults filled."""
+    return spec.model_dump(mode="json", by_alias=True, exclude_none=True)
