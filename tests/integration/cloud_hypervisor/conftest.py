@@ -1,0 +1,144 @@
+"""Fixtures for the Cloud Hypervisor contract tests: the stand-in VMM and its journal.
+
+The stand-in (ch_standin.py) is run as the `cloud-hypervisor` binary through a
+small executable wrapper, so the driver starts it exactly as it would start the
+real VMM. Every request it receives is journalled; a test fails if any request
+body did not validate against the spec.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from hypercontainer import config as hc_config
+from hypercontainer.drivers import VMSpec
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ch_openapi import Spec  # noqa: E402
+
+STANDIN = Path(__file__).resolve().parent / "ch_standin.py"
+
+
+class Journal:
+    """The requests the stand-in received, as it recorded them."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def entries(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines()]
+
+    def paths(self) -> list[str]:
+        return [entry["path"] for entry in self.entries()]
+
+    def body(self, path: str) -> dict:
+        bodies = [json.loads(e["body"]) for e in self.entries() if e["path"] == path]
+        assert bodies, f"no {path} request was made"
+        return bodies[-1]
+
+    def schema_errors(self) -> list[str]:
+        return [f"{e['path']}: {err}" for e in self.entries() for err in e["schema_errors"]]
+
+
+@pytest.fixture(scope="session")
+def spec() -> Spec:
+    return Spec()
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    # Short, because unix socket paths are limited to 107 bytes.
+    path = Path(tempfile.mkdtemp(prefix="hc-ch-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def journal(workdir: Path) -> Iterator[Journal]:
+    journal = Journal(workdir / "journal.jsonl")
+    yield journal
+    assert journal.schema_errors() == [], "requests that break the API contract"
+
+
+@pytest.fixture
+def make_binary(workdir: Path, journal: Journal) -> Callable[..., Path]:
+    """An executable that is the stand-in, with stand-in options baked in."""
+
+    def make(*options: str, prefix: str = "", name: str = "cloud-hypervisor") -> Path:
+        binary = workdir / "bin" / name
+        binary.parent.mkdir(exist_ok=True)
+        command = f"{sys.executable} {STANDIN} --journal {journal.path} {' '.join(options)}"
+        binary.write_text(f'#!/bin/sh\nexec {prefix} {command} "$@"\n')
+        binary.chmod(0o755)
+        return binary
+
+    return make
+
+
+@pytest.fixture
+def make_config(workdir: Path):
+    def make(binary: Path | str, virtiofsd: str = "/nonexistent/virtiofsd", **extra):
+        environ = {
+            "HYPERCONTAINER_HYPERVISOR": "cloud-hypervisor",
+            "HYPERCONTAINER_RUN_ROOT": str(workdir / "run"),
+            "HYPERCONTAINER_STATE_ROOT": str(workdir / "state"),
+            "HYPERCONTAINER_CACHE_ROOT": str(workdir / "cache"),
+            "HYPERCONTAINER_CLOUD_HYPERVISOR__BINARY": str(binary),
+            "HYPERCONTAINER_CLOUD_HYPERVISOR__VIRTIOFSD": virtiofsd,
+            "HYPERCONTAINER_CLOUD_HYPERVISOR__STOP_TIMEOUT": "5",
+        }
+        environ.update(extra)
+        return hc_config.load(path=None, environ=environ)
+
+    return make
+
+
+@pytest.fixture
+def boot_files(workdir: Path) -> tuple[Path, Path]:
+    """Stand-ins for the kernel and initrd: the stand-in VMM only opens them."""
+    kernel, initrd = workdir / "vmlinuz", workdir / "initrd.img"
+    kernel.write_bytes(b"not a kernel")
+    initrd.write_bytes(b"not an initrd")
+    return kernel, initrd
+
+
+@pytest.fixture
+def make_spec(workdir: Path, boot_files: tuple[Path, Path]) -> Callable[..., VMSpec]:
+    def make(pod_id: str = "pod-1", **fields) -> VMSpec:
+        run_dir = workdir / "run" / pod_id
+        values = dict(
+            pod_id=pod_id, vm_name=f"vm-{pod_id}", vcpus=2, memory_mb=256,
+            kernel=boot_files[0], initrd=boot_files[1],
+            kernel_args=["console=ttyS0", "quiet"], run_dir=run_dir,
+            console_log=workdir / f"{pod_id}-console.log",
+        )
+        values.update(fields)
+        return VMSpec(**values)
+
+    return make
+
+
+@pytest.fixture
+def standin_api(make_binary, workdir: Path) -> Iterator[Path]:
+    """A running stand-in VMM; yields its API socket."""
+    socket_path = workdir / "api.sock"
+    process = subprocess.Popen(
+        [str(make_binary()), "--api-socket", f"path={socket_path}"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    # The stand-in says so once it listens.
+    assert "API on" in process.stdout.readline()
+    yield socket_path
+    process.kill()
+    process.wait()
+    process.stdout.close()
