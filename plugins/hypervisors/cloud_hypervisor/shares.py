@@ -82,7 +82,7 @@ class ShareDevices:
                 Process.from_record(json.loads(pidfile.read_text())).terminate(grace)
             except (ValueError, KeyError):
                 pass  # a damaged pid file: nothing we could safely signal
-        for pattern in ("fs-{}.sock", "virtiofsd-{}.pid", "share-{}.img"):
+        for pattern in ("fs-{}.sock", "virtiofsd-{}.pid", "virtiofsd-{}.log", "share-{}.img"):
             self._path(tag, pattern).unlink(missing_ok=True)
 
     def release_all(self, grace: float = 5.0) -> None:
