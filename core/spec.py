@@ -77,7 +77,7 @@ class SpecError(UserError):
         super().__init__(f"{render_loc(loc)}: {reason}" if loc else reason)
 
 
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.:/-]{1,64}", re.ASCII)
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+(?:[.:/][A-Za-z0-9_-]+)*", re.ASCII)
 
 
 def render_loc(loc: Loc, spelling: Mapping[Loc, str] | None = None) -> str:
@@ -89,7 +89,7 @@ def render_loc(loc: Loc, spelling: Mapping[Loc, str] | None = None) -> str:
             text += f"[{part}]"
             continue
         key = (spelling or {}).get(loc[: i + 1], part)
-        if _PLAIN_KEY.fullmatch(key):
+        if len(key) <= 64 and _PLAIN_KEY.fullmatch(key):
             text += f".{key}" if text else key
         else:  # odd keys are quoted so the message stays one readable line
             text += "[" + repr(key if len(key) <= 40 else key[:37] + "...") + "]"
