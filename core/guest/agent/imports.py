@@ -1,0 +1,35 @@
+"""Every standard-library module the agent uses, directly or lazily.
+
+The guest image holds only the modules this file pulls in (with everything they
+import in turn), so a module the agent starts using must be listed here; the
+unit tests check that the agent imports nothing beyond this closure.
+"""
+
+import base64
+import collections
+import collections.abc
+import contextlib
+import errno
+import fcntl
+import ipaddress
+import json
+import os
+import queue
+import re
+import select
+import shutil
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+import traceback
+
+MODULES = (
+    base64, collections, collections.abc, contextlib, errno, fcntl, ipaddress, json, os,
+    queue, re, select, shutil, socket, stat, struct, subprocess, sys, termios, threading,
+    time, traceback,
+)
