@@ -8,12 +8,9 @@ from typing import Any
 from hypercontainer.drivers import NetworkAttachment, VMSpec
 from hypercontainer.errors import UserError
 
-AGENT_VSOCK_PORT = 1024  # the guest agent listens here (docs/guest.md)
+AGENT_VSOCK_PORT = 1024  # the guest agent listens here when it has no virtio-serial port
 GUEST_CID = 3  # the first CID a guest may have; the unix socket tells VMs apart
 MIB = 1024 * 1024
-
-# Tells the guest agent which transport to listen on.
-AGENT_KERNEL_ARG = f"hc.agent=vsock:{AGENT_VSOCK_PORT}"
 
 
 def vm_config(
@@ -35,7 +32,7 @@ def vm_config(
         "payload": {
             "kernel": str(spec.kernel),
             "initramfs": str(spec.initrd),
-            "cmdline": " ".join([*spec.kernel_args, AGENT_KERNEL_ARG]),
+            "cmdline": " ".join(spec.kernel_args),
         },
         "cpus": {"boot_vcpus": spec.vcpus, "max_vcpus": spec.vcpus},
         "memory": {"size": spec.memory_mb * MIB, "shared": shared_memory or bool(fs)},

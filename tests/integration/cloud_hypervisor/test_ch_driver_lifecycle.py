@@ -48,7 +48,7 @@ def test_a_pod_vm_lives_and_powers_off(make_binary, make_config, make_spec, jour
     assert config["payload"] == {
         "kernel": str(spec.kernel),
         "initramfs": str(spec.initrd),
-        "cmdline": "console=ttyS0 quiet hc.agent=vsock:1024",
+        "cmdline": "console=ttyS0 quiet",
     }
     assert config["cpus"] == {"boot_vcpus": 2, "max_vcpus": 2}
     assert config["memory"]["size"] == 256 * MIB

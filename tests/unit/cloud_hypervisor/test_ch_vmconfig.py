@@ -25,7 +25,7 @@ def test_resources_payload_and_outputs_come_from_the_spec():
     config = vm_config(spec(vcpus=3, memory_mb=512), Path("/run/p/v.sock"), Path("/run/p/h"))
     assert config["cpus"] == {"boot_vcpus": 3, "max_vcpus": 3}
     assert config["memory"] == {"size": 512 << 20, "shared": False}
-    assert config["payload"]["cmdline"] == "console=ttyS0 hc.agent=vsock:1024"
+    assert config["payload"]["cmdline"] == "console=ttyS0"
     assert config["serial"] == {"mode": "File", "file": "/log/p.console"}
     assert config["console"] == {"mode": "File", "file": "/run/p/h"}
     assert config["vsock"] == {"cid": 3, "socket": "/run/p/v.sock"}
