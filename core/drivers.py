@@ -177,6 +177,10 @@ class Hypervisor(Driver):
     def remove_forward(self, handle: VMHandle, forward: PortForward) -> None:
         raise UserError(f"hypervisor {self.name} cannot forward host ports")
 
+    def add_share(self, handle: VMHandle, share: Share) -> None:
+        """Export one more host directory to a running VM, found by the guest by its tag."""
+        raise UserError(f"hypervisor {self.name} cannot add a share to a running VM")
+
 
 class Network(Driver):
     """Gives a pod its network interface and port mappings."""
