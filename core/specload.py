@@ -297,19 +297,22 @@ def _local_path(uri: str, base_dir: Path, loc: Loc) -> Path:
 
 
 def _read_local(path: Path, loc: Loc) -> bytes:
+    name = repr(str(path))  # the user's own path, in full: it is theirs to fix
     try:
         # O_NONBLOCK: a FIFO must not hang us before we see it is no regular file.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except (OSError, ValueError) as e:
-        raise SpecError(
-            loc, f"cannot read {show(str(path))}: {getattr(e, 'strerror', e)}"
-        ) from None
-    with os.fdopen(fd, "rb") as f:
+        raise SpecError(loc, f"cannot read {name}: {getattr(e, 'strerror', e)}") from None
+    try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise SpecError(loc, f"{show(str(path))} is not a regular file")
-        content = f.read(MAX_FILE_BYTES + 1)
+            raise SpecError(loc, f"{name} is not a regular file")
+        content = os.read(fd, MAX_FILE_BYTES + 1)
+        while len(content) <= MAX_FILE_BYTES and (more := os.read(fd, MAX_FILE_BYTES)):
+            content += more
+    finally:
+        os.close(fd)
     if len(content) > MAX_FILE_BYTES:
-        raise SpecError(loc, f"{show(str(path))} is larger than {MAX_FILE_BYTES} bytes")
+        raise SpecError(loc, f"{name} is larger than {MAX_FILE_BYTES} bytes")
     return content
 
 
