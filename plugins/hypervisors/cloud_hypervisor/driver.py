@@ -8,6 +8,7 @@ virtiofsd each) where virtiofsd can run, read-only ext4 images otherwise.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -62,13 +63,25 @@ class RunPaths:
     def vmm_log(self) -> Path:
         return self.run_dir / "vmm.log"
 
+    @property
+    def vmm_pid(self) -> Path:
+        return self.run_dir / "vmm.pid"
+
+    def recorded_vmm(self) -> Process | None:
+        """The VMM named by the pid file, if one is readable."""
+        try:
+            return Process.from_record(json.loads(self.vmm_pid.read_text()))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     def check(self) -> None:
         for path in (self.api, self.vsock, self.run_dir / "fs-12345678901234567890.sock"):
             if len(os.fsencode(path)) > SOCKET_PATH_MAX:
                 raise UserError(f"run directory {self.run_dir} is too long for unix sockets")
 
     def remove(self) -> None:
-        for path in (self.api, Path(f"{self.api}.lock"), self.vsock, self.hvc_log, self.vmm_log):
+        for path in (self.api, Path(f"{self.api}.lock"), self.vsock, self.hvc_log,
+                     self.vmm_log, self.vmm_pid):
             path.unlink(missing_ok=True)
         # Host-side sockets the VMM made for guest-initiated vsock connections.
         for path in self.run_dir.glob(f"{self.vsock.name}_*"):
@@ -137,17 +150,21 @@ class CloudHypervisor(Hypervisor):
 
         spec.run_dir.mkdir(parents=True, exist_ok=True)
         paths.remove()  # leftovers of an earlier VM in this directory
-        handle: VMHandle = {"run_dir": str(spec.run_dir), "shares": devices.mode}
+        handle: VMHandle = {
+            "pod_id": spec.pod_id, "run_dir": str(spec.run_dir), "shares": devices.mode,
+        }
         try:
             prepared = [devices.prepare(share) for share in spec.shares]
+            virtiofs = devices.mode == VIRTIOFS
             config = vm_config(
                 spec, paths.vsock, paths.hvc_log,
-                fs=[d for d in prepared if "tag" in d],
-                disks=[d for d in prepared if "path" in d],
-                shared_memory=devices.mode == VIRTIOFS,
+                fs=prepared if virtiofs else None,
+                disks=None if virtiofs else prepared,
+                shared_memory=virtiofs,
             )
             vmm = Process.spawn([binary, "--api-socket", f"path={paths.api}"], paths.vmm_log)
             handle["vmm"] = vmm.record()
+            paths.vmm_pid.write_text(json.dumps(vmm.record()))
             with Client(paths.api) as client:
                 self._wait_for_api(client, vmm, paths)
                 with _vmm_errors(vmm, paths):
@@ -197,8 +214,9 @@ class CloudHypervisor(Hypervisor):
         if not self.is_running(handle):
             return
         vmm = _vmm(handle)
-        log = get_logger(run_dir=handle["run_dir"])
-        with Client(RunPaths(Path(handle["run_dir"])).api) as client:
+        log = get_logger(pod_id=handle.get("pod_id"))
+        api = RunPaths(Path(handle["run_dir"])).api
+        with Client(api, timeout=self.settings.stop_timeout) as client:
             if self._ask_guest_to_power_off(client) and vmm.wait(timeout):
                 return  # the guest powered off; the VMM exits with its VM
             log.warning("guest did not power off in time: stopping the VM")
@@ -222,10 +240,16 @@ class CloudHypervisor(Hypervisor):
         return True
 
     def cleanup(self, handle: VMHandle) -> None:
-        grace = self.settings.stop_timeout
         if "vmm" in handle:
-            _vmm(handle).terminate(grace)
-        run_dir = Path(handle["run_dir"])
+            _vmm(handle).terminate(self.settings.stop_timeout)
+        self.reap(Path(handle["run_dir"]))
+
+    def reap(self, run_dir: Path) -> None:
+        """Kill the VMM recorded in `run_dir` (and its virtiofsd), remove their files."""
+        grace = self.settings.stop_timeout
+        vmm = RunPaths(run_dir).recorded_vmm()
+        if vmm is not None:
+            vmm.terminate(grace)
         ShareDevices(run_dir, None).release_all(grace)
         RunPaths(run_dir).remove()
 

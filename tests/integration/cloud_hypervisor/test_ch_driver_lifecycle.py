@@ -220,3 +220,16 @@ def standins_running(workdir) -> list[int]:
         except OSError:
             pass
     return pids
+
+
+def test_a_vmm_whose_handle_was_lost_is_reaped_from_its_run_dir(
+    make_binary, make_config, make_spec, journal, workdir
+):
+    driver = CloudHypervisor(make_config(make_binary()))
+    spec = make_spec()
+    handle = driver.start(spec)
+    # A daemon that crashed before recording the handle only knows the run directory.
+    CloudHypervisor(make_config(make_binary())).reap(spec.run_dir)
+    assert not driver.is_running(handle)
+    assert list(spec.run_dir.iterdir()) == []
+    assert standins_running(workdir) == []
