@@ -17,40 +17,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import UserError
-
-ENV_PREFIX = "HYPERCONTAINER_"
-SYSTEM_FILE = Path("/etc/hypercontainer/config.toml")
-
-
-def _is_root() -> bool:
-    return os.geteuid() == 0
-
-
-def _xdg(var: str, fallback: str) -> Path:
-    return Path(os.environ.get(var) or Path.home() / fallback)
-
-
-def default_state_root() -> Path:
-    if _is_root():
-        return Path("/var/lib/hypercontainer")
-    return _xdg("XDG_DATA_HOME", ".local/share") / "hypercontainer"
-
-
-def default_run_root() -> Path:
-    if _is_root():
-        return Path("/run/hypercontainer")
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    return Path(runtime) / "hypercontainer" if runtime else default_state_root() / "run"
-
-
-def default_cache_root() -> Path:
-    if _is_root():
-        return Path("/var/cache/hypercontainer")
-    return _xdg("XDG_CACHE_HOME", ".cache") / "hypercontainer"
-
-
-def user_config_file() -> Path:
-    return _xdg("XDG_CONFIG_HOME", ".config") / "hypercontainer" / "config.toml"
+from .paths import (
+    ENV_PREFIX,
+    SYSTEM_FILE,
+    default_cache_root,
+    default_run_root,
+    default_state_root,
+    user_config_file,
+)
 
 
 class Section(BaseModel):
@@ -91,6 +65,10 @@ class ImagesConfig(Section):
     insecure_registries: list[str] = Field(default_factory=list)
     platform: str = "linux/amd64"
     concurrent_downloads: int = 3
+    # A layer may unpack to at most max_compression_ratio times its blob size
+    # (blobs under 1 MiB count as 1 MiB), and never beyond max_layer_size bytes.
+    max_layer_size: int = 16 * 2**30
+    max_compression_ratio: int = 100
 
 
 class Config(Section):

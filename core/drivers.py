@@ -159,6 +159,13 @@ class Hypervisor(Driver):
     def cleanup(self, handle: VMHandle) -> None:
         """Remove everything start() created (sockets, files); the VM is gone."""
 
+    def reap(self, run_dir: Path) -> None:
+        """Kill and clean up any VMM this driver started with `run_dir`.
+
+        Used after a daemon crash, when no handle may have been recorded: the
+        driver must find its VMM from files in `run_dir` (e.g. a pid file).
+        """
+
     def watch(self, handle: VMHandle, on_exit: Callable[[], None]) -> None:
         """Call on_exit (from any thread) when the VM dies; default: nothing.
 

@@ -79,7 +79,7 @@ class Pod(BaseModel):
     error: str | None = None  # why the pod failed
 
     @property
-    def address(self) -> str:
+    def guest_ip(self) -> str:
         return ((self.network or {}).get("address") or "").split("/")[0]
 
 
@@ -95,3 +95,5 @@ class Container(BaseModel):
     started: str | None = None
     finished: str | None = None
     exit_code: int | None = None
+    stdin_open: bool = False  # keep stdin open for an attached client (`run` without -d)
+    user_stopped: bool = False  # stopped on request: its restart policy does not apply

@@ -1,0 +1,73 @@
+"""Request and answer bodies of the daemon's API (the OpenAPI document is built from them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..model import Container, Pod
+
+MAX_ARGS = 1024
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreatePod(Body):
+    spec: dict[str, Any] = Field(description="A pod file as a JSON object")
+    start: bool = Field(False, description="Boot the pod once it is created")
+    stdin_open: bool = Field(
+        False, description="Keep the containers' stdin open for an attached client")
+
+
+class CreateContainer(Body):
+    spec: dict[str, Any] = Field(description="A container as in a pod file's containers list")
+    start: bool = False
+    stdin_open: bool = False
+
+
+class PortMappingBody(Body):
+    protocol: str = Field("tcp", pattern="^(tcp|udp)$")
+    host_ip: str = Field("", max_length=64)
+    host_port: int = Field(ge=1, le=65535)
+    container_port: int = Field(ge=1, le=65535)
+
+
+class ExecBody(Body):
+    command: list[str] = Field(min_length=1, max_length=MAX_ARGS)
+    tty: bool = False
+    env: list[str] = Field(default_factory=list, max_length=MAX_ARGS)
+
+
+class PullBody(Body):
+    reference: str = Field(min_length=1, max_length=1024)
+
+
+class SaveBody(Body):
+    references: list[str] = Field(min_length=1, max_length=256)
+
+
+class LoginBody(Body):
+    registry: str = Field(min_length=1, max_length=255)
+    username: str = Field(min_length=1, max_length=255)
+    password: str = Field(min_length=1, max_length=4096)
+
+
+class PodView(Pod):
+    address: str = ""
+    containers: list[str] = Field(default_factory=list)
+
+
+class ContainerView(Container):
+    pass
+
+
+class Message(BaseModel):
+    message: str
+
+
+class ExitCode(BaseModel):
+    exit_code: int | None
+    state: str

@@ -1,0 +1,338 @@
+"""Every endpoint of hyperd: one function per hyperctl verb, over the Runtime."""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .. import __version__, drivers
+from .. import spec as podspec
+from ..drivers import PortForward
+from ..errors import UserError
+from ..guest.agent.protocol import process_key
+from ..model import ContainerState, PodState
+from ..runtime import Runtime
+from ..specload import parse_pod_spec
+from ..subscribers import Listener
+from . import models, streams
+from .http import Request, Router
+
+MAX_ARCHIVE = 16 << 30
+
+
+def build_router(runtime: Runtime) -> Router:
+    api = Router()
+    store = runtime.store
+
+    def pod_view(pod) -> models.PodView:
+        containers = [c.name for c in store.containers(pod.id)]
+        return models.PodView(**pod.model_dump(), address=pod.guest_ip, containers=containers)
+
+    # -- daemon ---------------------------------------------------------------
+
+    @api.add("GET", "/version", "Versions of hyperd and its Python")
+    def version(request: Request) -> dict[str, str]:
+        return {"version": __version__, "python": platform.python_version()}
+
+    @api.add("GET", "/info", "Drivers, guest image, state root and counts")
+    def info(request: Request) -> dict[str, Any]:
+        return runtime_info(runtime)
+
+    @api.add("GET", "/openapi.json", "This API, as an OpenAPI 3.1 document")
+    def openapi(request: Request) -> dict[str, Any]:
+        from .openapi import document
+
+        return document(api)
+
+    # -- pods -------------------------------------------------------------------
+
+    @api.add("GET", "/pods", "All pods", answer=list[models.PodView])
+    def list_pods(request: Request) -> list[models.PodView]:
+        return [pod_view(p) for p in store.pods()]
+
+    @api.add("POST", "/pods", "Create a pod from a pod file (and start it)",
+             body=models.CreatePod, answer=models.PodView)
+    def create_pod(request: Request) -> models.PodView:
+        body = request.model(models.CreatePod)
+        spec = parse_pod_spec(body.spec)
+        pod = runtime.create_pod(spec, stdin_open=body.stdin_open)
+        if body.start:
+            try:
+                pod = runtime.start_pod(pod.id)
+            except BaseException:
+                runtime.remove_pod(pod.id)
+                raise
+        return pod_view(pod)
+
+    @api.add("GET", "/pods/{ref}", "One pod", answer=models.PodView)
+    def get_pod(request: Request) -> models.PodView:
+        return pod_view(store.pod(request.params["ref"]))
+
+    @api.add("POST", "/pods/{ref}/start", "Boot a pending or stopped pod", answer=models.PodView)
+    def start_pod(request: Request) -> models.PodView:
+        return pod_view(runtime.start_pod(request.params["ref"]))
+
+    @api.add("POST", "/pods/{ref}/stop", "Stop a pod's containers and power its VM off",
+             answer=models.PodView, query={"t": "seconds before SIGKILL"})
+    def stop_pod(request: Request) -> models.PodView:
+        timeout = request.number("t", 10.0)
+        return pod_view(runtime.stop_pod(request.params["ref"], timeout=timeout))
+
+    @api.add("POST", "/pods/{ref}/pause", "Pause a pod's VM", answer=models.PodView)
+    def pause_pod(request: Request) -> models.PodView:
+        return pod_view(runtime.pause_pod(request.params["ref"]))
+
+    @api.add("POST", "/pods/{ref}/unpause", "Resume a paused pod's VM", answer=models.PodView)
+    def unpause_pod(request: Request) -> models.PodView:
+        return pod_view(runtime.unpause_pod(request.params["ref"]))
+
+    @api.add("DELETE", "/pods/{ref}", "Remove a pod (stopping it first)", answer=models.Message)
+    def remove_pod(request: Request) -> models.Message:
+        pod = store.pod(request.params["ref"])
+        runtime.remove_pod(pod.id)
+        return models.Message(message=pod.id)
+
+    # -- port mappings ------------------------------------------------------------
+
+    def forward_of(body: models.PortMappingBody) -> PortForward:
+        return PortForward(body.protocol, body.host_ip, body.host_port, body.container_port)
+
+    @api.add("GET", "/pods/{ref}/ports", "A pod's port mappings")
+    def list_ports(request: Request) -> list[dict[str, Any]]:
+        return [f.__dict__ for f in runtime.ports(request.params["ref"])]
+
+    @api.add("POST", "/pods/{ref}/ports", "Add a port mapping to a running pod",
+             body=models.PortMappingBody)
+    def add_port(request: Request) -> dict[str, Any]:
+        forward = forward_of(request.model(models.PortMappingBody))
+        return runtime.change_ports(request.params["ref"], forward, add=True).__dict__
+
+    @api.add("POST", "/pods/{ref}/ports/delete", "Remove a port mapping from a running pod",
+             body=models.PortMappingBody)
+    def delete_port(request: Request) -> dict[str, Any]:
+        forward = forward_of(request.model(models.PortMappingBody))
+        return runtime.change_ports(request.params["ref"], forward, add=False).__dict__
+
+    # -- containers ---------------------------------------------------------------
+
+    @api.add("GET", "/containers", "All containers, or a pod's (?pod=)",
+             answer=list[models.ContainerView], query={"pod": "pod id or name"})
+    def list_containers(request: Request) -> list[Any]:
+        pod = request.query.get("pod")
+        return store.containers(store.pod(pod).id if pod else None)
+
+    @api.add("POST", "/pods/{ref}/containers", "Create a container in a pod",
+             body=models.CreateContainer, answer=models.ContainerView)
+    def create_container(request: Request) -> Any:
+        body = request.model(models.CreateContainer)
+        spec = parse_container(body.spec)
+        return runtime.create_container(request.params["ref"], spec, start=body.start,
+                                        stdin_open=body.stdin_open)
+
+    @api.add("GET", "/containers/{ref}", "One container", answer=models.ContainerView)
+    def get_container(request: Request) -> Any:
+        return store.container(request.params["ref"])
+
+    @api.add("POST", "/containers/{ref}/start", "Start a container", answer=models.ContainerView)
+    def start_container(request: Request) -> Any:
+        return runtime.start_container(request.params["ref"])
+
+    @api.add("POST", "/containers/{ref}/stop", "Stop a container (stop signal, then SIGKILL)",
+             answer=models.ContainerView, query={"t": "seconds before SIGKILL"})
+    def stop_container(request: Request) -> Any:
+        return runtime.stop_container(request.params["ref"], timeout=request.number("t", 10.0))
+
+    @api.add("POST", "/containers/{ref}/kill", "Send a signal to a container",
+             answer=models.ContainerView, query={"signal": "name or number (default KILL)"})
+    def kill_container(request: Request) -> Any:
+        return runtime.kill_container(request.params["ref"], request.query.get("signal"))
+
+    @api.add("POST", "/containers/{ref}/wait", "Wait until a container is not running",
+             answer=models.ExitCode, query={"timeout": "seconds"})
+    def wait_container(request: Request) -> models.ExitCode:
+        container = runtime.wait_container(request.params["ref"], request.number("timeout"))
+        return models.ExitCode(exit_code=container.exit_code, state=container.state)
+
+    @api.add("DELETE", "/containers/{ref}", "Remove a container (stopping it first)",
+             answer=models.Message)
+    def remove_container(request: Request) -> models.Message:
+        container = store.container(request.params["ref"])
+        runtime.remove_container(container.id)
+        return models.Message(message=container.name)
+
+    @api.add("GET", "/containers/{ref}/logs", "A container's output, as JSON lines",
+             kind="lines", query={"follow": "keep streaming", "tail": "last N entries"})
+    def logs(request: Request) -> Iterator[dict[str, Any]]:
+        tail = request.number("tail")
+        entries = runtime.logs(request.params["ref"], tail=None if tail is None else int(tail),
+                               follow=request.flag("follow"))
+        return ({"stream": s, "log": d.decode("utf-8", "surrogateescape")} for s, d in entries)
+
+    @api.add("POST", "/containers/{ref}/attach", "Attach to a container's stdio (upgrade)",
+             kind="upgrade")
+    def attach(request: Request):
+        container = store.container(request.params["ref"])
+        listener = Listener()
+        runtime.attach(container.id, listener)
+        finished = container.state in (ContainerState.SUCCEEDED, ContainerState.FAILED)
+        pod = store.pod(container.pod_id)
+        if finished and pod.state not in (PodState.PENDING,):
+            listener.exit(container.exit_code)
+        stdin = stdin_of(container.id, container.id)
+
+        def run(connection, rfile) -> None:
+            streams.serve(connection, rfile, listener, stdin,
+                          lambda: runtime.detach(container.id, listener))
+
+        return run
+
+    @api.add("POST", "/containers/{ref}/exec", "Run a command in a container (upgrade)",
+             kind="upgrade", body=models.ExecBody)
+    def exec_(request: Request):
+        body = request.model(models.ExecBody)
+        container = store.container(request.params["ref"])
+        listener = Listener()
+        exec_id = runtime.exec(container.id, body.command, body.tty, listener, env=body.env)
+        key = process_key(container.id, exec_id)
+        stdin = stdin_of(container.id, key)
+
+        def run(connection, rfile) -> None:
+            streams.serve(connection, rfile, listener, stdin,
+                          lambda: runtime.detach(key, listener))
+
+        return run
+
+    def stdin_of(container_id: str, key: str) -> streams.Stdin:
+        def agent():
+            return runtime.session_for(key, container_id).agent
+
+        return streams.Stdin(
+            write=lambda data: agent().write_stdin(key, data),
+            close=lambda: agent().close_stdin(key),
+            resize=lambda rows, cols: agent().resize(key, rows, cols),
+        )
+
+    # -- images ---------------------------------------------------------------------
+
+    @api.add("GET", "/images", "Images in the local store")
+    def list_images(request: Request) -> list[dict[str, Any]]:
+        return [image.__dict__ for image in runtime.images.list()]
+
+    @api.add("GET", "/images/{ref}", "One local image")
+    def get_image(request: Request) -> dict[str, Any]:
+        image = runtime.images.resolve(request.params["ref"])
+        return {"id": image.id, "reference": image.reference, "layers": image.layers}
+
+    @api.add("POST", "/images/pull", "Pull an image; progress as JSON lines",
+             kind="lines", body=models.PullBody)
+    def pull(request: Request) -> Iterator[dict[str, Any]]:
+        body = request.model(models.PullBody)
+        return progress_of(lambda report: runtime.images.pull(body.reference, report))
+
+    @api.add("DELETE", "/images/{ref}", "Remove an image", query={"force": "even if used"})
+    def remove_image(request: Request) -> list[str]:
+        return runtime.images.remove(request.params["ref"], in_use=runtime.images_in_use(),
+                                     force=request.flag("force"))
+
+    @api.add("POST", "/images/load", "Load an OCI or docker archive sent as the body")
+    def load(request: Request) -> list[str]:
+        length = int(request.headers.get("Content-Length") or 0)
+        if not 0 < length <= MAX_ARCHIVE:
+            raise UserError("the archive is empty or too large")
+        with tempfile.NamedTemporaryFile(dir=runtime.config.state_root, suffix=".tar") as f:
+            remaining = length
+            while remaining:
+                chunk = request.handler.rfile.read(min(remaining, 1 << 20))
+                if not chunk:
+                    raise UserError("the archive upload was cut short")
+                f.write(chunk)
+                remaining -= len(chunk)
+            f.flush()
+            return runtime.images.load(Path(f.name))
+
+    @api.add("POST", "/images/save", "Write images to an OCI archive sent back as the body",
+             kind="raw", body=models.SaveBody)
+    def save(request: Request) -> Iterator[bytes]:
+        body = request.model(models.SaveBody)
+        fd, name = tempfile.mkstemp(dir=runtime.config.state_root, suffix=".tar")
+        os.close(fd)
+        try:
+            runtime.images.save(body.references, Path(name))
+        except BaseException:
+            os.unlink(name)
+            raise
+        return file_chunks(Path(name))
+
+    @api.add("POST", "/login", "Check and store registry credentials", body=models.LoginBody)
+    def login(request: Request) -> models.Message:
+        body = request.model(models.LoginBody)
+        runtime.images.login(body.registry, body.username, body.password)
+        return models.Message(message="Login Succeeded")
+
+    return api
+
+
+def parse_container(data: dict[str, Any]) -> podspec.Container:
+    """A container body, checked with the pod file's rules and wording."""
+    spec = parse_pod_spec({"containers": [data]})
+    return spec.containers[0]
+
+
+def file_chunks(path: Path) -> Iterator[bytes]:
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                yield chunk
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def progress_of(work) -> Iterator[dict[str, Any]]:
+    """Run `work(report)` in a thread, yielding its progress events, then the result."""
+    import queue
+    import threading
+
+    events: queue.Queue = queue.Queue()
+
+    def run() -> None:
+        try:
+            image = work(events.put)
+            events.put({"status": "pulled", "id": image.id, "reference": image.reference})
+        except Exception as e:  # delivered to the client as the last line
+            events.put({"error": str(e).splitlines()[0] if str(e) else type(e).__name__})
+        events.put(None)
+
+    threading.Thread(target=run, daemon=True).start()
+    while (event := events.get()) is not None:
+        yield event
+
+
+def runtime_info(runtime: Runtime) -> dict[str, Any]:
+    config = runtime.config
+    try:
+        guest = runtime.guest_image().describe()
+    except Exception as e:  # info must answer even when the guest image cannot be built
+        guest = {"error": str(e)}
+    pods = runtime.store.pods()
+    return {
+        "version": __version__,
+        "hypervisor": runtime.hypervisor.describe(),
+        "network": runtime.network.describe(),
+        "images": runtime.images.describe(),
+        "installed": {kind: drivers.installed(kind) for kind in drivers.KINDS},
+        "selected": {"hypervisor": config.hypervisor, "network": config.network,
+                     "images": config.images},
+        "hooks": runtime.hooks.names(),
+        "guest": guest,
+        "state_root": str(config.state_root),
+        "run_root": str(config.run_root),
+        "pods": len(pods),
+        "running_pods": sum(p.state == PodState.RUNNING for p in pods),
+        "containers": len(runtime.store.containers()),
+        "image_count": len(runtime.images.list()),
+        "addresses": {p.name: p.guest_ip for p in pods if p.guest_ip},
+    }

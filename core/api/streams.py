@@ -1,0 +1,82 @@
+"""Attach and exec streams between hyperd and hyperctl, after the HTTP upgrade.
+
+Both directions use the guest protocol's framing ([u32 stream][u32 length]):
+stream 0 carries JSON control messages ({"exit": code} to the client,
+{"resize": [rows, cols]} from it), stream 1 is stdin (client to daemon;
+an empty frame closes it) and stdout (daemon to client), stream 2 stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Callable
+
+from ..guest.agent.protocol import Decoder, ProtocolError, encode_frame
+from ..log import get_logger
+from ..subscribers import Listener
+
+CONTROL, STDOUT, STDERR = 0, 1, 2
+STDIN = 1
+FD_STREAMS = {"stdout": STDOUT, "stderr": STDERR}
+
+log = get_logger()
+
+
+def control(message: dict) -> bytes:
+    return encode_frame(CONTROL, json.dumps(message).encode())
+
+
+class Stdin:
+    """Where a stream's client input goes (the runtime's write/close/resize for one process)."""
+
+    def __init__(self, write: Callable[[bytes], None], close: Callable[[], None],
+                 resize: Callable[[int, int], None]) -> None:
+        self.write, self.close, self.resize = write, close, resize
+
+
+def serve(connection: socket.socket, rfile, listener: Listener, stdin: Stdin | None,
+          on_end: Callable[[], None]) -> None:
+    """Pump the listener's output to the client and the client's input to stdin."""
+    if stdin is not None:
+        threading.Thread(target=_read_client, args=(rfile, stdin), daemon=True).start()
+    try:
+        while True:
+            item = listener.items.get()
+            if item[0] == "out":
+                _, fd, data = item
+                connection.sendall(encode_frame(FD_STREAMS.get(fd, STDOUT), data))
+                continue
+            _, code, error = item
+            message = {"exit": code}
+            if error:
+                message["error"] = error
+            connection.sendall(control(message))
+            return
+    except OSError:
+        log.debug("stream client went away")
+    finally:
+        on_end()
+        try:
+            connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def _read_client(rfile, stdin: Stdin) -> None:
+    decoder = Decoder()
+    try:
+        while data := rfile.read1(65536):
+            for stream, payload in decoder.feed(data):
+                if stream == STDIN:
+                    if payload:
+                        stdin.write(payload)
+                    else:
+                        stdin.close()
+                elif stream == CONTROL:
+                    size = json.loads(payload).get("resize")
+                    if size:
+                        stdin.resize(int(size[0]), int(size[1]))
+    except (OSError, ProtocolError, ValueError, TypeError) as e:
+        log.debug("stream input ended", error=str(e))

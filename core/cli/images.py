@@ -1,0 +1,122 @@
+"""Image verbs: pull, images, rmi, load, save, login."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from pathlib import Path
+
+from .client import Client, CommandError, path_of
+from .tables import human_size, table
+
+
+def register(verbs) -> None:
+    pull_ = verbs.add_parser("pull", help="pull an image from its registry")
+    pull_.add_argument("image")
+    pull_.set_defaults(handler=do_pull)
+
+    images = verbs.add_parser("images", help="list local images")
+    images.add_argument("-q", "--quiet", action="store_true", help="image ids only")
+    images.set_defaults(handler=do_images)
+
+    rmi = verbs.add_parser("rmi", help="remove images")
+    rmi.add_argument("-f", "--force", action="store_true", help="even if a container uses it")
+    rmi.add_argument("images", nargs="+", metavar="IMAGE")
+    rmi.set_defaults(handler=do_rmi)
+
+    load = verbs.add_parser("load", help="load images from an OCI or docker archive")
+    load.add_argument("-i", "--input", required=True, help="archive file")
+    load.set_defaults(handler=do_load)
+
+    save = verbs.add_parser("save", help="save images to an OCI archive")
+    save.add_argument("-o", "--output", required=True, help="archive file")
+    save.add_argument("images", nargs="+", metavar="IMAGE")
+    save.set_defaults(handler=do_save)
+
+    login = verbs.add_parser("login", help="store credentials for a registry")
+    login.add_argument("-u", "--username")
+    login.add_argument("-p", "--password")
+    login.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    login.add_argument("server", nargs="?", default="docker.io")
+    login.set_defaults(handler=do_login)
+
+
+def pull(client: Client, image: str) -> dict:
+    from .progress import ProgressRenderer
+
+    renderer = ProgressRenderer(sys.stderr)
+    result: dict = {}
+    try:
+        for event in client.lines("POST", "/images/pull", {"reference": image}):
+            if event.get("status") == "pulled":
+                result = event
+            else:
+                renderer.update(event)
+    finally:
+        renderer.close()
+    return result
+
+
+def do_pull(client: Client, args) -> int:
+    result = pull(client, args.image)
+    print(f"Successfully pulled {result.get('reference', args.image)} ({result.get('id', '')})")
+    return 0
+
+
+def do_images(client: Client, args) -> int:
+    images = client.request("GET", "/images")
+    if args.quiet:
+        print("\n".join(dict.fromkeys(i["id"].removeprefix("sha256:")[:12] for i in images)))
+        return 0
+    rows = [
+        (i["repository"], i["tag"], i["id"].removeprefix("sha256:")[:12],
+         i["created"][:19].replace("T", " ") or "-", human_size(i["size"]))
+        for i in images
+    ]
+    print(table(("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "VIRTUAL SIZE"), rows))
+    return 0
+
+
+def do_rmi(client: Client, args) -> int:
+    failed = False
+    for image in args.images:
+        try:
+            removed = client.request("DELETE", path_of("/images/{}", image),
+                                     query={"force": "1" if args.force else None})
+            for line in removed:
+                print(line)
+        except CommandError as e:
+            print(f"hyperctl ERROR: {e}", file=sys.stderr)
+            failed = True
+    return 1 if failed else 0
+
+
+def do_load(client: Client, args) -> int:
+    source = Path(args.input)
+    if not source.is_file():
+        raise CommandError(f"{source}: no such file")
+    for reference in client.upload("/images/load", source):
+        print(f"Loaded image: {reference}")
+    return 0
+
+
+def do_save(client: Client, args) -> int:
+    target = Path(args.output)
+    partial = target.with_name(target.name + ".partial")
+    try:
+        client.download("/images/save", {"references": args.images}, partial)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return 0
+
+
+def do_login(client: Client, args) -> int:
+    username = args.username or input("Username: ")
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = args.password or getpass.getpass("Password: ")
+    body = {"registry": args.server, "username": username, "password": password}
+    print(client.request("POST", "/login", body)["message"])
+    return 0

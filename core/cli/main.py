@@ -1,0 +1,53 @@
+"""hyperctl: drive pods and containers in their VMs, like the original's command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .client import Client, CommandError
+
+VERBS = (
+    "run", "create", "start", "stop", "rm", "list", "exec", "logs", "attach", "kill",
+    "pause", "unpause", "ports", "pull", "images", "rmi", "load", "save", "login",
+    "info", "version", "schema", "validate",
+)  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import images, pods, system
+
+    parser = argparse.ArgumentParser(
+        prog="hyperctl", description="Run pods, each in its own virtual machine.")
+    parser.add_argument("--config", help="configuration file (TOML)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND")
+    verbs.required = True
+    for module in (pods, images, system):
+        module.register(verbs)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    client = Client(args.config)
+    try:
+        return args.handler(client, args) or 0
+    except CommandError as e:
+        print(f"hyperctl ERROR: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a bug or a local error: one line unless --debug
+        if args.debug:
+            raise
+        from ..errors import HyperError
+
+        prefix = "" if isinstance(e, HyperError) else f"{type(e).__name__}: "
+        print(f"hyperctl ERROR: {prefix}{e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,384 @@
+"""Pod and container verbs: run, create, start, stop, rm, list, exec, logs, attach, ..."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from typing import Any
+
+from .client import Client, CommandError, path_of
+from .tables import table
+from .terminal import run_stream
+
+
+def register(verbs) -> None:
+    run = verbs.add_parser("run", help="create and start a pod from an image or a pod file")
+    run.add_argument("-p", "--podfile", help="pod file (JSON; YAML with -y)")
+    run.add_argument("-y", "--yaml", action="store_true", help="the pod file is YAML")
+    _container_options(run)
+    run.add_argument("-d", "--detach", action="store_true", help="do not attach; print the pod id")
+    run.add_argument("-a", "--attach", action="store_true", help="attach (the default without -d)")
+    run.add_argument("--name", help="pod name")
+    run.add_argument("--cpu", type=int, help="vCPUs of the pod's VM")
+    run.add_argument("--memory", type=int, help="memory of the pod's VM, in MB")
+    run.add_argument("--publish", action="append", default=[], metavar="HOST:CONTAINER[/PROTO]",
+                     help="map host port(s) to container port(s), e.g. 8080:80 or 3000-3010:3000-3010")
+    run.add_argument("-v", "--volume", action="append", default=[], metavar="HOSTDIR:PATH[:ro]",
+                     help="share a host directory")
+    run.add_argument("--rm", action="store_true", help="remove the pod when its container exits")
+    run.set_defaults(handler=do_run)
+
+    create = verbs.add_parser("create", help="create a pod (-p FILE) or a container (-c POD IMAGE)")
+    create.add_argument("-c", "--container", action="store_true", help="create a container")
+    create.add_argument("-p", "--podfile", help="pod file")
+    create.add_argument("-y", "--yaml", action="store_true", help="the pod file is YAML")
+    create.add_argument("-d", "--detach", action="store_true", help="(accepted for compatibility)")
+    create.add_argument("--name", help="container name")
+    _container_options(create, with_image=False)
+    create.add_argument("args", nargs=argparse.REMAINDER, help="[POD] IMAGE [COMMAND...]")
+    create.set_defaults(handler=do_create)
+
+    for verb, text in (("start", "start"), ("stop", "stop"), ("rm", "remove")):
+        parser = verbs.add_parser(verb, help=f"{text} pods, or containers with -c")
+        parser.add_argument("-c", "--container", action="store_true", help="containers")
+        parser.add_argument("names", nargs="+", metavar="NAME")
+        if verb == "stop":
+            parser.add_argument("-t", "--time", type=float, default=10.0,
+                                help="seconds to wait before SIGKILL")
+        parser.set_defaults(handler=do_lifecycle, verb=verb)
+
+    listing = verbs.add_parser("list", help="list pods, containers or VMs")
+    listing.add_argument("kind", nargs="?", default="pod", choices=("pod", "container", "vm"))
+    listing.add_argument("-p", "--pod", help="only this pod's")
+    listing.add_argument("-q", "--quiet", action="store_true", help="ids only")
+    listing.set_defaults(handler=do_list)
+
+    exec_ = verbs.add_parser("exec", help="run a command in a running container")
+    exec_.add_argument("-t", "--tty", action="store_true", help="allocate a terminal")
+    exec_.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
+    exec_.add_argument("target", metavar="CONTAINER|POD")
+    exec_.add_argument("command", nargs=argparse.REMAINDER)
+    exec_.set_defaults(handler=do_exec)
+
+    logs = verbs.add_parser("logs", help="a container's output")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep following")
+    logs.add_argument("--tail", type=int, help="only the last N entries")
+    logs.add_argument("target", metavar="CONTAINER|POD")
+    logs.set_defaults(handler=do_logs)
+
+    attach = verbs.add_parser("attach", help="attach to a container's stdio")
+    attach.add_argument("-t", "--tty", action="store_true", help="raw terminal mode")
+    attach.add_argument("target", metavar="CONTAINER|POD")
+    attach.set_defaults(handler=do_attach)
+
+    kill = verbs.add_parser("kill", help="send a signal to a container")
+    kill.add_argument("-s", "--signal", default="KILL")
+    kill.add_argument("target", metavar="CONTAINER|POD")
+    kill.set_defaults(handler=do_kill)
+
+    for verb in ("pause", "unpause"):
+        parser = verbs.add_parser(verb, help=f"{verb} a pod's VM")
+        parser.add_argument("pod", metavar="POD")
+        parser.set_defaults(handler=do_pause, verb=verb)
+
+    ports = verbs.add_parser("ports", help="list, add or delete a running pod's port mappings")
+    ports.add_argument("action", choices=("ls", "add", "delete"))
+    ports.add_argument("pod", metavar="POD")
+    ports.add_argument("mappings", nargs="*", metavar="[HOSTIP:]HOST:CONTAINER[/PROTO]")
+    ports.set_defaults(handler=do_ports)
+
+
+def _container_options(parser, with_image: bool = True) -> None:
+    if with_image:
+        parser.add_argument("image", nargs="?", help="image to run")
+        parser.add_argument("command", nargs=argparse.REMAINDER, help="command and arguments")
+    parser.add_argument("-t", "--tty", action="store_true", help="allocate a terminal")
+    parser.add_argument("--env", "-e", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--entrypoint", help="override the image's entrypoint")
+    parser.add_argument("--workdir", help="working directory in the container")
+    parser.add_argument("--restart", choices=("never", "onFailure", "always"))
+    parser.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+
+
+# -- building specs ---------------------------------------------------------
+
+
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    result = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CommandError(f"{what} {item!r}: expected KEY=VALUE")
+        result[key] = value
+    return result
+
+
+def container_from_args(args, image: str, command: list[str]) -> dict[str, Any]:
+    container: dict[str, Any] = {"image": image}
+    if command:
+        container["command"] = command
+    if args.entrypoint is not None:
+        container["entrypoint"] = [args.entrypoint] if args.entrypoint else []
+    if args.workdir:
+        container["workdir"] = args.workdir
+    env = _pairs(args.env, "--env")
+    if env:
+        container["envs"] = [{"env": k, "value": v} for k, v in env.items()]
+    if args.tty:
+        container["tty"] = True
+    if args.restart:
+        container["restartPolicy"] = args.restart
+    labels = _pairs(args.label, "--label")
+    if labels:
+        container["labels"] = labels
+    return container
+
+
+def parse_publish(text: str) -> dict[str, str]:
+    spec, _, protocol = text.partition("/")
+    host, sep, guest = spec.rpartition(":")
+    if not sep or not host or not guest:
+        raise CommandError(f"--publish {text!r}: expected HOST:CONTAINER[/tcp|udp]")
+    if ":" in host:
+        raise CommandError(f"--publish {text!r}: a host address is set with `hyperctl ports add`")
+    return {"hostPort": host, "containerPort": guest, "protocol": protocol or "tcp"}
+
+
+def add_volumes(spec: dict[str, Any], container: dict[str, Any], volumes: list[str]) -> None:
+    for index, text in enumerate(volumes):
+        parts = text.split(":")
+        if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
+            raise CommandError(f"-v {text!r}: expected HOSTDIR:PATH[:ro]")
+        readonly = len(parts) == 3 and parts[2] == "ro"
+        name = f"volume{index}"
+        spec.setdefault("volumes", []).append(
+            {"name": name, "source": os.path.abspath(parts[0]), "format": "vfs",
+             "readOnly": readonly})
+        container.setdefault("volumes", []).append(
+            {"volume": name, "path": parts[1], "readOnly": readonly})
+
+
+def pod_from_args(args) -> dict[str, Any]:
+    if args.podfile:
+        from ..spec import normalised
+        from ..specload import load_pod_file
+
+        spec = normalised(load_pod_file(args.podfile, yaml=args.yaml or None))
+    else:
+        if not args.image:
+            raise CommandError("run needs an IMAGE or a pod file (-p FILE)")
+        container = container_from_args(args, args.image, args.command)
+        spec = {"containers": [container]}
+        add_volumes(spec, container, args.volume)
+        if args.publish:
+            spec["portmappings"] = [parse_publish(p) for p in args.publish]
+    if args.name:
+        spec["id"] = args.name
+    resource = spec.setdefault("resource", {})
+    if args.cpu is not None:
+        resource["vcpu"] = args.cpu
+    if args.memory is not None:
+        resource["memory"] = args.memory
+    return spec
+
+
+def ensure_images(client: Client, spec: dict[str, Any]) -> None:
+    """Pull what is missing first, with progress, so `run` shows it like `pull`."""
+    from .images import pull
+
+    for image in dict.fromkeys(c.get("image", "") for c in spec.get("containers", [])):
+        if not image:
+            continue
+        try:
+            client.request("GET", path_of("/images/{}", image))
+        except CommandError:
+            pull(client, image)
+
+
+# -- verbs ------------------------------------------------------------------
+
+
+def do_run(client: Client, args) -> int:
+    spec = pod_from_args(args)
+    ensure_images(client, spec)
+    if args.detach:
+        pod = client.request("POST", "/pods", {"spec": spec, "start": True})
+        print(f"POD id is {pod['id']}")
+        return 0
+    pod = client.request("POST", "/pods", {"spec": spec, "start": False, "stdin_open": True})
+    try:
+        if not pod["containers"]:
+            client.request("POST", path_of("/pods/{}/start", pod["id"]))
+            print(f"POD id is {pod['id']}")
+            return 0
+        container = pod["containers"][0]
+        conn = client.upgrade(path_of("/containers/{}/attach", container))
+        failure: list[str] = []
+
+        def start() -> None:
+            try:
+                client.request("POST", path_of("/pods/{}/start", pod["id"]))
+            except CommandError as e:
+                failure.append(str(e))
+                conn.shutdown_write()
+                conn.sock.close()
+
+        threading.Thread(target=start, daemon=True).start()
+        code = run_stream(conn, stdin=True, tty_mode=args.tty)
+        if failure:
+            raise CommandError(failure[0])
+        return code
+    finally:
+        if args.rm:
+            client.request("DELETE", path_of("/pods/{}", pod["id"]))
+
+
+def do_create(client: Client, args) -> int:
+    if not args.container:
+        if not args.podfile:
+            raise CommandError("create needs a pod file (-p FILE), or -c POD IMAGE")
+        args.image, args.command, args.volume, args.publish = None, [], [], []
+        args.cpu = args.memory = None
+        spec = pod_from_args(args)
+        ensure_images(client, spec)
+        pod = client.request("POST", "/pods", {"spec": spec, "start": False})
+        print(f"POD id is {pod['id']}")
+        return 0
+    if len(args.args) < 2:
+        raise CommandError("create -c needs a POD and an IMAGE")
+    pod, image, *command = args.args
+    container = container_from_args(args, image, command)
+    if args.name:
+        container["name"] = args.name
+    ensure_images(client, {"containers": [container]})
+    created = client.request("POST", path_of("/pods/{}/containers", pod), {"spec": container})
+    print(f"Container ID is {created['id']}")
+    return 0
+
+
+def do_lifecycle(client: Client, args) -> int:
+    failed = False
+    for name in args.names:
+        try:
+            _one_lifecycle(client, args, name)
+        except CommandError as e:
+            print(f"hyperctl ERROR: {e}", file=sys.stderr)
+            failed = True
+    return 1 if failed else 0
+
+
+def _one_lifecycle(client: Client, args, name: str) -> None:
+    kind = "containers" if args.container else "pods"
+    if args.verb == "rm":
+        answer = client.request("DELETE", path_of("/" + kind + "/{}", name))
+        if args.container:
+            print(f"container {answer['message']} is successfully deleted!")
+        else:
+            print(f"Pod({answer['message']}) is successfully deleted!")
+        return
+    query = {"t": args.time} if args.verb == "stop" else None
+    record = client.request("POST", path_of("/" + kind + "/{}/" + args.verb, name), query=query)
+    if args.verb == "start":
+        if args.container:
+            print(f"Successfully started container {record['name']}")
+        else:
+            print(f"Successfully started the Pod({record['id']})")
+    elif not args.container:
+        print(f"Successfully stopped the Pod({record['id']})")
+
+
+def do_list(client: Client, args) -> int:
+    if args.kind == "container":
+        query = {"pod": args.pod} if args.pod else None
+        containers = client.request("GET", "/containers", query=query)
+        if args.quiet:
+            print("\n".join(c["id"] for c in containers))
+            return 0
+        rows = [(c["id"], c["name"], c["pod_id"], c["state"]) for c in containers]
+        print(table(("Container ID", "Name", "POD ID", "Status"), rows))
+        return 0
+    pods = client.request("GET", "/pods")
+    if args.pod:
+        pods = [p for p in pods if args.pod in (p["id"], p["name"])]
+    if args.quiet:
+        key = "vm_name" if args.kind == "vm" else "id"
+        print("\n".join(p[key] for p in pods))
+        return 0
+    if args.kind == "vm":
+        rows = [(p["vm_name"], p["id"], p["state"]) for p in pods]
+        print(table(("VM name", "POD ID", "Status"), rows))
+        return 0
+    rows = [(p["id"], p["name"], p["vm_name"], p["state"], p["address"] or "-") for p in pods]
+    print(table(("POD ID", "POD Name", "VM name", "Status", "IP"), rows))
+    return 0
+
+
+def do_exec(client: Client, args) -> int:
+    if not args.command:
+        raise CommandError("exec needs a command")
+    container = client.container_or_pod(args.target)
+    body = {"command": args.command, "tty": args.tty, "env": args.env}
+    conn = client.upgrade(path_of("/containers/{}/exec", container["id"]), body)
+    return run_stream(conn, stdin=True, tty_mode=args.tty)
+
+
+def do_attach(client: Client, args) -> int:
+    container = client.container_or_pod(args.target)
+    conn = client.upgrade(path_of("/containers/{}/attach", container["id"]))
+    return run_stream(conn, stdin=True, tty_mode=args.tty)
+
+
+def do_logs(client: Client, args) -> int:
+    container = client.container_or_pod(args.target)
+    query = {"follow": "1" if args.follow else None, "tail": args.tail}
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    for entry in client.lines("GET", path_of("/containers/{}/logs", container["id"]),
+                              query=query):
+        target = err if entry["stream"] == "stderr" else out
+        target.write(entry["log"].encode("utf-8", "surrogateescape"))
+        target.flush()
+    return 0
+
+
+def do_kill(client: Client, args) -> int:
+    container = client.container_or_pod(args.target)
+    client.request("POST", path_of("/containers/{}/kill", container["id"]),
+                   query={"signal": args.signal})
+    return 0
+
+
+def do_pause(client: Client, args) -> int:
+    pod = client.request("POST", path_of("/pods/{}/" + args.verb, args.pod))
+    print(f"Successfully {args.verb}d the Pod({pod['id']})")
+    return 0
+
+
+def parse_mapping(text: str) -> dict[str, Any]:
+    spec, _, protocol = text.partition("/")
+    parts = spec.split(":")
+    if len(parts) not in (2, 3):
+        raise CommandError(f"port mapping {text!r}: expected [HOSTIP:]HOST:CONTAINER[/PROTO]")
+    host_ip = parts[0] if len(parts) == 3 else ""
+    try:
+        host, guest = int(parts[-2]), int(parts[-1])
+    except ValueError:
+        raise CommandError(f"port mapping {text!r}: ports are numbers") from None
+    return {"protocol": protocol or "tcp", "host_ip": host_ip, "host_port": host,
+            "container_port": guest}
+
+
+def do_ports(client: Client, args) -> int:
+    if args.action == "ls":
+        forwards = client.request("GET", path_of("/pods/{}/ports", args.pod))
+        rows = [(f"{f['host_ip']}:{f['host_port']}", str(f["guest_port"]), f["protocol"])
+                for f in forwards]
+        print(table(("Host", "Container Port", "Protocol"), rows))
+        return 0
+    if not args.mappings:
+        raise CommandError(f"ports {args.action} needs at least one mapping")
+    route = "/pods/{}/ports" if args.action == "add" else "/pods/{}/ports/delete"
+    for text in args.mappings:
+        client.request("POST", path_of(route, args.pod), parse_mapping(text))
+    return 0

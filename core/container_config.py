@@ -1,0 +1,138 @@
+"""What the guest agent needs to create a container: image config + container spec.
+
+The result is the `create_container` request described in docs/guest.md.
+Docker's rules decide the process: the container's entrypoint replaces the
+image's (and then drops the image's cmd), its command replaces the image's
+cmd, its envs override the image's by name.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+from . import spec as podspec
+from .drivers import ImageConfig, ResolvedImage, Share
+from .errors import UserError
+
+LAYERS_TAG = "hc_layers"
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def volume_tag(index: int) -> str:
+    return f"hc_vol_{index}"
+
+
+def volume_shares(pod: podspec.PodSpec) -> list[Share]:
+    """The host directories a pod's volumes export, checked before anything starts."""
+    shares = []
+    for index, volume in enumerate(pod.volumes):
+        if volume.is_empty:
+            continue
+        if volume.format != "vfs":
+            raise UserError(
+                f"volume {volume.name}: format {volume.format} is not supported "
+                "(host directories and empty volumes are)"
+            )
+        source = Path(volume.source)
+        if not source.is_dir():
+            raise UserError(f"volume {volume.name}: {source} is not a directory on the host")
+        shares.append(Share(volume_tag(index), source, readonly=volume.read_only))
+    return shares
+
+
+def process_args(container: podspec.Container, image: ImageConfig) -> list[str]:
+    if container.entrypoint:
+        args = container.entrypoint + container.command
+    else:
+        args = image.entrypoint + (container.command or image.cmd)
+    if not args:
+        raise UserError(f"container {container.name}: no command given and the image has none")
+    return args
+
+
+def environment(container: podspec.Container, image: ImageConfig) -> list[str]:
+    env: dict[str, str] = {}
+    for item in [DEFAULT_PATH, *image.env]:
+        key, _, value = item.partition("=")
+        env[key] = value
+    for var in container.envs:
+        env[var.env] = var.value
+    if container.tty:
+        env.setdefault("TERM", "xterm")
+    return [f"{k}={v}" for k, v in env.items()]
+
+
+def user_of(container: podspec.Container, image: ImageConfig) -> tuple[str, list[str]]:
+    if container.user and container.user.name:
+        user = container.user.name
+        if container.user.group:
+            user += ":" + container.user.group
+        return user, list(container.user.additional_groups)
+    return image.user, []
+
+
+def mounts(pod: podspec.PodSpec, container: podspec.Container) -> list[dict[str, Any]]:
+    index = {v.name: (i, v) for i, v in enumerate(pod.volumes)}
+    result = []
+    for ref in container.volumes:
+        i, volume = index[ref.volume]
+        readonly = ref.read_only or volume.read_only
+        if volume.is_empty:
+            result.append({"type": "empty", "name": volume.name,
+                           "destination": ref.path, "readonly": readonly})
+        else:
+            result.append({"type": "share", "tag": volume_tag(i),
+                           "destination": ref.path, "readonly": readonly})
+    return result
+
+
+def files(pod: podspec.PodSpec, container: podspec.Container) -> list[dict[str, Any]]:
+    contents = {f.name: f.data for f in pod.files}
+    return [
+        {
+            "path": ref.path,
+            "content_b64": base64.b64encode(contents[ref.filename]).decode(),
+            "mode": int(ref.perm, 8),
+            "user": ref.user,
+            "group": ref.group,
+        }
+        for ref in container.files
+    ]
+
+
+def rlimits(container: podspec.Container) -> list[dict[str, Any]]:
+    return [
+        {"type": "RLIMIT_" + u.name.upper(), "soft": u.soft, "hard": u.hard}
+        for u in container.ulimits
+    ]
+
+
+def agent_config(
+    container_id: str,
+    container: podspec.Container,
+    image: ResolvedImage,
+    pod: podspec.PodSpec,
+    hostname: str,
+) -> dict[str, Any]:
+    """The create_container request for the guest agent."""
+    user, groups = user_of(container, image.config)
+    return {
+        "id": container_id,
+        "layers": list(image.layers),
+        "process": {
+            "args": process_args(container, image.config),
+            "env": environment(container, image.config),
+            "cwd": container.workdir or image.config.working_dir or "/",
+            "user": user,
+            "additional_groups": groups,
+            "terminal": container.tty,
+        },
+        "hostname": hostname,
+        "readonly_rootfs": container.read_only,
+        "mounts": mounts(pod, container),
+        "files": files(pod, container),
+        "sysctl": dict(container.sysctl),
+        "rlimits": rlimits(container),
+    }

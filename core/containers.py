@@ -1,0 +1,318 @@
+"""Containers inside a running pod: create, start, stop, kill, exec, attach, logs.
+
+Mixed into Runtime (runtime.py), whose pods these containers live in. A
+container is materialised in the guest when it starts: every start (first
+or again) gets a fresh root filesystem over the shared image layers.
+"""
+
+from __future__ import annotations
+
+import signal as signals
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from . import names
+from . import spec as podspec
+from .container_config import agent_config
+from .drivers import ResolvedImage
+from .guest.agent.protocol import process_key
+from .errors import AgentError, Conflict, NotFound, UserError
+from .log import get_logger
+from .model import Container, ContainerState, Pod, PodState, container_final_state, now
+from .subscribers import Listener
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+log = get_logger()
+
+RESTART_BACKOFF_MAX = 30.0
+
+
+def signal_number(name: str | int | None, default: int = signals.SIGTERM) -> int:
+    if name in (None, ""):
+        return default
+    text = str(name).upper()
+    if text.isdigit():
+        return int(text)
+    try:
+        return signals.Signals[text if text.startswith("SIG") else "SIG" + text].value
+    except KeyError:
+        raise UserError(f"unknown signal {name}") from None
+
+
+class ContainerLifecycle:
+    # -- images -----------------------------------------------------------
+
+    def image_for(self: Runtime, reference: str) -> ResolvedImage:
+        """The local image, pulled first if it is not in the store."""
+        try:
+            return self.images.resolve(reference)
+        except NotFound:
+            log.info("pulling image", image=reference)
+            return self.images.pull(reference)
+
+    def images_in_use(self: Runtime) -> set[str]:
+        return {c.image_id for c in self.store.containers() if c.image_id}
+
+    # -- records ----------------------------------------------------------
+
+    def _record_container(self: Runtime, pod: Pod, spec: podspec.Container, name: str,
+                          image_id: str, stdin_open: bool = False) -> Container:
+        spec = spec.model_copy(update={"name": name})
+        container = Container(
+            id=names.container_id(), name=name, pod_id=pod.id, image=spec.image,
+            image_id=image_id, spec=spec.model_dump(mode="json", by_alias=True,
+                                                    exclude_none=True),
+            stdin_open=stdin_open,
+        )
+        return self.store.add_container(container)
+
+    def container_spec(self: Runtime, container: Container) -> podspec.Container:
+        return podspec.Container.model_validate(container.spec)
+
+    def create_container(self: Runtime, pod_ref: str, spec: podspec.Container,
+                         start: bool = False, stdin_open: bool = False) -> Container:
+        pod = self.store.pod(pod_ref)
+        with self.lock(pod.id):
+            pod = self.store.pod(pod.id)
+            if pod.state not in (PodState.PENDING, PodState.RUNNING):
+                raise Conflict(f"pod {pod.name} is {pod.state}: containers are added to a "
+                               "pending or running pod")
+            name = spec.name or names.numbered(names.image_base(spec.image))
+            pod_spec = self.pod_spec(pod).with_container(spec.model_copy(update={"name": name}))
+            new_spec = pod_spec.containers[-1]
+            if new_spec.volumes and pod.state == PodState.RUNNING:
+                shared = {v.name for v in pod_spec.volumes if not v.is_empty}
+                late = [r.volume for r in new_spec.volumes if r.volume in shared]
+                if late and not self.pod_shares_include(pod, late):
+                    raise UserError("host volumes of a running pod must be named in its pod file")
+            self.hooks.pre("container_pre_create", pod=pod, spec=new_spec)
+            image = self.image_for(new_spec.image)
+            container = self._record_container(pod, new_spec, name, image.id, stdin_open)
+            log.info("container created", pod_id=pod.id, container_id=container.id)
+            self.hooks.post("container_post_create", container=container)
+            if start and pod.state == PodState.RUNNING:
+                self._start_in_running_pod(pod, container)
+            return self.store.container(container.id)
+
+    def pod_shares_include(self: Runtime, pod: Pod, volumes: list[str]) -> bool:
+        """Whether the pod booted with these volumes (shares cannot be hot-added)."""
+        booted = {v["name"] for v in pod.spec.get("volumes", [])}
+        return set(volumes) <= booted
+
+    # -- start ------------------------------------------------------------
+
+    def start_container(self: Runtime, ref: str) -> Container:
+        container = self.store.container(ref)
+        with self.lock(container.pod_id):
+            container = self.store.container(container.id)
+            pod = self.store.pod(container.pod_id)
+            if container.state == ContainerState.RUNNING:
+                raise Conflict(f"container {container.name} is already running")
+            if pod.state != PodState.RUNNING:
+                raise Conflict(f"pod {pod.name} is {pod.state}; start the pod first")
+            self._start_in_running_pod(pod, container, strict=True)
+            return self.store.container(container.id)
+
+    def _start_in_running_pod(self: Runtime, pod: Pod, container: Container,
+                              strict: bool = False) -> None:
+        """Create the container in the guest and run it. Errors mark it failed;
+        with `strict` they are also raised to the caller."""
+        session = self.sessions[pod.id]
+        self.hooks.pre("container_pre_start", container=container)
+        spec = self.container_spec(container)
+        try:
+            image = self.images.resolve(container.image_id or container.image)
+            config = agent_config(container.id, spec, image, self.pod_spec(pod),
+                                  pod.spec.get("hostname") or pod.name[:63])
+            session.forget(container.id)
+            session.agent.create_container(config)
+            self.container_log(container).reopen()
+            session.agent.start_container(container.id)
+            if not (container.stdin_open or spec.tty):
+                session.agent.close_stdin(container.id)
+        except (AgentError, UserError) as e:
+            log.warning("container failed to start", container_id=container.id, error=str(e))
+            self.container_log(container).append("stderr", f"{e}\n".encode())
+            self.store.transition_container(container.id, ContainerState.FAILED,
+                                            exit_code=127, finished=now())
+            self.subscribers.exit(container.id, 127, str(e))
+            if strict:
+                raise
+            return
+        container = self.store.transition_container(
+            container.id, ContainerState.RUNNING, started=now(), finished=None,
+            exit_code=None, user_stopped=False)
+        log.info("container running", pod_id=pod.id, container_id=container.id)
+        self.hooks.post("container_post_start", container=container)
+
+    # -- output and exits (called from agent sessions) --------------------
+
+    def output(self: Runtime, key: str, fd: str, data: bytes) -> None:
+        if key in self._logs or self._is_container(key):
+            container = self.store.container(key)
+            self.container_log(container).append(fd, data)
+        self.subscribers.output(key, fd, data)
+
+    def _is_container(self: Runtime, key: str) -> bool:
+        try:
+            return self.store.container(key).id == key
+        except (NotFound, UserError):
+            return False
+
+    def container_exited(self: Runtime, container_id: str, code: int | None) -> None:
+        """The container's process ended (code None: the VM died under it)."""
+        try:
+            container = self.store.container(container_id)
+        except NotFound:
+            return
+        if container.state != ContainerState.RUNNING:
+            return
+        state = container_final_state(code) if code is not None else ContainerState.FAILED
+        container = self.store.transition_container(container_id, state, exit_code=code,
+                                                    finished=now())
+        log.info("container exited", container_id=container_id, exit_code=code)
+        self.container_log(container).end()
+        self.subscribers.exit(container_id, code)
+        with self._exited:
+            self._exited.notify_all()
+        self.hooks.post("container_post_stop", container=container, exit_code=code)
+        self._maybe_restart(container)
+
+    def _maybe_restart(self: Runtime, container: Container) -> None:
+        policy = self.container_spec(container).restart_policy
+        wanted = policy == "always" or (policy == "onFailure" and container.exit_code != 0)
+        if not wanted or container.user_stopped or container.exit_code is None:
+            return
+        restarts = getattr(self, "_restarts", {})
+        self._restarts = restarts
+        delay = min(RESTART_BACKOFF_MAX, 0.5 * 2 ** restarts.get(container.id, 0))
+        restarts[container.id] = restarts.get(container.id, 0) + 1
+
+        def restart() -> None:
+            try:
+                current = self.store.container(container.id)
+                if current.state != ContainerState.RUNNING and not current.user_stopped:
+                    self.start_container(container.id)
+            except Exception as e:  # the pod may be gone or stopping meanwhile
+                log.info("restart skipped", container_id=container.id, reason=str(e))
+
+        timer = threading.Timer(delay, restart)
+        timer.daemon = True
+        timer.start()
+
+    # -- stop, kill, remove -----------------------------------------------
+
+    def wait_container(self: Runtime, ref: str, timeout: float | None = None) -> Container:
+        container = self.store.container(ref)
+        with self._exited:
+            self._exited.wait_for(
+                lambda: self.store.container(container.id).state != ContainerState.RUNNING,
+                timeout=timeout,
+            )
+        return self.store.container(container.id)
+
+    def stop_container(self: Runtime, ref: str, timeout: float = 10.0) -> Container:
+        container = self.store.container(ref)
+        with self.lock(container.pod_id):
+            container = self.store.container(container.id)
+            if container.state != ContainerState.RUNNING:
+                raise Conflict(f"container {container.name} is not running")
+            self.hooks.pre("container_pre_stop", container=container)
+            self._stop_one(container, timeout)
+            return self.store.container(container.id)
+
+    def _stop_one(self: Runtime, container: Container, timeout: float) -> None:
+        """Stop signal, then SIGKILL after `timeout` seconds."""
+        self.store.update_container(container.id, lambda c: setattr(c, "user_stopped", True))
+        session = self.sessions[container.pod_id]
+        stop_signal = signal_number(self.container_spec(container).stop_signal)
+        try:
+            session.agent.signal(container.id, stop_signal)
+            if self.wait_container(container.id, timeout).state == ContainerState.RUNNING:
+                session.agent.signal(container.id, signals.SIGKILL)
+                self.wait_container(container.id, self.config.guest.boot_timeout)
+        except AgentError as e:
+            if self.store.container(container.id).state == ContainerState.RUNNING:
+                raise
+            log.debug("container ended while stopping", error=str(e))
+
+    def _stop_containers(self: Runtime, pod: Pod, timeout: float) -> None:
+        running = [c for c in self.store.containers(pod.id)
+                   if c.state == ContainerState.RUNNING]
+        threads = [threading.Thread(target=self._stop_one, args=(c, timeout)) for c in running]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def kill_container(self: Runtime, ref: str, signal: str | int | None = None) -> Container:
+        container = self.store.container(ref)
+        if container.state != ContainerState.RUNNING:
+            raise Conflict(f"container {container.name} is not running")
+        number = signal_number(signal, default=signals.SIGKILL)
+        if number in (signals.SIGKILL, signals.SIGTERM, signals.SIGINT):
+            self.store.update_container(container.id, lambda c: setattr(c, "user_stopped", True))
+        self.sessions[container.pod_id].agent.signal(container.id, number)
+        return container
+
+    def remove_container(self: Runtime, ref: str) -> None:
+        container = self.store.container(ref)
+        with self.lock(container.pod_id):
+            container = self.store.container(container.id)
+            self.hooks.pre("container_pre_remove", container=container)
+            if container.state == ContainerState.RUNNING:
+                self._stop_one(container, timeout=0)
+            session = self.sessions.get(container.pod_id)
+            if session:
+                session.forget(container.id)
+            self.store.remove_container(container.id)
+            log_file = self._logs.pop(container.id, None)
+            if log_file:
+                log_file.path.unlink(missing_ok=True)
+        self.hooks.post("container_post_remove", container=container)
+
+    # -- streams ------------------------------------------------------------
+
+    def attach(self: Runtime, ref: str, listener: Listener) -> Container:
+        container = self.store.container(ref)
+        self.subscribers.add(container.id, listener)
+        return container
+
+    def detach(self: Runtime, key: str, listener: Listener) -> None:
+        self.subscribers.remove(key, listener)
+
+    def exec(self: Runtime, ref: str, args: list[str], tty: bool, listener: Listener,
+             env: list[str] | None = None) -> str:
+        container = self.store.container(ref)
+        if container.state != ContainerState.RUNNING:
+            raise Conflict(f"container {container.name} is not running")
+        if not args:
+            raise UserError("exec needs a command")
+        exec_id = "exec-" + names.container_id()[:16]
+        key = process_key(container.id, exec_id)
+        self.subscribers.add(key, listener)
+        try:
+            self.sessions[container.pod_id].agent.exec(
+                container.id, exec_id, args, env=env, terminal=tty)
+        except BaseException:
+            self.subscribers.remove(key, listener)
+            raise
+        return exec_id
+
+    def session_for(self: Runtime, key: str, container_id: str):
+        container = self.store.container(container_id)
+        session = self.sessions.get(container.pod_id)
+        if session is None:
+            raise Conflict(f"pod {container.pod_id} is not running")
+        return session
+
+    def logs(self: Runtime, ref: str, tail: int | None = None, follow: bool = False,
+             stop: threading.Event | None = None) -> Iterator[tuple[str, bytes]]:
+        container = self.store.container(ref)
+        log_file = self.container_log(container)
+        if container.state != ContainerState.RUNNING:
+            log_file.end()
+        return log_file.read(tail=tail, follow=follow, stop=stop)

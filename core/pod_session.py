@@ -1,0 +1,112 @@
+"""The daemon's live link to one pod's guest agent.
+
+Events from the agent arrive on the client's reader thread; they are handed
+to a worker thread here, because handling an exit takes store transactions
+and may wake an operation that holds the pod's lock while it waits for
+exactly that exit.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import TYPE_CHECKING, Any
+
+from .errors import AgentError
+from .guest.agent.protocol import process_key
+from .log import get_logger
+from .model import ContainerState
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+
+class PodSession:
+    def __init__(self, runtime: Runtime, pod_id: str, handle: dict[str, Any]) -> None:
+        self.runtime = runtime
+        self.pod_id = pod_id
+        self.handle = handle
+        self.stopping = False  # the VM is going away on purpose
+        self._closed = False
+        self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.log = get_logger(pod_id=pod_id)
+        self.agent = None
+
+    def connect(self, timeout: float) -> None:
+        from .agent.client import AgentClient
+
+        stream = self.runtime.hypervisor.connect_agent(self.handle, timeout)
+        self.agent = AgentClient(stream, on_event=self._events.put, on_output=self._output)
+        self.agent.wait_ready(timeout)
+        threading.Thread(target=self._handle_events, name=f"events-{self.pod_id}",
+                         daemon=True).start()
+        threading.Thread(target=self._watch, name=f"watch-{self.pod_id}", daemon=True).start()
+        self.runtime.hypervisor.watch(self.handle, lambda: self._lost("the VM exited"))
+
+    def _output(self, key: str, fd: str, data: bytes) -> None:
+        self.runtime.output(key, fd, data)
+
+    def _handle_events(self) -> None:
+        while (event := self._events.get()) is not None:
+            try:
+                self._event(event)
+            except Exception as e:  # a bad event must not stop the next ones
+                self.log.error("agent event failed", event=event, error=str(e))
+
+    def _event(self, event: dict[str, Any]) -> None:
+        if event.get("event") != "exit":
+            return
+        if event.get("exec"):
+            key = process_key(event["container"], event["exec"])
+            self.runtime.subscribers.exit(key, event.get("code"))
+        elif event.get("container"):
+            self.runtime.container_exited(event["container"], event.get("code"))
+
+    def _watch(self) -> None:
+        self.agent.closed.wait()
+        self._lost("the guest agent connection closed")
+
+    def _lost(self, reason: str) -> None:
+        if self._closed or self.stopping:
+            return
+        if self.runtime.hypervisor.is_running(self.handle):
+            self.log.warning("agent link lost, VM still running", reason=reason)
+            return
+        self._closed = True
+        # Exits already received are applied before the pod is marked failed.
+        self._events.put(None)
+        threading.Thread(target=self.runtime.vm_lost, args=(self.pod_id, reason),
+                         daemon=True).start()
+
+    def reconcile(self) -> None:
+        """After re-adoption: apply exits that happened while no daemon listened."""
+        state = self.agent.state().get("containers", {})
+        for container in self.runtime.store.containers(self.pod_id):
+            if container.state != ContainerState.RUNNING:
+                continue
+            seen = state.get(container.id)
+            if seen is None:
+                self.runtime.container_exited(container.id, None)
+            elif seen.get("status") == "exited":
+                self.runtime.container_exited(container.id, seen.get("exit_code"))
+
+    def forget(self, container_id: str) -> None:
+        """Remove the container from the guest if it is there (before a fresh start)."""
+        try:
+            self.agent.remove_container(container_id)
+        except AgentError as e:
+            self.log.debug("nothing to remove in the guest", container_id=container_id,
+                           error=str(e))
+
+    def shutdown_guest(self) -> None:
+        self.stopping = True
+        try:
+            self.agent.destroy_pod()
+        except AgentError as e:  # the guest may power off before it answers
+            self.log.debug("destroy_pod", error=str(e))
+
+    def close(self) -> None:
+        self._closed = True
+        self._events.put(None)
+        if self.agent is not None:
+            self.agent.close()

@@ -1,0 +1,377 @@
+"""The lifecycle engine: pods (their VMs) and the containers inside them.
+
+Every operation on one pod is serialised by that pod's lock; every state
+change is one store transaction. A pod that fails to boot leaves no VM, no
+socket and no network allocation behind. Containers live in containers.py.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from . import drivers, names
+from . import spec as podspec
+from .config import Config
+from .container_config import LAYERS_TAG, volume_shares
+from .containers import ContainerLifecycle
+from .drivers import NetworkAttachment, PortForward, Share, VMSpec
+from .errors import Conflict, HyperError, UserError
+from .hooks import Hooks
+from .log import get_logger
+from .logs import ContainerLog
+from .model import Container, ContainerState, Pod, PodState, now
+from .pod_session import PodSession
+from .store import Store
+from .subscribers import Subscribers
+
+log = get_logger()
+
+RUNNING_STATES = (PodState.RUNNING, PodState.PAUSED)
+
+
+class Runtime(ContainerLifecycle):
+    def __init__(self, config: Config, hooks: Hooks | None = None) -> None:
+        self.config = config
+        for directory in (config.state_root, config.run_root):
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.store = Store(config.database_path)
+        self.hooks = hooks or Hooks(config.disabled_hooks)
+        self.hypervisor: drivers.Hypervisor = drivers.load("hypervisor", config.hypervisor, config)
+        self.images: drivers.Images = drivers.load("images", config.images, config)
+        self.network: drivers.Network = drivers.load("network", config.network, config)
+        drivers.check_combination(self.hypervisor, self.network)
+        self.subscribers = Subscribers()
+        self.sessions: dict[str, PodSession] = {}
+        self._locks: defaultdict[str, threading.RLock] = defaultdict(threading.RLock)
+        self._logs: dict[str, ContainerLog] = {}
+        self._exited = threading.Condition()  # notified whenever a container stops
+        self._guest_image = None
+        self._guest_lock = threading.Lock()
+
+    # -- helpers ------------------------------------------------------------
+
+    def lock(self, pod_id: str) -> threading.RLock:
+        return self._locks[pod_id]
+
+    def pod_dir(self, pod_id: str) -> Path:
+        return self.config.state_root / "pods" / pod_id
+
+    def run_dir(self, pod_id: str) -> Path:
+        return self.config.run_root / "pods" / pod_id
+
+    def container_log(self, container: Container) -> ContainerLog:
+        if container.id not in self._logs:
+            path = self.pod_dir(container.pod_id) / "logs" / f"{container.id}.log"
+            self._logs[container.id] = ContainerLog(path)
+        return self._logs[container.id]
+
+    def guest_image(self):
+        with self._guest_lock:
+            if self._guest_image is None:
+                from .guest.image import ensure_image
+
+                self._guest_image = ensure_image(self.config)
+            return self._guest_image
+
+    def pod_spec(self, pod: Pod) -> podspec.PodSpec:
+        return podspec.PodSpec.model_validate(pod.spec)
+
+    # -- pods ---------------------------------------------------------------
+
+    def create_pod(self, spec: podspec.PodSpec, stdin_open: bool = False) -> Pod:
+        """Record a pod and its containers (pending); nothing boots yet."""
+        self.hooks.pre("pod_pre_create", spec=spec)
+        if spec.services:
+            raise UserError("services: not supported by this runtime")
+        volume_shares(spec)  # refuse a missing host directory now, not at boot
+        images = {c.image: self.image_for(c.image) for c in spec.containers}
+        first_image = spec.containers[0].image if spec.containers else "pod"
+        pod_id = spec.id or names.numbered(names.image_base(first_image))
+        pod = Pod(id=pod_id, name=pod_id, vm_name=names.vm_name(),
+                  spec=podspec.normalised(spec))
+        pod.spec["id"] = pod_id
+        self.store.add_pod(pod)
+        try:
+            for container in spec.containers:
+                name = container.name or (
+                    pod_id if len(spec.containers) == 1 else
+                    names.numbered(names.image_base(container.image))
+                )
+                self._record_container(pod, container, name, images[container.image].id,
+                                       stdin_open)
+        except BaseException:
+            self.store.remove_pod(pod.id)
+            raise
+        log.info("pod created", pod_id=pod.id)
+        self.hooks.post("pod_post_create", pod=pod)
+        return pod
+
+    def run_pod(self, spec: podspec.PodSpec) -> Pod:
+        """Create and start; on failure nothing of the pod remains."""
+        pod = self.create_pod(spec)
+        try:
+            return self.start_pod(pod.id)
+        except BaseException:
+            self.remove_pod(pod.id)
+            raise
+
+    def start_pod(self, ref: str) -> Pod:
+        pod = self.store.pod(ref)
+        with self.lock(pod.id):
+            pod = self.store.pod(pod.id)
+            if pod.state in (PodState.SUCCEEDED, PodState.FAILED):
+                pod = self._reset(pod)
+            if pod.state != PodState.PENDING:
+                raise Conflict(f"pod {pod.name} is already {pod.state}")
+            self.hooks.pre("pod_pre_start", pod=pod)
+            try:
+                self._boot(pod)
+            except BaseException as e:
+                self._teardown(pod.id)
+                self.store.transition_pod(pod.id, PodState.FAILED, error=str(e),
+                                          finished=now(), vm=None)
+                raise
+            pod = self.store.transition_pod(pod.id, PodState.RUNNING, started=now())
+            log.info("pod running", pod_id=pod.id)
+            self.hooks.post("pod_post_start", pod=pod)
+            for container in self.store.containers(pod.id):
+                if container.state == ContainerState.PENDING:
+                    self._start_in_running_pod(pod, container)
+            return self.store.pod(pod.id)
+
+    def _reset(self, pod: Pod) -> Pod:
+        for container in self.store.containers(pod.id):
+            if container.state != ContainerState.PENDING:
+                self.store.transition_container(container.id, ContainerState.PENDING)
+        return self.store.transition_pod(pod.id, PodState.PENDING, error=None, finished=None)
+
+    def _boot(self, pod: Pod) -> None:
+        spec = self.pod_spec(pod)
+        image = self.guest_image()
+        attachment = self.network.attach(pod.id, self._forwards(spec))
+        self.store.update_pod(pod.id, lambda p: setattr(p, "network", attachment.to_dict()))
+        drivers.check_combination(self.hypervisor, self.network, attachment.requires)
+        run_dir = self.run_dir(pod.id)
+        run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.pod_dir(pod.id).mkdir(parents=True, exist_ok=True, mode=0o700)
+        vm = VMSpec(
+            pod_id=pod.id,
+            vm_name=pod.vm_name,
+            vcpus=spec.resource.vcpu,
+            memory_mb=spec.resource.memory,
+            kernel=image.kernel,
+            initrd=image.initrd,
+            kernel_args=list(image.kernel_args),
+            run_dir=run_dir,
+            console_log=self.pod_dir(pod.id) / "console.log",
+            shares=[Share(LAYERS_TAG, self.images.layers_root(), readonly=True),
+                    *volume_shares(spec)],
+            network=attachment,
+        )
+        handle = self.hypervisor.start(vm)
+        self.store.update_pod(pod.id, lambda p: setattr(p, "vm", handle))
+        session = self._connect(pod.id, handle)
+        session.agent.start_pod(
+            hostname=spec.hostname or pod.name[:63],
+            dns=spec.dns or attachment.dns,
+            dns_search=spec.dns_search,
+            dns_options=spec.dns_options,
+            interface=self._interface(attachment),
+            sysctl={},
+        )
+
+    @staticmethod
+    def _interface(attachment: NetworkAttachment) -> dict[str, Any] | None:
+        if attachment.kind == "none":
+            return None
+        return {"mac": attachment.mac, "address": attachment.address,
+                "gateway": attachment.gateway}
+
+    @staticmethod
+    def _forwards(spec: podspec.PodSpec) -> list[PortForward]:
+        return [
+            PortForward(m.protocol, "", host, guest)
+            for m in spec.portmappings
+            for host, guest in zip(m.host_ports, m.container_ports, strict=True)
+        ]
+
+    def _connect(self, pod_id: str, handle: dict[str, Any]) -> PodSession:
+        session = PodSession(self, pod_id, handle)
+        self.sessions[pod_id] = session
+        session.connect(self.config.guest.boot_timeout)
+        return session
+
+    def _teardown(self, pod_id: str) -> None:
+        """Make sure nothing of the pod's VM or network is left; tolerate partial state."""
+        session = self.sessions.pop(pod_id, None)
+        if session:
+            session.close()
+        pod = self.store.pod(pod_id)
+        if pod.vm:
+            try:
+                if self.hypervisor.is_running(pod.vm):
+                    self.hypervisor.stop(pod.vm, timeout=0)
+            finally:
+                self.hypervisor.cleanup(pod.vm)
+        if pod.network:
+            self.network.detach(pod_id, NetworkAttachment.from_dict(pod.network))
+            self.store.update_pod(pod_id, lambda p: setattr(p, "network", None))
+        shutil.rmtree(self.run_dir(pod_id), ignore_errors=True)
+
+    def stop_pod(self, ref: str, timeout: float = 10.0) -> Pod:
+        pod = self.store.pod(ref)
+        with self.lock(pod.id):
+            pod = self.store.pod(pod.id)
+            if pod.state not in RUNNING_STATES:
+                raise Conflict(f"pod {pod.name} is not running (it is {pod.state})")
+            self.hooks.pre("pod_pre_stop", pod=pod)
+            if pod.state == PodState.PAUSED:
+                self.hypervisor.resume(pod.vm)
+            pod = self.store.transition_pod(pod.id, PodState.STOPPING)
+            session = self.sessions.get(pod.id)
+            if session:
+                session.stopping = True
+            self._stop_containers(pod, timeout)
+            if session:
+                session.shutdown_guest()
+            self.hypervisor.stop(pod.vm, timeout=self.config.qemu.stop_timeout)
+            self._teardown(pod.id)
+            pod = self.store.transition_pod(pod.id, PodState.SUCCEEDED, finished=now(), vm=None)
+            log.info("pod stopped", pod_id=pod.id)
+            self.hooks.post("pod_post_stop", pod=pod)
+            return pod
+
+    def remove_pod(self, ref: str) -> None:
+        """Stop the pod if it runs, then forget it and everything it owned."""
+        pod = self.store.pod(ref)
+        with self.lock(pod.id):
+            pod = self.store.pod(pod.id)
+            self.hooks.pre("pod_pre_remove", pod=pod)
+            if pod.state in RUNNING_STATES:
+                self.stop_pod(pod.id, timeout=0)
+            self._teardown(pod.id)
+            for container in self.store.containers(pod.id):
+                self._logs.pop(container.id, None)
+            self.store.remove_pod(pod.id)
+            shutil.rmtree(self.pod_dir(pod.id), ignore_errors=True)
+            log.info("pod removed", pod_id=pod.id)
+        self._locks.pop(pod.id, None)
+        self.hooks.post("pod_post_remove", pod=pod)
+
+    def pause_pod(self, ref: str) -> Pod:
+        pod = self.store.pod(ref)
+        with self.lock(pod.id):
+            pod = self.store.pod(pod.id)
+            if pod.state != PodState.RUNNING:
+                raise Conflict(f"pod {pod.name} is {pod.state}, only a running pod pauses")
+            self.hypervisor.pause(pod.vm)
+            return self.store.transition_pod(pod.id, PodState.PAUSED)
+
+    def unpause_pod(self, ref: str) -> Pod:
+        pod = self.store.pod(ref)
+        with self.lock(pod.id):
+            pod = self.store.pod(pod.id)
+            if pod.state != PodState.PAUSED:
+                raise Conflict(f"pod {pod.name} is {pod.state}, not paused")
+            self.hypervisor.resume(pod.vm)
+            return self.store.transition_pod(pod.id, PodState.RUNNING)
+
+    def vm_lost(self, pod_id: str, reason: str) -> None:
+        """The VM died under a running pod: the pod failed; its VM resources go."""
+        with self.lock(pod_id):
+            try:
+                pod = self.store.pod(pod_id)
+            except HyperError:
+                return
+            if pod.state not in RUNNING_STATES:
+                return
+            log.warning("pod failed", pod_id=pod_id, reason=reason)
+            for container in self.store.containers(pod_id):
+                if container.state == ContainerState.RUNNING:
+                    self.container_exited(container.id, None)
+            self._teardown(pod_id)
+            pod = self.store.transition_pod(pod_id, PodState.FAILED, error=reason,
+                                            finished=now(), vm=None)
+        self.hooks.post("pod_post_stop", pod=pod)
+
+    # -- port mappings of a running pod ---------------------------------------
+
+    def ports(self, ref: str) -> list[PortForward]:
+        pod = self.store.pod(ref)
+        if not pod.network:
+            return []
+        return self.network.forwards(pod.id, NetworkAttachment.from_dict(pod.network))
+
+    def change_ports(self, ref: str, forward: PortForward, add: bool) -> PortForward:
+        pod = self.store.pod(ref)
+        with self.lock(pod.id):
+            pod = self.store.pod(pod.id)
+            if pod.state not in RUNNING_STATES or not pod.network:
+                raise Conflict(f"pod {pod.name} is not running")
+            attachment = NetworkAttachment.from_dict(pod.network)
+            if add:
+                applied = self.network.add_forward(pod.id, attachment, forward) or forward
+                if attachment.kind == "user":
+                    self.hypervisor.add_forward(pod.vm, applied)
+                attachment.forwards.append(applied)
+            else:
+                applied = self.network.remove_forward(pod.id, attachment, forward) or forward
+                if attachment.kind == "user":
+                    self.hypervisor.remove_forward(pod.vm, applied)
+                attachment.forwards.remove(applied)
+            self.store.update_pod(pod.id, lambda p: setattr(p, "network", attachment.to_dict()))
+            return applied
+
+    # -- after a daemon restart -----------------------------------------------
+
+    def adopt(self) -> None:
+        """Re-attach to pods whose VMs outlived the daemon; clear what a crash left."""
+        known = set()
+        for pod in self.store.pods():
+            known.add(pod.id)
+            try:
+                self._adopt(pod)
+            except Exception as e:  # one bad pod must not keep the daemon down
+                log.error("adoption failed", pod_id=pod.id, error=str(e))
+        runs = self.config.run_root / "pods"
+        for leftover in runs.iterdir() if runs.is_dir() else ():
+            if leftover.name not in known:
+                log.warning("removing leftover of an unknown pod", path=str(leftover))
+                self.hypervisor.reap(leftover)
+                shutil.rmtree(leftover, ignore_errors=True)
+
+    def _adopt(self, pod: Pod) -> None:
+        if pod.state == PodState.PENDING:
+            if pod.vm or pod.network or self.run_dir(pod.id).exists():
+                # The daemon died while booting this pod: undo the boot entirely.
+                self.hypervisor.reap(self.run_dir(pod.id))
+                self._teardown(pod.id)
+                self.store.update_pod(pod.id, lambda p: setattr(p, "vm", None))
+            return
+        if pod.state not in (*RUNNING_STATES, PodState.STOPPING):
+            return
+        if pod.vm and self.hypervisor.is_running(pod.vm):
+            if pod.state == PodState.STOPPING:
+                self.hypervisor.stop(pod.vm, timeout=0)
+            else:
+                network = NetworkAttachment.from_dict(pod.network) if pod.network else None
+                if network:
+                    self.network.adopt(pod.id, network)
+                self._connect(pod.id, pod.vm).reconcile()
+                log.info("pod adopted", pod_id=pod.id)
+                return
+        self.hypervisor.reap(self.run_dir(pod.id))
+        self.vm_lost(pod.id, "the VM was gone when hyperd restarted")
+        if self.store.pod(pod.id).state == PodState.STOPPING:
+            self._teardown(pod.id)
+            self.store.transition_pod(pod.id, PodState.SUCCEEDED, finished=now(), vm=None)
+
+    def shutdown(self) -> None:
+        """The daemon exits: drop agent links, leave every VM running."""
+        for session in list(self.sessions.values()):
+            session.close()
+        self.sessions.clear()
