@@ -1,0 +1,237 @@
+"""A client for one registry speaking the OCI distribution API.
+
+It finds the registry's scheme with the `/v2/` ping (HTTPS, verified; an
+insecure or loopback registry is tried with unverified HTTPS and then plain
+HTTP, as Docker does), answers `401` challenges with basic auth or a bearer
+token fetched from the challenge's realm, and hands out manifests and blob
+streams. Verifying what comes back is the caller's job.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import threading
+from collections.abc import Iterable
+
+import requests
+from hypercontainer.errors import NotFound, UserError
+from hypercontainer.log import get_logger
+
+from . import digests, manifest
+from .auth import Challenge, Credentials, CredentialStore, parse_challenges
+from .reference import DOCKER_HUB, Reference, host_of, is_loopback
+
+DOCKER_HUB_API = "registry-1.docker.io"
+TIMEOUT = (15, 120)  # connect, read (seconds)
+CHUNK = 1 << 20
+
+log = get_logger()
+
+
+def is_insecure(registry: str, insecure: Iterable[str]) -> bool:
+    """Configured as insecure (by name, host or CIDR), or a loopback registry."""
+    if is_loopback(registry):
+        return True
+    host = host_of(registry)
+    for entry in insecure:
+        if entry in (registry, host):
+            return True
+        if "/" in entry:
+            try:
+                if ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                continue
+    return False
+
+
+class RegistryClient:
+    def __init__(
+        self, registry: str, credentials: CredentialStore, insecure: Iterable[str] = ()
+    ) -> None:
+        self.registry = registry
+        self.api_host = DOCKER_HUB_API if registry == DOCKER_HUB else registry
+        self.credentials = credentials
+        self.insecure = is_insecure(registry, insecure)
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = "hypercontainer"
+        self._base: str | None = None
+        self._challenge: Challenge | None = None
+        self._tokens: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self.log = log.bind(registry=registry)
+
+    # -- public surface ------------------------------------------------------
+
+    def get_manifest(self, ref: Reference, target: str | None = None) -> tuple[bytes, str, str]:
+        """(body, media type, digest) of a manifest, its digest verified."""
+        target = target or ref.target
+        separator = "@" if ":" in target else ":"
+        response = self._get(
+            ref, f"manifests/{target}", f"image {ref.name}{separator}{target}",
+            headers={"Accept": ", ".join(manifest.ACCEPTED + manifest.SCHEMA1)},
+        )
+        with response:
+            body = _read_limited(response, manifest.MAX_MANIFEST_SIZE, "manifest")
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        if target.startswith(("sha256:", "sha512:")):
+            digests.verify_bytes(body, target, f"manifest {ref.name}@{target}")
+            return body, content_type, target
+        actual = digests.of_bytes(body)
+        announced = response.headers.get("Docker-Content-Digest", "")
+        if announced.startswith("sha256:") and announced != actual:
+            raise UserError(
+                f"manifest {ref}: digest mismatch (registry says {announced}, content is {actual})"
+            )
+        return body, content_type, actual
+
+    def open_blob(self, ref: Reference, digest: str) -> requests.Response:
+        """A streaming response for a blob; read it with `raw.stream(decode_content=False)`."""
+        return self._get(ref, f"blobs/{digest}", f"blob {digest} of {ref.name}", stream=True)
+
+    def login(self, credentials: Credentials) -> None:
+        """Refuse `credentials` unless the registry accepts them."""
+        response = self._ping()
+        if response.status_code == 200:
+            return  # the registry asks for no authentication at all
+        challenge = self._challenge
+        if challenge and challenge.scheme == "bearer":
+            self._fetch_token(challenge, scope=None, credentials=credentials)
+            return
+        check = self.session.get(
+            f"{self._base}/v2/", headers={"Authorization": _basic(credentials)},
+            timeout=TIMEOUT, verify=not self.insecure,
+        )
+        if check.status_code != 200:
+            raise UserError(f"login to {self.registry} failed: {_reason(check)}")
+
+    # -- requests, authentication -------------------------------------------
+
+    def _get(self, ref: Reference, path: str, what: str, **kwargs) -> requests.Response:
+        if self._base is None:
+            self._ping()
+        scope = f"repository:{ref.repository}:pull"
+        url = f"{self._base}/v2/{ref.repository}/{path}"
+        headers = dict(kwargs.pop("headers", {}))
+        for attempt in range(2):
+            authorization = self._authorization(scope, renew=attempt > 0)
+            if authorization:
+                headers["Authorization"] = authorization
+            response = self._send(url, headers, **kwargs)
+            if response.status_code != 401:
+                break
+            self._remember_challenge(response)
+            response.close()
+        if response.status_code == 401:
+            raise UserError(
+                f"{ref.name}: access denied by {self.registry} ({_reason(response)}); "
+                f"try `hyperctl login {self.registry}`"
+            )
+        if response.status_code == 404:
+            raise NotFound(f"{what} not found ({_reason(response)})")
+        if response.status_code != 200:
+            raise UserError(f"{ref.name}: registry {self.registry} answered {_reason(response)}")
+        return response
+
+    def _send(self, url: str, headers: dict[str, str], **kwargs) -> requests.Response:
+        try:
+            return self.session.get(
+                url, headers=headers, timeout=TIMEOUT, verify=not self.insecure, **kwargs
+            )
+        except requests.RequestException as e:
+            raise UserError(f"registry {self.registry}: {_oneline(e)}") from None
+
+    def _ping(self) -> requests.Response:
+        """Find a scheme that answers `/v2/`; remember its challenge if any."""
+        schemes = ["https", "http"] if self.insecure else ["https"]
+        failure = ""
+        for scheme in schemes:
+            base = f"{scheme}://{self.api_host}"
+            try:
+                response = self.session.get(
+                    f"{base}/v2/", timeout=TIMEOUT, verify=not self.insecure
+                )
+            except requests.RequestException as e:
+                failure = _oneline(e)
+                continue
+            if response.status_code in (200, 401):
+                self._base = base
+                self._remember_challenge(response)
+                self.log.debug("registry found", base=base, status=response.status_code)
+                return response
+            failure = f"{base}/v2/ answered {_reason(response)}"
+        raise UserError(f"cannot reach registry {self.registry}: {failure}")
+
+    def _remember_challenge(self, response: requests.Response) -> None:
+        header = response.headers.get("WWW-Authenticate", "")
+        found = [c for c in parse_challenges(header) if c.scheme in ("bearer", "basic")]
+        if found:
+            self._challenge = found[0]
+
+    def _authorization(self, scope: str, renew: bool) -> str | None:
+        challenge = self._challenge
+        if challenge is None:
+            return None
+        credentials = self.credentials.get(self.registry)
+        if challenge.scheme == "basic":
+            return _basic(credentials) if credentials else None
+        with self._lock:
+            if renew or scope not in self._tokens:
+                self._tokens[scope] = self._fetch_token(challenge, scope, credentials)
+            return f"Bearer {self._tokens[scope]}"
+
+    def _fetch_token(
+        self, challenge: Challenge, scope: str | None, credentials: Credentials | None
+    ) -> str:
+        realm = challenge.params.get("realm", "")
+        if not realm.startswith(("https://", "http://")):
+            raise UserError(f"registry {self.registry} names an invalid token realm {realm!r}")
+        params = {"service": challenge.params.get("service", "")}
+        if scope:
+            params["scope"] = scope
+        headers = {"Authorization": _basic(credentials)} if credentials else {}
+        try:
+            response = self.session.get(
+                realm, params=params, headers=headers, timeout=TIMEOUT, verify=not self.insecure
+            )
+        except requests.RequestException as e:
+            raise UserError(f"token server of {self.registry}: {_oneline(e)}") from None
+        if response.status_code != 200:
+            raise UserError(f"token server of {self.registry} refused: {_reason(response)}")
+        try:
+            body = response.json()
+            token = body.get("token") or body.get("access_token")
+        except (ValueError, AttributeError):
+            token = None
+        if not isinstance(token, str) or not token:
+            raise UserError(f"token server of {self.registry} sent no token")
+        return token
+
+
+def _basic(credentials: Credentials) -> str:
+    raw = f"{credentials.username}:{credentials.password}".encode()
+    return "Basic " + base64.b64encode(raw).decode()
+
+
+def _read_limited(response: requests.Response, limit: int, what: str) -> bytes:
+    body = response.raw.read(limit + 1, decode_content=True)
+    if len(body) > limit:
+        raise UserError(f"{what} larger than {limit} bytes")
+    return body
+
+
+def _reason(response: requests.Response) -> str:
+    """The status and the registry's first error message, on one line."""
+    detail = ""
+    try:
+        errors = response.json().get("errors") or []
+        if errors and isinstance(errors[0], dict):
+            detail = f": {errors[0].get('code', '')} {errors[0].get('message', '')}".rstrip()
+    except (ValueError, AttributeError):
+        pass
+    return _oneline(f"{response.status_code} {response.reason}{detail}")
+
+
+def _oneline(value: object) -> str:
+    return " ".join(str(value).split())[:300]
