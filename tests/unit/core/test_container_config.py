@@ -1,0 +1,68 @@
+"""The agent's create_container request, from an image config and a container spec."""
+
+import base64
+
+import pytest
+
+from hypercontainer.container_config import agent_config, volume_shares
+from hypercontainer.drivers import ImageConfig, ResolvedImage
+from hypercontainer.errors import UserError
+from hypercontainer.specload import parse_pod_spec
+
+IMAGE = ResolvedImage(
+    id="sha256:" + "1" * 64, reference="docker.io/library/app:1", layers=["sha256/a", "sha256/b"],
+    config=ImageConfig(entrypoint=["/entry"], cmd=["serve"], env=["PATH=/bin", "A=image"],
+                       working_dir="/srv", user="app"),
+)
+
+
+def config_for(container: dict, **pod):
+    spec = parse_pod_spec({"containers": [{"image": "app:1", **container}], **pod})
+    return agent_config("c" * 64, spec.containers[0], IMAGE, spec, "host1")
+
+
+def test_docker_rules_for_the_process():
+    assert config_for({})["process"]["args"] == ["/entry", "serve"]
+    assert config_for({"command": ["x"]})["process"]["args"] == ["/entry", "x"]
+    assert config_for({"entrypoint": ["/bin/sh"]})["process"]["args"] == ["/bin/sh"]
+    process = config_for({"envs": [{"env": "A", "value": "mine"}], "workdir": "/w"})["process"]
+    assert "A=mine" in process["env"] and "A=image" not in process["env"]
+    assert process["env"][0] == "PATH=/bin"
+    assert (process["cwd"], process["user"]) == ("/w", "app")
+
+
+def test_no_command_anywhere_is_a_user_error():
+    empty = ResolvedImage(id="sha256:" + "2" * 64, reference="x", layers=[], config=ImageConfig())
+    spec = parse_pod_spec({"containers": [{"image": "x"}]})
+    with pytest.raises(UserError, match="no command given"):
+        agent_config("c" * 64, spec.containers[0], empty, spec, "h")
+
+
+def test_volumes_files_and_limits(tmp_path):
+    pod = {
+        "volumes": [{"name": "data", "source": str(tmp_path)}, {"name": "scratch"}],
+        "files": [{"name": "cfg", "encoding": "raw", "content": "hello"}],
+    }
+    request = config_for({
+        "volumes": [{"volume": "data", "path": "/data", "readOnly": True},
+                    {"volume": "scratch", "path": "/scratch"}],
+        "files": [{"filename": "cfg", "path": "/etc/app.conf", "perm": "0600"}],
+        "ulimits": [{"name": "nofile", "soft": 10, "hard": 20}],
+    }, **pod)
+    assert request["mounts"] == [
+        {"type": "share", "tag": "hc_vol_0", "destination": "/data", "readonly": True},
+        {"type": "empty", "name": "scratch", "destination": "/scratch", "readonly": False},
+    ]
+    (file,) = request["files"]
+    assert base64.b64decode(file["content_b64"]) == b"hello" and file["mode"] == 0o600
+    assert request["rlimits"] == [{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 20}]
+    assert request["layers"] == ["sha256/a", "sha256/b"]
+
+
+def test_volume_sources_must_be_host_directories(tmp_path):
+    spec = parse_pod_spec({"containers": [], "volumes": [{"name": "v", "source": str(tmp_path / "no")}]})
+    with pytest.raises(UserError, match="is not a directory on the host"):
+        volume_shares(spec)
+    spec = parse_pod_spec({"volumes": [{"name": "v", "source": str(tmp_path)}]})
+    (share,) = volume_shares(spec)
+    assert (share.tag, share.host_path, share.readonly) == ("hc_vol_0", tmp_path, False)
