@@ -149,7 +149,7 @@ class CloudHypervisor(Hypervisor):
         log = get_logger(pod_id=spec.pod_id)
 
         spec.run_dir.mkdir(parents=True, exist_ok=True)
-        paths.remove()  # leftovers of an earlier VM in this directory
+        self.reap(spec.run_dir)  # leftovers of an earlier VM in this directory
         handle: VMHandle = {
             "pod_id": spec.pod_id, "run_dir": str(spec.run_dir), "shares": devices.mode,
         }
