@@ -105,17 +105,17 @@ class AgentClient:
         self._call("create_container", timeout, config=config)
 
     def start_container(self, cid: str, timeout: float = SLOW_TIMEOUT) -> None:
-        self._call("start_container", timeout, id=cid)
+        self._call("start_container", timeout, container=cid)
 
     def signal(self, cid: str, signum: int, exec_id: str | None = None,
                timeout: float = DEFAULT_TIMEOUT) -> None:
-        self._call("signal", timeout, id=cid, signal=int(signum), exec=exec_id)
+        self._call("signal", timeout, container=cid, signal=int(signum), exec=exec_id)
 
     def exec(self, cid: str, exec_id: str, args: list[str], env: list[str] | None = None,
              cwd: str | None = None, user: str | None = None, terminal: bool = False,
              stdin: bool = False, timeout: float = SLOW_TIMEOUT) -> str:
         """Start a process in a running container; returns its key for stdio and events."""
-        self._call("exec", timeout, id=cid, exec=exec_id, args=list(args),
+        self._call("exec", timeout, container=cid, exec=exec_id, args=list(args),
                    env=list(env or []), cwd=cwd, user=user, terminal=terminal, stdin=stdin)
         return protocol.process_key(cid, exec_id)
 
@@ -138,14 +138,15 @@ class AgentClient:
         """Write a file inside the container (as it sees its filesystem)."""
         for start in range(0, max(len(data), 1), FILE_CHUNK):
             chunk = data[start:start + FILE_CHUNK]
-            self._call("write_file", timeout, id=cid, path=path, mode=mode, append=start > 0,
-                       data_b64=base64.b64encode(chunk).decode())
+            self._call("write_file", timeout, container=cid, path=path, mode=mode,
+                       append=start > 0, data_b64=base64.b64encode(chunk).decode())
 
     def read_file(self, cid: str, path: str, limit: int = READ_LIMIT,
                   timeout: float = DEFAULT_TIMEOUT) -> bytes:
         data = bytearray()
         while True:
-            result = self._call("read_file", timeout, id=cid, path=path, offset=len(data))
+            result = self._call("read_file", timeout, container=cid, path=path,
+                                offset=len(data))
             data += base64.b64decode(result["data_b64"])
             if len(data) > limit:
                 raise AgentError(f"{path}: larger than {limit} bytes")
@@ -153,7 +154,7 @@ class AgentClient:
                 return bytes(data)
 
     def remove_container(self, cid: str, timeout: float = SLOW_TIMEOUT) -> None:
-        self._call("remove_container", timeout, id=cid)
+        self._call("remove_container", timeout, container=cid)
 
     def state(self, timeout: float = DEFAULT_TIMEOUT) -> dict:
         """{"containers": {cid: {"status", "code", "pid", "execs": {id: {...}}}}, "hostname"}."""
@@ -180,7 +181,7 @@ class AgentClient:
             request_id = next(self._ids)
             self._pending[request_id] = call
         try:
-            self._send(protocol.encode_message({"id": request_id, "op": op, **args}))
+            self._send(protocol.encode_message({**args, "id": request_id, "op": op}))
             return self._wait(call, timeout)
         finally:
             with self._lock:

@@ -68,21 +68,21 @@ class Handlers:
         return {}
 
     def op_start_container(self, args: Args) -> dict:
-        self.runtime.start(args.id("id"))
+        self.runtime.start(args.id("container"))
         return {}
 
     def op_signal(self, args: Args) -> dict:
         signum = args.int("signal")
         if signum not in SIGNALS:
             raise args.fail(f"no signal {signum}")
-        self.runtime.signal(args.id("id"), signum, args.opt_id("exec"))
+        self.runtime.signal(args.id("container"), signum, args.opt_id("exec"))
         return {}
 
     def op_exec(self, args: Args) -> dict:
         argv = args.strings("args", required=True)
         if not argv:
             raise args.fail("args must not be empty")
-        self.runtime.exec(args.id("id"), args.id("exec"), argv, _env(args, "env"),
+        self.runtime.exec(args.id("container"), args.id("exec"), argv, _env(args, "env"),
                           _absolute(args, "cwd", required=False), args.opt_str("user"),
                           args.bool("terminal"), args.bool("stdin"))
         return {}
@@ -103,17 +103,17 @@ class Handlers:
             raise args.fail("data_b64 is not base64") from None
         if len(data) > MAX_CHUNK:
             raise args.fail(f"more than {MAX_CHUNK} bytes in one request")
-        self.runtime.write_file(args.id("id"), args.str("path"), data,
+        self.runtime.write_file(args.id("container"), args.str("path"), data,
                                 args.int("mode", 0o644, high=0o7777), args.bool("append"))
         return {}
 
     def op_read_file(self, args: Args) -> dict:
-        return self.runtime.read_file(args.id("id"), args.str("path"),
+        return self.runtime.read_file(args.id("container"), args.str("path"),
                                       args.int("offset", 0, high=2**62),
                                       args.int("length", MAX_CHUNK, high=MAX_CHUNK))
 
     def op_remove_container(self, args: Args) -> dict:
-        self.runtime.remove(args.id("id"))
+        self.runtime.remove(args.id("container"))
         return {}
 
 
