@@ -173,19 +173,23 @@ REF_NAME = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME = "io.containerd.image.name"
 
 
-def layout_entries(named: list[tuple[str, Blob, list[Blob]]]) -> dict[str, bytes]:
+def layout_entries(
+    named: list[tuple[str, Blob, list[Blob]]], verbatim: bool = False
+) -> dict[str, bytes]:
     """Files of an OCI layout holding each (name, top blob, other blobs).
 
-    A name with a repository ("docker.io/library/busybox:latest") is written
-    the way containerd and Docker do (full name, plus the tag as ref.name);
-    a bare name ("latest") only as ref.name, the form skopeo's `oci:` reads.
+    By default a full name ("docker.io/library/busybox:latest") is written as
+    containerd and Docker do: the name in `io.containerd.image.name`, the tag
+    as `org.opencontainers.image.ref.name`. With `verbatim`, the name goes
+    as it is into ref.name, the form `skopeo copy oci:DIR:NAME` looks up.
     """
     files: dict[str, bytes] = {"oci-layout": canonical_json({"imageLayoutVersion": "1.0.0"})}
     entries = []
     for name, top, blobs in named:
         for blob in (top, *blobs):
             files[f"blobs/sha256/{digests.hex_of(blob.digest)}"] = blob.data
-        entries.append(top.descriptor(annotations=_name_annotations(name)))
+        annotations = {REF_NAME: name} if verbatim else _name_annotations(name)
+        entries.append(top.descriptor(annotations=annotations))
     index = {"schemaVersion": 2, "mediaType": manifest.OCI_INDEX, "manifests": entries}
     files["index.json"] = canonical_json(index)
     return files
@@ -198,8 +202,10 @@ def _name_annotations(name: str) -> dict[str, str]:
     return {CONTAINERD_NAME: name, REF_NAME: tag}
 
 
-def write_layout(directory: Path, named: list[tuple[str, Blob, list[Blob]]]) -> None:
-    for relative, data in layout_entries(named).items():
+def write_layout(
+    directory: Path, named: list[tuple[str, Blob, list[Blob]]], verbatim: bool = False
+) -> None:
+    for relative, data in layout_entries(named, verbatim).items():
         atomic_write(directory / relative, data)
 
 

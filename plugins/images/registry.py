@@ -70,7 +70,7 @@ class RegistryClient:
         separator = "@" if ":" in target else ":"
         response = self._get(
             ref, f"manifests/{target}", f"image {ref.name}{separator}{target}",
-            headers={"Accept": ", ".join(manifest.ACCEPTED + manifest.SCHEMA1)},
+            headers={"Accept": ", ".join(manifest.ACCEPTED + manifest.SCHEMA1)}, stream=True,
         )
         with response:
             body = _read_limited(response, manifest.MAX_MANIFEST_SIZE, "manifest")

@@ -1,0 +1,119 @@
+"""Images the tests build (with the product's own builder) and push to a test registry.
+
+- `busybox()`: the offline busybox image's single layer.
+- `two_layers()`: busybox plus a layer that adds a file, whites out an applet
+  and makes a directory opaque.
+- `multi_platform()`: an index with linux/amd64 and linux/arm64/v8 images that
+  differ by one file and one label.
+- `bulky(megabytes, layers)`: busybox plus incompressible data, for the bench.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from functools import cache
+from pathlib import Path
+
+from hypercontainer_plugins.images import build
+from hypercontainer_plugins.images import busybox as busybox_image
+from hypercontainer_plugins.images.build import Blob, Image, Layer
+
+Built = tuple[Blob, list[Blob]]  # top blob (manifest or index), every other blob
+
+
+@cache
+def busybox_layer_tar() -> bytes:
+    return busybox_image.rootfs_layer().tar()
+
+
+class _Prebuilt(Layer):
+    """A layer whose tar is already made (the busybox one is built once per run)."""
+
+    def __init__(self, tar: bytes) -> None:
+        super().__init__()
+        self._tar = tar
+
+    def tar(self) -> bytes:
+        return self._tar
+
+
+def busybox_base() -> Layer:
+    return _Prebuilt(busybox_layer_tar())
+
+
+def busybox(compression: str = "gzip") -> Built:
+    return Image([busybox_base()], compression=compression, cmd=["sh"]).build()
+
+
+def second_layer() -> Layer:
+    return (
+        Layer()
+        .file("hello.txt", b"hello from layer two\n")
+        .whiteout("bin/vi")
+        .opaque("home")
+        .dir("home/user")
+        .file("home/user/.profile", b"export PS1='$ '\n")
+    )
+
+
+def two_layers(compression: str = "gzip") -> Built:
+    image = Image(
+        [busybox_base(), second_layer()], compression=compression,
+        entrypoint=["/bin/sh", "-c"], cmd=["cat /hello.txt"], working_dir="/home/user",
+        labels={"test": "two-layers"},
+    )
+    return image.build()
+
+
+def platform_image(architecture: str, variant: str = "") -> Image:
+    marker = Layer().file("platform.txt", f"{architecture}{variant}\n".encode())
+    return Image(
+        [busybox_base(), marker], architecture=architecture, variant=variant,
+        labels={"arch": architecture},
+    )
+
+
+def multi_platform() -> Built:
+    return build.multi_platform([platform_image("amd64"), platform_image("arm64", "v8")])
+
+
+def bulky(megabytes: int, layers: int, seed: int = 0) -> Built:
+    """busybox plus `layers` layers of random (incompressible) data."""
+    per_layer = megabytes * 2**20 // layers
+    data_layers = []
+    for i in range(layers):
+        chunk = _random_bytes(per_layer, seed * 1000 + i)
+        data_layers.append(Layer().file(f"data/blob-{i}.bin", chunk))
+    return Image([busybox_base(), *data_layers], compression="gzip").build()
+
+
+def _random_bytes(size: int, seed: int) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def write_layout(directory: Path, images: dict[str, Built]) -> Path:
+    """An OCI layout holding `images` by ref name (what `skopeo copy oci:` reads)."""
+    named = [(name, top, blobs) for name, (top, blobs) in images.items()]
+    build.write_layout(directory, named, verbatim=True)
+    return directory
+
+
+def write_archive(path: Path, images: dict[str, Built]) -> Path:
+    build.write_archive(path, [(name, top, blobs) for name, (top, blobs) in images.items()])
+    return path
+
+
+def layer_digests(built: Built) -> list[str]:
+    """Digests of the layer blobs of a single-platform image, bottom first."""
+    top, _ = built
+    return [layer["digest"] for layer in json.loads(top.data)["layers"]]
+
+
+def config_digest(built: Built) -> str:
+    return json.loads(built[0].data)["config"]["digest"]
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
