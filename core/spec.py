@@ -218,7 +218,6 @@ DnsOption = Annotated[
 ]
 Image = Annotated[str, _text(512, 1), _matching(_IMAGE, "an image reference like busybox:latest")]
 ContainerPath = Annotated[str, _text(MAX_PATH, 1), AfterValidator(_absolute_path)]
-HostPath = Annotated[str, _text(MAX_PATH, 1), AfterValidator(_absolute_path)]
 Arg = Annotated[str, _text(MAX_ARG), _matching(r"[^\x00]*", "free of NUL characters")]
 EnvName = Annotated[
     str, _text(255, 1), _matching(r"[A-Za-z_][A-Za-z0-9_.-]*", "an environment variable name")

@@ -239,9 +239,9 @@ def _canonical_value(
     value: Any, model: type[SpecModel], key: str, loc: Loc, spelling: dict[Loc, str]
 ) -> Any:
     nested, many = _nested_models(model)[key]
-    if nested is None:
-        return value
-    if many and isinstance(value, list):
+    if nested is None or (many and not isinstance(value, list)):
+        return value  # free-form, or of the wrong type: validation reports it
+    if many:
         return [_canonical(item, nested, (*loc, i), spelling) for i, item in enumerate(value)]
     return _canonical(value, nested, loc, spelling)
 

@@ -320,6 +320,7 @@ REFUSED = [
         "containers[0]: input should be a valid dictionary or instance of Container",
     ),
     (pod_with({"command": "/bin/sh"}), "containers[0].command: input should be a valid list"),
+    (pod_with(containers={"id": "x"}), "containers: input should be a valid list"),
 ]
 
 
