@@ -20,13 +20,13 @@ MAX_OPEN_DIRS = 128
 Parts = tuple[str, ...]
 
 
-def clean(name: str) -> Parts:
+def clean(name: str, what: str = "entry") -> Parts:
     """Path components of an archive entry name; refuses absolute paths and `..`."""
     if name.startswith("/"):
-        raise UserError(f"entry {name[:200]!r} has an absolute path")
+        raise UserError(f"{what} {name[:200]!r} has an absolute path")
     parts = tuple(p for p in name.split("/") if p not in ("", "."))
     if ".." in parts:
-        raise UserError(f"entry {name[:200]!r} contains '..'")
+        raise UserError(f"{what} {name[:200]!r} contains '..'")
     return parts
 
 

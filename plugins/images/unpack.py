@@ -204,10 +204,10 @@ class _Extractor:
             os.close(fd)
 
     def _hard_link(self, parent: int, name: str, member: tarfile.TarInfo) -> None:
-        target = clean(member.linkname)
-        if not target:
-            raise UserError(f"hard link {member.name[:200]!r} points at the root directory")
-        target_parent = self.root.dir(target[:-1], create=False)
+        target = clean(member.linkname, f"hard link {member.name[:100]!r} to")
+        target_parent = self.root.dir(target[:-1], create=False) if target else None
+        if not target or stat.S_ISDIR(_lstat_mode(target[-1], target_parent)):
+            raise UserError(f"hard link {member.name[:200]!r} points at a directory")
         try:
             # follow_symlinks=False: link the entry itself, never what a symlink names.
             os.link(
@@ -280,6 +280,13 @@ class _Extractor:
             if name == "security.capability" and not self.privileged:
                 continue
             os.setxattr(fd, name, value.encode("utf-8", "surrogateescape"))
+
+
+def _lstat_mode(name: str, dir_fd: int) -> int:
+    try:
+        return os.lstat(name, dir_fd=dir_fd).st_mode
+    except FileNotFoundError:
+        return 0
 
 
 def _id(value: int) -> int:
