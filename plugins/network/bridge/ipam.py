@@ -85,7 +85,7 @@ class Leases:
         self.db_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         db = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
+            _use_wal(db)
             db.execute("BEGIN IMMEDIATE")
             try:
                 for statement in SCHEMA:
@@ -97,6 +97,17 @@ class Leases:
             db.execute("COMMIT")
         finally:
             db.close()
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    if db.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+        return
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError:
+        # Another process is switching the new file to WAL this very moment (the
+        # switch does not wait for locks); WAL is persistent, so it is done for us.
+        pass
 
 
 class Transaction:

@@ -76,8 +76,12 @@ def test_shares_the_file_with_the_core_store(tmp_path):
 def _worker(path, worker, start, results):
     start.wait()
     for i in range(PODS_EACH):
-        lease = allocate(path, f"pod-{worker}-{i}")
-        results.put((lease.pod_id, str(lease.address)))
+        try:
+            lease = allocate(path, f"pod-{worker}-{i}")
+        except Exception as e:  # reported to the test rather than lost with the process
+            results.put(("error", repr(e)))
+        else:
+            results.put((lease.pod_id, str(lease.address)))
 
 
 def test_concurrent_processes_never_share_an_address(tmp_path):
@@ -92,6 +96,7 @@ def test_concurrent_processes_never_share_an_address(tmp_path):
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
+    assert [e for e in got if e[0] == "error"] == []
     addresses = [address for _, address in got]
     assert len(set(addresses)) == WORKERS * PODS_EACH
     # Lowest-free allocation without releases fills .2 upwards without holes.
