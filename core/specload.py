@@ -182,9 +182,11 @@ def _canonical_pod(data: Any, yaml: bool, spelling: dict[Loc, str]) -> Any:
 def _kind(value: Any) -> str:
     if value is None:
         return "empty"
-    if isinstance(value, list):
-        return "a list"
-    return f"a {type(value).__name__} value"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "text" if isinstance(value, str) else f"a {type(value).__name__}"
 
 
 def _check_size(data: Any) -> None:

@@ -45,8 +45,10 @@ def test_unsafe_yaml_tags_are_refused() -> None:
 
 def test_the_top_level_must_be_an_object() -> None:
     assert refusal("[1, 2]") == "pod: a pod file is a JSON object, not a list"
+    assert refusal("12") == "pod: a pod file is a JSON object, not a number"
+    assert refusal("true") == "pod: a pod file is a JSON object, not a boolean"
     assert refusal("", yaml=True) == "pod: a pod file is a YAML mapping, not empty"
-    assert refusal("just text", yaml=True) == "pod: a pod file is a YAML mapping, not a str value"
+    assert refusal("just text", yaml=True) == "pod: a pod file is a YAML mapping, not text"
 
 
 def test_nan_is_not_json() -> None:
