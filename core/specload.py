@@ -35,6 +35,7 @@ from .spec import MAX_FILE_BYTES, Loc, PodSpec, SpecError, SpecModel, render_loc
 __all__ = ["load_pod_file", "load_pod_spec", "parse_pod_spec"]
 
 MAX_TEXT = 16 << 20
+TOO_LARGE = f"the pod file is larger than {MAX_TEXT >> 20} MiB"
 MAX_VALUES = 200_000  # also stops YAML alias bombs, which expand while walked
 KUBERNETES_KEYS = {"apiversion", "kind"}
 
@@ -47,6 +48,8 @@ def load_pod_file(path: str | os.PathLike[str], yaml: bool | None = None) -> Pod
             raw = f.read(MAX_TEXT + 1)
     except OSError as e:
         raise UserError(f"{path}: {e.strerror}") from None
+    if len(raw) > MAX_TEXT:
+        raise UserError(f"{path}: {TOO_LARGE}")
     try:
         text = raw.decode()
     except UnicodeDecodeError:
@@ -62,7 +65,7 @@ def load_pod_spec(
     """Parse and validate pod file text; UserError (one line) if it is not a valid pod."""
     try:
         if len(text) > MAX_TEXT:
-            raise UserError(f"the pod file is larger than {MAX_TEXT} bytes")
+            raise UserError(TOO_LARGE)
         data = _parse_yaml(text) if yaml else _parse_json(text)
     except UserError as e:
         raise UserError(f"{source}: {e}" if source else str(e)) from None

@@ -58,8 +58,12 @@ def test_nan_is_not_json() -> None:
     )
 
 
-def test_oversized_text() -> None:
-    assert refusal(" " * (MAX_TEXT + 1)) == f"pod: the pod file is larger than {MAX_TEXT} bytes"
+def test_oversized_text(tmp_path: Path) -> None:
+    assert refusal(" " * (MAX_TEXT + 1)) == "pod: the pod file is larger than 16 MiB"
+    pod_file = tmp_path / "big.pod"
+    pod_file.write_bytes(b" " * MAX_TEXT + "é".encode())  # cut inside a character
+    with pytest.raises(UserError, match=r"big\.pod: the pod file is larger than 16 MiB$"):
+        load_pod_file(pod_file)
 
 
 def test_too_many_values() -> None:
