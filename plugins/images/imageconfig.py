@@ -38,7 +38,7 @@ def parse(body: bytes) -> ParsedConfig:
     if not isinstance(diff_ids, list):
         raise UserError("image config rootfs.diff_ids is not a list")
     return ParsedConfig(
-        container=_container(data.get("config") or {}),
+        container=_container({} if data.get("config") is None else data["config"]),
         diff_ids=tuple(digests.parse(d) for d in diff_ids),
         created=_string(data, "created"),
         os=_string(data, "os"),
