@@ -147,7 +147,10 @@ class BridgeNetwork(Network):
             ip = ipaddress.IPv4Address(address)
         except ValueError:
             raise UserError(f"pod {pod_id}: bad bridge address {address[:40]!r}") from None
-        return txn.insert(Lease(pod_id, ip, attachment.tap, attachment.mac))
+        if ip not in self.subnet.network or ip == self.subnet.gateway:
+            raise UserError(f"pod {pod_id}: {ip} is not a pod address of {self.subnet.network}")
+        return txn.insert(Lease(pod_id, ip, link.check_name(attachment.tap, "tap name"),
+                                attachment.mac))
 
     def _attachment(self, lease: Lease) -> NetworkAttachment:
         return NetworkAttachment(

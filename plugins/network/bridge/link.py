@@ -20,9 +20,9 @@ _IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
 PROC_SYS = Path("/proc/sys/net/ipv4")
 
 
-def check_name(name: str) -> str:
+def check_name(name: str, what: str = "bridge name") -> str:
     if not _IFNAME.fullmatch(name) or name in (".", ".."):
-        raise UserError(f"bridge name {name[:40]!r}: 1-15 letters, digits, '_', '.' or '-'")
+        raise UserError(f"{what} {name[:40]!r}: 1-15 letters, digits, '_', '.' or '-'")
     return name
 
 

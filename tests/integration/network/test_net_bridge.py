@@ -193,6 +193,16 @@ def test_adopt_recreates_the_host_side(config, netns):
     assert tap_name("lost") in ns.links()
     assert ns.run(attach, config, "lost").address == "192.168.123.9/24"
     ns.run(detach, config, "lost", lost)
+
+    for bad, message in [
+        (NetworkAttachment(kind="user", address="10.0.2.15/24"), "no bridge attachment"),
+        (NetworkAttachment(kind="tap", tap="hcx", address="10.1.0.5/24"), "not a pod address"),
+        (NetworkAttachment(kind="tap", tap="hcx", address="192.168.123.1/24"), "not a pod address"),
+        (NetworkAttachment(kind="tap", tap="a b", address="192.168.123.7/24"), "tap name"),
+        (NetworkAttachment(kind="tap", tap="hcy", address=web.address), "already leased"),
+    ]:
+        with pytest.raises(UserError, match=message):
+            ns.run(_adopt, config, "bad", bad)
     ns.run(detach, config, "web", web)
     assert set(ns.links()) == {"lo"}
 
