@@ -11,6 +11,7 @@ import collections.abc
 import contextlib
 import errno
 import fcntl
+import functools
 import ipaddress
 import json
 import os
@@ -29,7 +30,7 @@ import time
 import traceback
 
 MODULES = (
-    base64, collections, collections.abc, contextlib, errno, fcntl, ipaddress, json, os,
+    base64, collections, collections.abc, contextlib, errno, fcntl, functools, ipaddress, json, os,
     queue, re, select, shutil, socket, stat, struct, subprocess, sys, termios, threading,
     time, traceback,
 )

@@ -7,9 +7,10 @@ container writing to a full pipe waits, as with any slow reader), so nothing is
 dropped. Replies belong to the session that asked; a reply queued for a session
 that has ended is dropped.
 
-The outbox also keeps the table of open output streams: a stream stays in it
-until its end-of-file frame has been written, so the handshake of a new session
-can tell the host which process every following data frame belongs to.
+The outbox also keeps the table of open streams: an output stream stays in it
+until its end-of-file frame has been written, a stdin stream until its process
+exits, so the handshake of a new session can tell the host which process every
+stream belongs to.
 """
 
 from __future__ import annotations
@@ -68,10 +69,14 @@ class Outbox:
             stream = self._next_stream
             self._next_stream += 1
             entry = {"stream": stream, "key": key, "fd": fd}
-            if fd != "stdin":
-                self._streams[stream] = entry
+            self._streams[stream] = entry
         self.event({"event": "stream", **entry})
         return stream
+
+    def forget_stream(self, stream: int) -> None:
+        """A stdin stream is closed: leave it out of later handshakes."""
+        with self._cond:
+            self._streams.pop(stream, None)
 
     def data(self, stream: int, data: bytes) -> None:
         """Queue output; blocks while `limit` bytes of output are already waiting."""

@@ -59,33 +59,40 @@ def exit_code(status: int) -> int:
 
 
 class Reaper:
-    """Delivers the exits PID 1 reports to a callback registered per pid."""
+    """Delivers the exits PID 1 reports to a callback registered per pid.
+
+    A process may exit before its pid is known to the agent (an exec'd command
+    can finish before `crun exec --detach` returns), so reports nobody watches
+    are kept, numbered: `watch(pid, since=mark())` with a mark taken before the
+    process was started ignores a report about an older process with that pid.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._watchers: dict[int, Callable[[int], None]] = {}
-        self._unclaimed: dict[int, int] = {}
+        self._unclaimed: dict[int, tuple[int, int]] = {}  # pid -> (report number, status)
+        self._reports = 0
 
-    def watch(self, pid: int, on_exit: Callable[[int], None]) -> None:
+    def mark(self) -> int:
+        with self._lock:
+            return self._reports
+
+    def watch(self, pid: int, on_exit: Callable[[int], None], since: int) -> None:
         """Call on_exit(exit_code) once `pid` exits (at once if it already has)."""
         with self._lock:
-            status = self._unclaimed.pop(pid, None)
-            if status is None:
+            number, status = self._unclaimed.pop(pid, (-1, 0))
+            if number < since:
                 self._watchers[pid] = on_exit
                 return
         on_exit(exit_code(status))
 
-    def forget(self, pid: int) -> None:
-        """Drop a stale report about `pid`: a process known to be alive now has this pid."""
-        with self._lock:
-            self._unclaimed.pop(pid, None)
-
     def deliver(self, pid: int, status: int) -> None:
         with self._lock:
+            self._reports += 1
             watcher = self._watchers.pop(pid, None)
             if watcher is None:
                 # Not watched (yet): crun's helper processes, or a race with watch().
-                self._unclaimed[pid] = status
+                self._unclaimed[pid] = (self._reports, status)
                 if len(self._unclaimed) > 4096:
                     self._unclaimed.pop(next(iter(self._unclaimed)))
                 return

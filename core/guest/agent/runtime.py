@@ -224,6 +224,7 @@ class Runtime:
         key = process_key(container.id, exec_id)
         stdio = Stdio(self.outbox, key, terminal, stdin)
         process = Process(key, container.id, exec_id, stdio)
+        mark = self.reaper.mark()
         try:
             pid, master = self.crun.launch(crun_args, workdir, stdio.child_stdio(), terminal)
         except BaseException:
@@ -232,16 +233,13 @@ class Runtime:
                 with contextlib.suppress(Failure):
                     self.crun.delete(container.id)
             raise
-        # The process exists and cannot have exited (it waits for `crun start`,
-        # or has just been exec'd): a report about its pid is about another one.
-        self.reaper.forget(pid)
         process.running(pid)
         stdio.attach(master)
         with self._lock:
             if stdio.stdin_stream is not None:
                 self._stdin[stdio.stdin_stream] = stdio
             self._stdio[key] = stdio
-        self.reaper.watch(pid, lambda code: process.on_exit(code, self._exited))
+        self.reaper.watch(pid, lambda code: process.on_exit(code, self._exited), since=mark)
         if started is not None:
             try:
                 started()
@@ -257,6 +255,7 @@ class Runtime:
             for stream, stdio in list(self._stdin.items()):
                 if stdio is process.stdio:
                     del self._stdin[stream]
+                    self.outbox.forget_stream(stream)
         self.outbox.event({"event": "exit", "key": process.key, "container": process.container,
                            "exec": process.exec_id, "code": process.code})
 

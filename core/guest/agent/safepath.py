@@ -10,14 +10,28 @@ makes the call fail instead of escaping.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import stat
 
 MAX_LINKS = 40
 
 
-class UnsafePath(Exception):
-    """A path that cannot be resolved inside the root."""
+class PathError(Exception):
+    """A path that cannot be used inside the root; the message names the path."""
+
+
+def _named(function):
+    """Report an OSError as a PathError naming the path the caller gave."""
+
+    @functools.wraps(function)
+    def wrapper(root: str, path: str, *args, **kwargs):
+        try:
+            return function(root, path, *args, **kwargs)
+        except OSError as exc:
+            raise PathError(f"{path}: {exc.strerror or exc}") from None
+
+    return wrapper
 
 
 def _components(path: str) -> list[str]:
@@ -80,7 +94,7 @@ def _walk(root: str, path: str, make_dirs: bool, owner: tuple[int, int] | None):
             if target is not None:
                 links += 1
                 if links > MAX_LINKS:
-                    raise UnsafePath(f"{path}: too many levels of symbolic links")
+                    raise PathError(f"{path}: too many levels of symbolic links")
                 if target.startswith("/"):
                     walk.to_root()
                 pending = _components(target) + pending
@@ -102,19 +116,20 @@ def _walk(root: str, path: str, make_dirs: bool, owner: tuple[int, int] | None):
         raise
 
 
+@_named
 def write_file(root: str, path: str, data: bytes, mode: int = 0o644,
                owner: tuple[int, int] | None = None, append: bool = False) -> None:
     """Write `data` to `path` inside `root`, creating missing directories."""
     walk, name = _walk(root, path, make_dirs=True, owner=owner)
     try:
         if not name:
-            raise UnsafePath(f"{path}: is a directory")
+            raise PathError(f"{path}: is a directory")
         flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
         flags |= os.O_APPEND if append else os.O_TRUNC
         fd = os.open(name, flags, mode, dir_fd=walk.cwd)
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise UnsafePath(f"{path}: not a regular file")
+                raise PathError(f"{path}: not a regular file")
             if not append:
                 os.fchmod(fd, mode)
                 if owner is not None:
@@ -128,18 +143,19 @@ def write_file(root: str, path: str, data: bytes, mode: int = 0o644,
         walk.close()
 
 
+@_named
 def read_file(root: str, path: str, offset: int, length: int) -> tuple[bytes, bool]:
     """Up to `length` bytes of the regular file `path` from `offset`, and whether it ends there."""
     walk, name = _walk(root, path, make_dirs=False, owner=None)
     try:
         if not name:
-            raise UnsafePath(f"{path}: is a directory")
+            raise PathError(f"{path}: is a directory")
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
                      dir_fd=walk.cwd)
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
-                raise UnsafePath(f"{path}: not a regular file")
+                raise PathError(f"{path}: not a regular file")
             data = os.pread(fd, length, offset)
             return data, offset + len(data) >= info.st_size
         finally:
@@ -148,6 +164,7 @@ def read_file(root: str, path: str, offset: int, length: int) -> tuple[bytes, bo
         walk.close()
 
 
+@_named
 def make_dirs(root: str, path: str, owner: tuple[int, int] | None = None) -> None:
     """Create the directory `path` inside `root` (and its parents) if missing."""
     walk, name = _walk(root, path, make_dirs=True, owner=owner)
@@ -168,7 +185,7 @@ def make_dirs(root: str, path: str, owner: tuple[int, int] | None = None) -> Non
 def exists(root: str, path: str) -> bool:
     try:
         walk, name = _walk(root, path, make_dirs=False, owner=None)
-    except (FileNotFoundError, NotADirectoryError, UnsafePath):
+    except (OSError, PathError):
         return False
     try:
         if not name:

@@ -15,7 +15,7 @@ from .errors import Failure
 from .handlers import Handlers
 from .log import log
 from .outbox import Outbox, Session
-from .safepath import UnsafePath
+from .safepath import PathError
 from .transport import Connection
 
 FLUSH_TIMEOUT = 10.0  # at power-off, how long the last replies may take to leave
@@ -33,7 +33,7 @@ def is_hello(stream: int, payload: bytes) -> bool:
 
 def error_message(exc: BaseException) -> str:
     """One line for the host, whatever went wrong."""
-    if isinstance(exc, (Failure, UnsafePath)):
+    if isinstance(exc, (Failure, PathError)):
         text = str(exc)
     elif isinstance(exc, OSError) and exc.strerror:
         text = exc.strerror + (f": {exc.filename}" if exc.filename else "")
@@ -98,7 +98,7 @@ class Server:
             result = self.handlers.dispatch(op, message)
             reply = {"reply": request_id, "ok": True, "result": result}
         except Exception as exc:
-            if not isinstance(exc, (Failure, UnsafePath, OSError)):
+            if not isinstance(exc, (Failure, PathError, OSError)):
                 traceback.print_exc()
             reply = {"reply": request_id, "ok": False, "error": error_message(exc)}
         self.outbox.reply(session, reply)

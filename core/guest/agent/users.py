@@ -26,7 +26,7 @@ class User:
 def _database(rootfs: str, path: str, fields: int) -> list[list[str]]:
     try:
         data, _ = safepath.read_file(rootfs, path, 0, DATABASE_LIMIT)
-    except (OSError, safepath.UnsafePath):
+    except (OSError, safepath.PathError):
         return []
     rows = []
     for line in data.decode(errors="replace").splitlines():

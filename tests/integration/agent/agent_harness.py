@@ -19,7 +19,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 from hypercontainer.agent.client import AgentClient
 
 AGENT_SOURCE = Path(__file__).resolve().parents[3] / "core" / "guest" / "agent"
@@ -44,7 +43,8 @@ exec {python} -m agent --unix="$SOCK" --state="$STATE" --shares="$SHARES" \
 """
 
 
-def _requirements() -> str | None:
+def requirements() -> str | None:
+    """Why these tests cannot run here, or None."""
     if os.geteuid() != 0:
         return "needs root"
     for tool in ("crun", "unshare", "ip", BUSYBOX):
@@ -162,19 +162,6 @@ class Harness:
             os.kill(self.process.pid, signal.SIGKILL)  # the namespaces' processes die with it
         self.process.wait(30)
         self.log.close()
-
-
-@pytest.fixture
-def agent(tmp_path):
-    reason = _requirements()
-    if reason:
-        pytest.skip(reason)
-    harness = Harness(tmp_path)
-    try:
-        harness.connect()
-        yield harness
-    finally:
-        harness.stop()
 
 
 def container_config(cid: str, args: list[str], **overrides) -> dict:
