@@ -192,7 +192,7 @@ def test_new_client_after_disconnect_gets_output_and_exit(agent):
     os.mkfifo(volume / "go")
     os.mkfifo(volume / "done")
     mounts = [{"type": "share", "tag": "hc_vol_1", "destination": "/v", "readonly": False}]
-    script = "echo before; cat /v/go; echo while-away; echo > /v/done; read x; echo got $x"
+    script = "echo before; read g < /v/go; echo while-away; echo > /v/done; read x; echo got $x"
     agent.client.create_container(
         container_config("c1", ["sh", "-c", script], mounts=mounts, process={"stdin": True}))
     agent.client.start_container("c1")
