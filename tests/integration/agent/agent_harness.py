@@ -37,6 +37,7 @@ mount -t cgroup2 none /sys/fs/cgroup
 mount -t tmpfs tmpfs "$STATE"
 ip link set lo up
 ip link add hc0 address {mac} type veth peer name hc1
+export PATH="$TOOLS:$PATH"
 cd "$HC"
 exec {python} -m agent --unix="$SOCK" --state="$STATE" --shares="$SHARES" \
     --crun-arg=--cgroup-manager=disabled --no-poweroff
@@ -93,8 +94,12 @@ class Harness:
         (self.shares / "hc_vol_1").mkdir()
         state = root / "state"
         state.mkdir()
+        tools = root / "tools"  # the guest's mount, umount and ip are busybox's
+        tools.mkdir()
+        for tool in ("mount", "umount", "ip"):
+            (tools / tool).symlink_to(BUSYBOX)
         env = dict(os.environ, HC=str(hc), STATE=str(state), SOCK=str(self.socket_path),
-                   SHARES=str(self.shares))
+                   SHARES=str(self.shares), TOOLS=str(tools))
         script = WRAPPER.format(mac=MAC, python=sys.executable)
         self.log = open(root / "agent.log", "wb")
         self.process = subprocess.Popen(
