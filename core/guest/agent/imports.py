@@ -5,6 +5,8 @@ import in turn), so a module the agent starts using must be listed here; the
 unit tests check that the agent imports nothing beyond this closure.
 """
 
+import __future__  # every agent module starts with `from __future__ import annotations`
+
 import base64
 import collections
 import collections.abc
@@ -30,7 +32,7 @@ import time
 import traceback
 
 MODULES = (
-    base64, collections, collections.abc, contextlib, errno, fcntl, functools, ipaddress, json, os,
-    queue, re, select, shutil, socket, stat, struct, subprocess, sys, termios, threading,
-    time, traceback,
+    __future__, base64, collections, collections.abc, contextlib, errno, fcntl, functools,
+    ipaddress, json, os, queue, re, select, shutil, socket, stat, struct, subprocess, sys,
+    termios, threading, time, traceback,
 )
