@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterable
 
 import requests
+import urllib3
 from hypercontainer.errors import NotFound, UserError
 from hypercontainer.log import get_logger
 
@@ -54,6 +55,9 @@ class RegistryClient:
         self.api_host = DOCKER_HUB_API if registry == DOCKER_HUB else registry
         self.credentials = credentials
         self.insecure = is_insecure(registry, insecure)
+        if self.insecure:
+            # Unverified HTTPS is what the user asked for (or loopback): no warning per request.
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "hypercontainer"
         self._base: str | None = None
@@ -63,6 +67,11 @@ class RegistryClient:
         self.log = log.bind(registry=registry)
 
     # -- public surface ------------------------------------------------------
+
+    @property
+    def base_url(self) -> str | None:
+        """scheme://host the registry answered on, once it was reached."""
+        return self._base
 
     def get_manifest(self, ref: Reference, target: str | None = None) -> tuple[bytes, str, str]:
         """(body, media type, digest) of a manifest, its digest verified."""
@@ -97,7 +106,10 @@ class RegistryClient:
             return  # the registry asks for no authentication at all
         challenge = self._challenge
         if challenge and challenge.scheme == "bearer":
-            self._fetch_token(challenge, scope=None, credentials=credentials)
+            try:
+                self._fetch_token(challenge, scope=None, credentials=credentials)
+            except UserError as e:
+                raise UserError(f"login to {self.registry} failed: {e}") from None
             return
         check = self.session.get(
             f"{self._base}/v2/", headers={"Authorization": _basic(credentials)},

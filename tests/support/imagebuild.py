@@ -2,7 +2,7 @@
 
 - `busybox()`: the offline busybox image's single layer.
 - `two_layers()`: busybox plus a layer that adds a file, whites out an applet
-  and makes a directory opaque.
+  (bin/vi) and makes usr/sbin opaque (only usr/sbin/only-this remains).
 - `multi_platform()`: an index with linux/amd64 and linux/arm64/v8 images that
   differ by one file and one label.
 - `bulky(megabytes, layers)`: busybox plus incompressible data, for the bench.
@@ -48,13 +48,14 @@ def busybox(compression: str = "gzip") -> Built:
 
 
 def second_layer() -> Layer:
+    """Adds a file, hides the vi applet, and replaces what usr/sbin held by one file."""
     return (
         Layer()
         .file("hello.txt", b"hello from layer two\n")
         .whiteout("bin/vi")
-        .opaque("home")
+        .opaque("usr/sbin")
+        .file("usr/sbin/only-this", b"#!/bin/sh\necho only\n", mode=0o755)
         .dir("home/user")
-        .file("home/user/.profile", b"export PS1='$ '\n")
     )
 
 

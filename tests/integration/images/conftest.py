@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from hypercontainer.config import Config, ImagesConfig
 from hypercontainer_plugins.images.driver import OciImages
+
 from tests.support import imagebuild
 from tests.support.registry import Registry
 
