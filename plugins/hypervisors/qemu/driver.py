@@ -1,0 +1,242 @@
+"""The QEMU hypervisor driver: start, adopt, watch, pause, stop and clean up VMs.
+
+A VM handle records the QEMU process (pid and start time) and the run
+directory holding its sockets and pid file; that is all a restarted daemon
+needs to adopt the VM.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hypercontainer.drivers import Cap, Hypervisor, PortForward, VMHandle, VMSpec
+from hypercontainer.errors import DriverError, UserError
+from hypercontainer.log import get_logger
+
+from . import accel, cmdline, qmp
+from .cmdline import NETDEV, RunFiles
+from .vmm import Vmm
+
+START_TIMEOUT = 60.0  # QEMU's own set-up, before the guest runs: seconds at most
+QUIT_GRACE = 5.0  # after "quit", before SIGKILL
+
+
+class QemuHypervisor(Hypervisor):
+    name = "qemu"
+    capabilities = frozenset(
+        {Cap.PAUSE, Cap.USER_NETWORK, Cap.TAP_NETWORK, Cap.HOST_FORWARDS, Cap.SHARE_9P}
+    )
+
+    @property
+    def binary(self) -> str:
+        return self.config.qemu.binary
+
+    # -- information -----------------------------------------------------------
+
+    def check(self) -> None:
+        if shutil.which(self.binary) is None:
+            raise UserError(
+                f"qemu binary {self.binary!r} not found (install qemu-system-x86 "
+                "or set qemu.binary)"
+            )
+
+    def describe(self) -> dict[str, Any]:
+        info = {**super().describe(), "binary": self.binary,
+                "accelerator_setting": self.config.qemu.accelerator}
+        if shutil.which(self.binary):
+            info["version"] = _version(self.binary)
+        verdict = accel.cached_verdict()
+        if self.config.qemu.accelerator == "tcg":
+            info["accelerator"] = "tcg"
+        elif verdict is None:
+            info["kvm"] = "not probed yet: the first VM start boots a test kernel with KVM"
+        else:
+            info["accelerator"] = "kvm" if verdict.usable else "tcg"
+            info["kvm_usable"] = verdict.usable
+            info["kvm"] = verdict.reason
+        return info
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self, spec: VMSpec) -> VMHandle:
+        self.check()
+        for name, path in (("kernel", spec.kernel), ("initrd", spec.initrd)):
+            if not Path(path).is_file():
+                raise UserError(f"guest {name} {path} is not a file")
+        log = get_logger(pod_id=spec.pod_id, component="qemu")
+        files = RunFiles(spec.run_dir)
+        cmdline.build(spec, self.binary, "tcg")  # refuse bad input before touching anything
+        accelerator = accel.choose(
+            self.config.qemu.accelerator, self.binary, Path(spec.kernel), self.config.run_root
+        )
+        argv = cmdline.build(spec, self.binary, accelerator)
+
+        spec.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        spec.console_log.parent.mkdir(parents=True, exist_ok=True)
+        if (running := Vmm.from_pidfile(files.pidfile, spec.run_dir)) and running.alive():
+            raise DriverError(f"a qemu (pid {running.pid}) already runs in {spec.run_dir}")
+        _remove(files)
+        try:
+            vmm = _launch(argv, files)
+        except BaseException:
+            self.reap(spec.run_dir)
+            raise
+        log.info("vm started", pid=vmm.pid, accelerator=accelerator,
+                 vcpus=spec.vcpus, memory_mb=spec.memory_mb)
+        return {
+            "pid": vmm.pid, "started": vmm.started, "run_dir": str(spec.run_dir),
+            "accelerator": accelerator,
+            "network": spec.network.kind if spec.network else "none",
+        }
+
+    def connect_agent(self, handle: VMHandle, timeout: float) -> socket.socket:
+        path = RunFiles(Path(handle["run_dir"])).agent_socket
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.is_running(handle):
+                raise DriverError("the VM is not running: no agent to connect to")
+            stream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                stream.connect(str(path))
+                return stream
+            except OSError as e:
+                stream.close()
+                # Only a socket QEMU has not created yet is worth waiting for.
+                if e.errno not in (errno.ENOENT, errno.ECONNREFUSED):
+                    raise DriverError(f"agent socket {path}: {e.strerror}") from None
+                if time.monotonic() >= deadline:
+                    raise DriverError(f"agent socket {path} did not appear in {timeout:g} s") \
+                        from None
+                time.sleep(0.05)
+
+    def is_running(self, handle: VMHandle) -> bool:
+        vmm = _vmm(handle)
+        return vmm is not None and vmm.alive()
+
+    def stop(self, handle: VMHandle, timeout: float) -> None:
+        vmm = _vmm(handle)
+        if vmm is None or not vmm.alive():
+            return
+        monitor = RunFiles(vmm.run_dir).qmp_socket
+        log = get_logger(component="qemu", pid=vmm.pid)
+        # ACPI power button first; a guest that ignores it is quit, then killed.
+        for command, grace in (("system_powerdown", timeout), ("quit", QUIT_GRACE)):
+            try:
+                qmp.execute(monitor, command, timeout=max(min(grace, 10.0), 1.0))
+            except DriverError as e:
+                log.debug("qmp command failed", command=command, error=str(e))
+            if vmm.wait(grace):
+                return
+        log.warning("qemu ignored quit; killing it")
+        vmm.kill()
+        vmm.wait(QUIT_GRACE)
+
+    def cleanup(self, handle: VMHandle) -> None:
+        self.reap(Path(handle["run_dir"]))
+
+    def reap(self, run_dir: Path) -> None:
+        files = RunFiles(Path(run_dir))
+        vmm = Vmm.from_pidfile(files.pidfile, files.run_dir)
+        if vmm is not None and vmm.alive():
+            vmm.kill()
+            vmm.wait(QUIT_GRACE)
+        _remove(files)
+        try:
+            files.run_dir.rmdir()  # only if nothing else (e.g. a console log) lives there
+        except OSError:
+            pass
+
+    def watch(self, handle: VMHandle, on_exit: Callable[[], None]) -> None:
+        vmm = _vmm(handle)
+
+        def wait_then_report() -> None:
+            if vmm is not None:
+                vmm.wait(None)
+            get_logger(component="qemu", pid=handle.get("pid")).info("vm exited")
+            on_exit()
+
+        threading.Thread(target=wait_then_report, name=f"qemu-watch-{handle.get('pid')}",
+                         daemon=True).start()
+
+    # -- while it runs ---------------------------------------------------------
+
+    def status(self, handle: VMHandle) -> str:
+        """QEMU's run state, e.g. "running", "paused", "shutdown"."""
+        return str(self._qmp(handle, "query-status")["status"])
+
+    def pause(self, handle: VMHandle) -> None:
+        self._qmp(handle, "stop")
+
+    def resume(self, handle: VMHandle) -> None:
+        self._qmp(handle, "cont")
+
+    def add_forward(self, handle: VMHandle, forward: PortForward) -> None:
+        rule = cmdline.hostfwd(forward)
+        output = self._hmp(handle, f"hostfwd_add {NETDEV} {rule}")
+        if output:  # HMP reports failure as text, e.g. the host port is taken
+            raise UserError(f"cannot forward {forward}: {output}")
+
+    def remove_forward(self, handle: VMHandle, forward: PortForward) -> None:
+        rule = cmdline.hostfwd(forward).rsplit("-", 1)[0]  # tcp:HOSTIP:HOSTPORT
+        output = self._hmp(handle, f"hostfwd_remove {NETDEV} {rule}")
+        if "removed" not in output:
+            raise UserError(f"cannot remove forward {forward}: {output or 'no answer'}")
+
+    def _qmp(self, handle: VMHandle, command: str) -> Any:
+        if not self.is_running(handle):
+            raise DriverError("the VM is not running")
+        return qmp.execute(RunFiles(Path(handle["run_dir"])).qmp_socket, command)
+
+    def _hmp(self, handle: VMHandle, command_line: str) -> str:
+        if handle.get("network") != "user":
+            raise UserError("host port forwards need the VM's user-mode network")
+        if not self.is_running(handle):
+            raise DriverError("the VM is not running")
+        return qmp.human(RunFiles(Path(handle["run_dir"])).qmp_socket, command_line)
+
+
+def _vmm(handle: VMHandle) -> Vmm | None:
+    try:
+        return Vmm(int(handle["pid"]), int(handle["started"]), Path(handle["run_dir"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _launch(argv: list[str], files: RunFiles) -> Vmm:
+    """Run QEMU; it returns (daemonizing) once the VM is set up, or fails saying why."""
+    try:
+        done = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=START_TIMEOUT,
+            start_new_session=True, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise DriverError(f"qemu did not finish setting up the VM in {START_TIMEOUT:g} s") \
+            from None
+    if done.returncode != 0:
+        lines = done.stderr.decode(errors="replace").strip().splitlines() or ["no error output"]
+        raise DriverError(f"qemu failed to start the VM: {lines[-1]}")
+    vmm = Vmm.from_pidfile(files.pidfile, files.run_dir)
+    if vmm is None or not vmm.alive():
+        raise DriverError("qemu exited right after setting up the VM")
+    return vmm
+
+
+def _remove(files: RunFiles) -> None:
+    for path in files.all():
+        path.unlink(missing_ok=True)
+
+
+@functools.lru_cache(maxsize=4)
+def _version(binary: str) -> str:
+    done = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+    first = done.stdout.strip().splitlines()[:1]
+    return first[0] if first else "unknown"

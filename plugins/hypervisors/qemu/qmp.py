@@ -1,0 +1,61 @@
+"""QMP through the `qemu.qmp` library, from synchronous code.
+
+`qemu.qmp` is asyncio; the driver is called from plain threads (and possibly
+from under someone else's running loop), so every exchange runs on one
+private event loop in a daemon thread. Each call opens its own short QMP
+session: QEMU serves one monitor client at a time, and a session held open
+by one driver instance would block every other (a restarted daemon, a test).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hypercontainer.errors import DriverError
+from qemu.qmp import ExecuteError, QMPClient, QMPError
+
+T = TypeVar("T")
+
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_lock = threading.Lock()
+
+
+def _run(coroutine: Coroutine[Any, Any, T], timeout: float) -> T:
+    global _loop
+    with _loop_lock:
+        if _loop is None:
+            _loop = asyncio.new_event_loop()
+            threading.Thread(target=_loop.run_forever, name="qmp", daemon=True).start()
+    future = asyncio.run_coroutine_threadsafe(asyncio.wait_for(coroutine, timeout), _loop)
+    return future.result()
+
+
+async def _session(socket: Path, commands: list[tuple[str, dict[str, Any] | None]]) -> list[Any]:
+    client = QMPClient("hypercontainer")
+    try:
+        await client.connect(str(socket))  # also negotiates capabilities
+        return [await client.execute(name, arguments) for name, arguments in commands]
+    finally:
+        await client.disconnect()
+
+
+def execute(socket: Path, command: str, arguments: dict[str, Any] | None = None,
+            timeout: float = 10.0) -> Any:
+    """Run one QMP command; DriverError if QEMU refuses it or cannot be reached."""
+    try:
+        return _run(_session(socket, [(command, arguments)]), timeout)[0]
+    except ExecuteError as e:
+        raise DriverError(f"qemu refused {command}: {e.error.desc}") from None
+    except (QMPError, OSError, TimeoutError) as e:
+        raise DriverError(f"qemu monitor {socket}: {command} failed: {e or type(e).__name__}") \
+            from None
+
+
+def human(socket: Path, command_line: str, timeout: float = 10.0) -> str:
+    """Run a human-monitor (HMP) command; its output, which is where HMP puts errors."""
+    output = execute(socket, "human-monitor-command", {"command-line": command_line}, timeout)
+    return str(output).strip()
