@@ -46,6 +46,7 @@ KERNEL_ARGS = [
 KERNEL_FILE = "vmlinux"
 INITRD_FILE = "initrd.img"
 MANIFEST = "manifest.json"
+KEEP_IMAGES = 3  # older ones are deleted after a build
 
 log = get_logger(component="guest-image")
 
@@ -179,9 +180,20 @@ def _cached_or_built(config: Config, progress: _Progress) -> _Built:
         with tempfile.TemporaryDirectory(prefix=f".build-{key}-", dir=root) as work:
             _build(Path(work), versions, key, progress)
             (Path(work) / "image").rename(entry)
+        _prune(root, keep=entry)
     built = _load(entry)
     assert built is not None
     return built
+
+
+def _prune(root: Path, keep: Path) -> None:
+    """Drop all but the newest few images (a VM that started needs its files no more)."""
+    images = sorted(
+        (p for p in root.iterdir() if p.is_dir() and (p / MANIFEST).exists() and p != keep),
+        key=lambda p: (p / MANIFEST).stat().st_mtime, reverse=True,
+    )
+    for old in images[KEEP_IMAGES - 1 :]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 @contextmanager
@@ -243,3 +255,25 @@ def _write_atomically(path: Path, text: str) -> None:
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, prefix=".tmp-") as f:
         f.write(text)
     Path(f.name).replace(path)
+
+
+def main() -> None:
+    """`python -m hypercontainer.guest.image`: build (or find) the image, say where it is."""
+    import sys
+
+    from ..config import load
+    from ..errors import HyperError
+    from ..log import configure
+
+    configure()
+    try:
+        image = ensure_image(load())
+    except HyperError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
+    for key, value in image.describe().items():
+        print(f"{key}: {value}")
+
+
+if __name__ == "__main__":
+    main()
