@@ -123,6 +123,9 @@ def build(spec: VMSpec, binary: str, accelerator: str) -> list[str]:
         "-chardev", f"socket,id=agent,path={escape(files.agent_socket)},server=on,wait=off",
         "-device", f"virtserialport,bus=agent-serial.0,chardev=agent,name={AGENT_PORT}",
     ]
+    tags = [share.tag for share in spec.shares]
+    if len(set(tags)) != len(tags):
+        raise UserError(f"share tags must be unique: {', '.join(tags)}")
     for index, share in enumerate(spec.shares):
         argv += _share(index, share)
     argv += _network(spec.network)
