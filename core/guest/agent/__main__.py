@@ -68,6 +68,7 @@ def serve(options: Options, exits: int | None) -> int:
 
 
 def main(argv: list[str]) -> None:
+    log("started")
     options = Options(argv)
     if os.getpid() == 1:
         run_as_init(lambda exits: serve(options, exits), poweroff=options.poweroff)
