@@ -77,10 +77,8 @@ def load(
     store: Store, path: Path, default_registry: str, platform: Platform, limits: Limits
 ) -> list[str]:
     """Import every image of the archive at `path`; returns what was loaded."""
-    with _opened(path, store.tmp, limits) as tar:
-        members = {
-            _normal(m.name): m for m in tar.getmembers() if m.isreg()
-        }
+    with store.writing(), _opened(path, store.tmp, limits) as tar:
+        members = {_normal(m.name): m for m in tar.getmembers() if m.isreg()}
         source = ArchiveSource(tar, members)
         if "index.json" in members:
             images = _oci_images(source, default_registry, platform)
@@ -88,14 +86,10 @@ def load(
             images = _docker_images(source, default_registry)
         else:
             raise UserError(f"{path}: neither an OCI archive nor a docker-archive tarball")
-        with store.writing():
-            records = [
-                (Importer(store, source, limits, Progress(None)).run(
-                    image.body, image.digest, image.parsed), image.names)
-                for image in images
-            ]
-            for record, names in records:
-                store.index.add(record, names, [])
+        importer = Importer(store, source, limits, Progress(None))
+        records = [(importer.run(i.body, i.digest, i.parsed), i.names) for i in images]
+        for record, names in records:  # all images in, or none named
+            store.index.add(record, names, [])
     return [name for record, names in records for name in (names or [record.id])]
 
 

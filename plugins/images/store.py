@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,11 +57,14 @@ class Store:
     def unpack_layer(self, blob_digest: str, diff_id: str, limit: int, what: str) -> int:
         """Unpack a stored blob as the layer `diff_id` unless already there; its size."""
         size = self.index.layer_size(diff_id)
-        if size is not None and self.layer_path(diff_id).is_dir():
-            return size
         dest = self.layer_path(diff_id)
         if dest.is_dir():
-            remove_tree(dest)  # unpacked, but its size never recorded: do it again
+            # Published means complete (it is renamed into place only when verified);
+            # the size may be missing if its unpacker died just after the rename.
+            if size is None:
+                size = _content_size(dest)
+                self.index.record_layer(diff_id, size)
+            return size
         result = unpack(
             self.blobs.path(blob_digest), dest, self.tmp, limit, what,
             expected_diff_id=diff_id, privileged=self.privileged,
@@ -125,3 +129,14 @@ class Store:
                     f"image {digests.short(record.id)} is incomplete (layer "
                     f"{digests.short(diff_id)} missing); remove it and pull it again"
                 )
+
+
+def _content_size(directory: Path) -> int:
+    """Bytes of regular files under `directory`, as unpacking counts them."""
+    total = 0
+    for parent, _, files in os.walk(directory):
+        for name in files:
+            info = os.lstat(os.path.join(parent, name))
+            if stat.S_ISREG(info.st_mode):
+                total += info.st_size
+    return total

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import sys
 
 import pytest
 from hypercontainer.errors import NotFound, UserError
@@ -160,3 +161,27 @@ def test_pulled_layers_stack_with_overlayfs(registry, images, tmp_path):
         assert run.stdout == "hello from layer two\n" and run.returncode == 127
     finally:
         subprocess.run(["umount", merged], check=True)
+
+
+PULL_SCRIPT = """
+import sys
+from hypercontainer.config import Config
+from hypercontainer_plugins.images.driver import OciImages
+OciImages(Config(state_root=sys.argv[1])).pull(sys.argv[2])
+"""
+
+
+def test_concurrent_pulls_from_two_processes_share_one_store(registry, images):
+    """Three processes, a shared base layer, one store: all succeed, nothing half-done."""
+    state_root = str(images.store.root.parent)
+    pulls = [
+        subprocess.Popen([sys.executable, "-c", PULL_SCRIPT, state_root,
+                          f"{registry.address}/test/{name}"])
+        for name in ("two", "busybox", "two-zstd")
+    ]
+    assert [p.wait(timeout=300) for p in pulls] == [0, 0, 0]
+    two = images.resolve(f"{registry.address}/test/two")
+    busybox = images.resolve(f"{registry.address}/test/busybox")
+    assert two.layers[0] == busybox.layers[0]
+    state = store_state(images)
+    assert len(state["layers"]) == 2 and state["tmp"] == []
