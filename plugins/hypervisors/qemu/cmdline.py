@@ -8,6 +8,7 @@ option, and a pod name could smuggle in a whole device.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ NETDEV = "net0"  # id of the pod's one network backend, for hostfwd_add/remove
 _TAG = re.compile(r"^[A-Za-z0-9_.-]{1,31}$")  # QEMU caps 9p mount tags at 31 bytes
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 _IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")  # IFNAMSIZ - 1
+_SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes, NUL included
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,8 @@ def build(spec: VMSpec, binary: str, accelerator: str) -> list[str]:
     """The full argv; QEMU daemonizes once the VM is set up, leaving a pid file."""
     _check_sizes(spec)
     files = RunFiles(spec.run_dir)
+    if len(os.fsencode(files.agent_socket)) > _SOCKET_PATH_MAX:
+        raise UserError(f"run directory {spec.run_dir} is too long for a unix socket path")
     cpu = ["-cpu", "host"] if accelerator == "kvm" else []
     argv = [
         binary,

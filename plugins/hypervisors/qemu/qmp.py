@@ -40,7 +40,10 @@ async def _session(socket: Path, commands: list[tuple[str, dict[str, Any] | None
         await client.connect(str(socket))  # also negotiates capabilities
         return [await client.execute(name, arguments) for name, arguments in commands]
     finally:
-        await client.disconnect()
+        try:
+            await client.disconnect()
+        except (QMPError, OSError, EOFError):
+            pass  # e.g. after "quit" QEMU closes the socket first; the replies are in
 
 
 def execute(socket: Path, command: str, arguments: dict[str, Any] | None = None,
@@ -50,7 +53,7 @@ def execute(socket: Path, command: str, arguments: dict[str, Any] | None = None,
         return _run(_session(socket, [(command, arguments)]), timeout)[0]
     except ExecuteError as e:
         raise DriverError(f"qemu refused {command}: {e.error.desc}") from None
-    except (QMPError, OSError, TimeoutError) as e:
+    except (QMPError, OSError, EOFError, TimeoutError) as e:
         raise DriverError(f"qemu monitor {socket}: {command} failed: {e or type(e).__name__}") \
             from None
 

@@ -170,3 +170,9 @@ def test_share_tags_must_be_unique(spec: VMSpec, tmp_path: Path) -> None:
     spec.shares = [Share("hc_layers", tmp_path), Share("hc_layers", tmp_path)]
     with pytest.raises(UserError, match="unique"):
         cmdline.build(spec, "qemu", "tcg")
+
+
+def test_a_run_dir_too_long_for_a_socket_is_refused(spec: VMSpec) -> None:
+    spec.run_dir = Path("/tmp") / ("d" * 100)
+    with pytest.raises(UserError, match="too long for a unix socket"):
+        cmdline.build(spec, "qemu", "tcg")
