@@ -40,6 +40,25 @@ MAX_ID = 2**32 - 2  # uid/gid beyond this are not real ids (-1 means "unchanged"
 KEPT_XATTRS = ("security.capability", "user.")
 
 
+MAX_HEADER_EXTENSION = 1 << 20  # a PAX record set or GNU long name; real ones are tiny
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """tarfile reads a header extension into memory whole: refuse absurd ones first."""
+
+    def _proc_pax(self, archive):
+        self._check_extension()
+        return super()._proc_pax(archive)
+
+    def _proc_gnulong(self, archive):
+        self._check_extension()
+        return super()._proc_gnulong(archive)
+
+    def _check_extension(self) -> None:
+        if self.size > MAX_HEADER_EXTENSION:
+            raise tarfile.HeaderError(f"tar header extension of {self.size} bytes is too large")
+
+
 def overlay_xattr_namespace(privileged: bool) -> str:
     return "trusted" if privileged else "user"
 
@@ -103,7 +122,9 @@ def _extract(stream: TarStream, work: Path, privileged: bool, what: str) -> int:
     root = Root(work)
     try:
         extractor = _Extractor(root, privileged)
-        with tarfile.open(fileobj=stream, mode="r|", bufsize=COPY_CHUNK) as archive:
+        with tarfile.open(
+            fileobj=stream, mode="r|", bufsize=COPY_CHUNK, tarinfo=_BoundedTarInfo
+        ) as archive:
             for member in archive:
                 root.trim()
                 try:

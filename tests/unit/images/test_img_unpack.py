@@ -107,6 +107,21 @@ def test_layer_root_is_world_readable(unpack_layer, layer_dir):
 # -- hostile layers -------------------------------------------------------------
 
 
+def gnu_long_name(length: int) -> Layer:
+    """A layer whose GNU tar long-name record is `length` bytes (read into memory whole)."""
+
+    class GnuLayer(Layer):
+        def tar(self) -> bytes:
+            import io
+
+            out = io.BytesIO()
+            with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as archive:
+                archive.addfile(entry("n" * length), io.BytesIO(b""))
+            return out.getvalue()
+
+    return GnuLayer()
+
+
 @pytest.fixture
 def outside(tmp_path) -> Path:
     """A host directory a hostile layer would love to write to."""
@@ -145,6 +160,9 @@ def hostile_layers(outside: Path) -> dict[str, tuple[Layer, str]]:
         "root replaced by a file": (Layer().raw(entry("."), b"x"), "root"),
         "overlong name": (Layer().file("a" * 300, b"x"), "too long"),
         "unknown entry type": (Layer().raw(entry("odd", b"Z")), "unsupported type"),
+        "huge PAX header": (
+            Layer().raw(entry("x", pax_headers={"comment": "c" * (2 << 20)}), b""), "too large"),
+        "huge GNU long name": (gnu_long_name(2 << 20), "too large"),
     }
 
 
