@@ -24,10 +24,12 @@ import subprocess
 import threading
 import time
 import urllib.parse
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+import urllib3
 
 REGISTRY_BINARY = "docker-registry"
 USERNAME = "tester"
@@ -47,7 +49,9 @@ def wait_until_answers(url: str, deadline: float) -> None:
     """Poll with a deadline: a registry has no readiness signal to wait on."""
     while True:
         try:
-            requests.get(url, timeout=2, verify=False)
+            with warnings.catch_warnings():  # a self-signed test certificate, on purpose
+                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+                requests.get(url, timeout=2, verify=False)
             return
         except requests.ConnectionError:
             if time.monotonic() > deadline:
