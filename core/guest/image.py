@@ -122,27 +122,29 @@ def _versions(config: Config, root: Path) -> dict[str, str]:
     return versions
 
 
-def _files_digest(paths: list[Path], relative_to: Path) -> str:
+def _files_digest(paths: list[Path], names: list[str]) -> str:
     digest = hashlib.sha256()
-    for path in paths:
-        digest.update(path.relative_to(relative_to).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    for path, name in zip(paths, names, strict=True):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
 
 
-def agent_files(agent_dir: Path = AGENT_DIR) -> list[Path]:
+def agent_files(agent_dir: Path) -> list[Path]:
     return sorted(
         p for p in agent_dir.rglob("*")
         if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
     )
 
 
-def cache_key(versions: dict[str, str], agent_dir: Path = AGENT_DIR) -> str:
+def cache_key(versions: dict[str, str], agent_dir: Path | None = None) -> str:
+    agent_dir = agent_dir or AGENT_DIR
+    agent = agent_files(agent_dir)
+    builder = [INIT_SCRIPT] + [HERE / name for name in BUILDER_SOURCES]
     digest = hashlib.sha256()
     digest.update(json.dumps(versions, sort_keys=True).encode())
-    digest.update(_files_digest(agent_files(agent_dir), agent_dir).encode())
-    builder = [INIT_SCRIPT] + [HERE / name for name in BUILDER_SOURCES]
-    digest.update(_files_digest(builder, HERE).encode())
+    agent_names = [p.relative_to(agent_dir).as_posix() for p in agent]
+    digest.update(_files_digest(agent, agent_names).encode())
+    digest.update(_files_digest(builder, [p.name for p in builder]).encode())
     return digest.hexdigest()[:16]
 
 
