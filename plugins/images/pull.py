@@ -12,7 +12,7 @@ from .importer import Importer, Limits, Progress
 from .index import ImageRecord
 from .manifest import Descriptor, Manifest, Platform
 from .reference import Reference
-from .registry import CHUNK, RegistryClient
+from .registry import RegistryClient
 from .store import Store
 
 MAX_INDEX_DEPTH = 3  # an index may name an index; no real image nests deeper
@@ -25,10 +25,7 @@ class RegistrySource:
     workers: int
 
     def chunks(self, descriptor: Descriptor) -> Iterator[bytes]:
-        response = self.client.open_blob(self.ref, descriptor.digest)
-        with response:
-            # Raw bytes: a Content-Encoding must not be undone before hashing.
-            yield from response.raw.stream(CHUNK, decode_content=False)
+        return self.client.blob_chunks(self.ref, descriptor.digest)
 
 
 def resolve_manifest(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import requests
 import urllib3
@@ -95,9 +95,16 @@ class RegistryClient:
             )
         return body, content_type, actual
 
-    def open_blob(self, ref: Reference, digest: str) -> requests.Response:
-        """A streaming response for a blob; read it with `raw.stream(decode_content=False)`."""
-        return self._get(ref, f"blobs/{digest}", f"blob {digest} of {ref.name}", stream=True)
+    def blob_chunks(self, ref: Reference, digest: str) -> Iterator[bytes]:
+        """A blob's bytes as they arrive; the caller verifies them."""
+        response = self._get(ref, f"blobs/{digest}", f"blob {digest} of {ref.name}", stream=True)
+        with response:
+            try:
+                # Raw bytes: a Content-Encoding must not be undone before hashing.
+                yield from response.raw.stream(CHUNK, decode_content=False)
+            except (urllib3.exceptions.HTTPError, OSError) as e:
+                raise UserError(f"blob {digests.short(digest)}: download failed: "
+                                f"{_oneline(e)}") from None
 
     def login(self, credentials: Credentials) -> None:
         """Refuse `credentials` unless the registry accepts them."""
@@ -111,10 +118,7 @@ class RegistryClient:
             except UserError as e:
                 raise UserError(f"login to {self.registry} failed: {e}") from None
             return
-        check = self.session.get(
-            f"{self._base}/v2/", headers={"Authorization": _basic(credentials)},
-            timeout=TIMEOUT, verify=not self.insecure,
-        )
+        check = self._send(f"{self._base}/v2/", {"Authorization": _basic(credentials)})
         if check.status_code != 200:
             raise UserError(f"login to {self.registry} failed: {_reason(check)}")
 
