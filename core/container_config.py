@@ -115,6 +115,7 @@ def agent_config(
     image: ResolvedImage,
     pod: podspec.PodSpec,
     hostname: str,
+    stdin_open: bool = False,
 ) -> dict[str, Any]:
     """The create_container request for the guest agent."""
     user, groups = user_of(container, image.config)
@@ -128,6 +129,8 @@ def agent_config(
             "user": user,
             "additional_groups": groups,
             "terminal": container.tty,
+            # Without an attached client (run -d, create) stdin is empty, as in Docker.
+            "stdin": stdin_open or container.tty,
         },
         "hostname": hostname,
         "readonly_rootfs": container.read_only,

@@ -16,7 +16,7 @@ from . import names
 from . import spec as podspec
 from .container_config import agent_config
 from .drivers import ResolvedImage
-from .guest.agent.protocol import process_key
+from .guest.agent.protocol import KEY_SEPARATOR, process_key
 from .errors import AgentError, Conflict, NotFound, UserError
 from .log import get_logger
 from .model import Container, ContainerState, Pod, PodState, container_final_state, now
@@ -126,13 +126,12 @@ class ContainerLifecycle:
         try:
             image = self.images.resolve(container.image_id or container.image)
             config = agent_config(container.id, spec, image, self.pod_spec(pod),
-                                  pod.spec.get("hostname") or pod.name[:63])
+                                  pod.spec.get("hostname") or pod.name[:63],
+                                  stdin_open=container.stdin_open)
             session.forget(container.id)
             session.agent.create_container(config)
             self.container_log(container).reopen()
             session.agent.start_container(container.id)
-            if not (container.stdin_open or spec.tty):
-                session.agent.close_stdin(container.id)
         except (AgentError, UserError) as e:
             log.warning("container failed to start", container_id=container.id, error=str(e))
             self.container_log(container).append("stderr", f"{e}\n".encode())
@@ -151,16 +150,17 @@ class ContainerLifecycle:
     # -- output and exits (called from agent sessions) --------------------
 
     def output(self: Runtime, key: str, fd: str, data: bytes) -> None:
-        if key in self._logs or self._is_container(key):
-            container = self.store.container(key)
-            self.container_log(container).append(fd, data)
+        """Process output from the guest: a container's main process is also logged."""
+        if KEY_SEPARATOR not in key and data:
+            log_file = self._logs.get(key)
+            if log_file is None:
+                try:
+                    log_file = self.container_log(self.store.container(key))
+                except NotFound:
+                    log_file = None
+            if log_file is not None:
+                log_file.append(fd, data)
         self.subscribers.output(key, fd, data)
-
-    def _is_container(self: Runtime, key: str) -> bool:
-        try:
-            return self.store.container(key).id == key
-        except (NotFound, UserError):
-            return False
 
     def container_exited(self: Runtime, container_id: str, code: int | None) -> None:
         """The container's process ended (code None: the VM died under it)."""
@@ -296,7 +296,7 @@ class ContainerLifecycle:
         self.subscribers.add(key, listener)
         try:
             self.sessions[container.pod_id].agent.exec(
-                container.id, exec_id, args, env=env, terminal=tty)
+                container.id, exec_id, args, env=env, terminal=tty, stdin=True)
         except BaseException:
             self.subscribers.remove(key, listener)
             raise

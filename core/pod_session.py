@@ -88,7 +88,7 @@ class PodSession:
             if seen is None:
                 self.runtime.container_exited(container.id, None)
             elif seen.get("status") == "exited":
-                self.runtime.container_exited(container.id, seen.get("exit_code"))
+                self.runtime.container_exited(container.id, seen.get("code"))
 
     def forget(self, container_id: str) -> None:
         """Remove the container from the guest if it is there (before a fresh start)."""

@@ -162,14 +162,13 @@ class Client:
                 f"Upgrade: hc-stream\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(payload)}\r\n\r\n")
         sock.sendall(head.encode() + payload)
-        response = http.client.HTTPResponse(sock)
-        response.begin()
-        if response.status == 101:
-            # Bytes the response parser buffered belong to the stream.
-            return _BufferedSocket(sock, response.fp)
-        answer = _json(response.read())
+        reader = sock.makefile("rb")
+        status, headers = _read_head(reader)
+        if status == 101:
+            return _BufferedSocket(sock, reader)
+        body = reader.read(int(headers.get("content-length", 0)))
         sock.close()
-        raise CommandError(_error_text(answer, response.status))
+        raise CommandError(_error_text(_json(body), status))
 
     def _send(self, conn: _UnixConnection, method: str, path: str, body: Any = None,
               query: dict[str, Any] | None = None, raw: bytes | None = None):
@@ -224,6 +223,18 @@ class _BufferedSocket:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def _read_head(reader) -> tuple[int, dict[str, str]]:
+    """The status and headers of an HTTP response, leaving the reader at its body."""
+    parts = reader.readline().split(None, 2)
+    if len(parts) < 2 or not parts[1].isdigit():
+        raise CommandError("hyperd sent a malformed answer")
+    headers = {}
+    while (line := reader.readline().strip()):
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(parts[1]), headers
 
 
 def _json(data: bytes) -> Any:
