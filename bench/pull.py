@@ -14,7 +14,7 @@ does more: it also unpacks every layer into the store, ready to run.
 from __future__ import annotations
 
 import argparse
-import platform
+import os
 import shutil
 import statistics
 import subprocess
@@ -98,7 +98,8 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict:
                 f"docker://{reference}", f"oci:{layout}:bulky",
             ]))
             shutil.rmtree(layout)
-        return {"times": times, "blob_bytes": blob_bytes, "layers": args.layers + 1}
+        return {"times": times, "blob_bytes": blob_bytes, "layers": args.layers + 1,
+                "load": os.getloadavg()[0]}
     finally:
         daemon.stop()
         registry.stop()
@@ -112,7 +113,8 @@ def report(result: dict, runs: int) -> str:
         "",
         f"Image: {result['layers']} layers, {result['blob_bytes'] / 1e6:.1f} MB of blobs "
         f"(busybox + random data, gzip), from docker-registry on 127.0.0.1. "
-        f"{runs} cold runs each, alternating; {platform.node()}, {time.strftime('%Y-%m-%d')}.",
+        f"{runs} cold runs each, alternating; {os.cpu_count()} CPUs, load average "
+        f"{result['load']:.1f} at the end (the machine is shared), {time.strftime('%Y-%m-%d')}.",
         "",
         "| tool | median (s) | min (s) | max (s) |",
         "|---|---|---|---|",
