@@ -19,13 +19,13 @@ from hypercontainer.log import get_logger
 from . import archive as archives
 from . import digests, imageconfig, manifest
 from .auth import Credentials, CredentialStore
+from .extract import overlay_xattr_namespace
 from .importer import Limits, Progress
 from .index import ImageRecord
 from .pull import pull as pull_image
 from .reference import Reference, familiar, parse, parse_registry
 from .registry import RegistryClient
 from .store import Store
-from .unpack import overlay_xattr_namespace
 
 _ID_PREFIX = re.compile(r"(?:sha256:)?([0-9a-f]{1,64})")
 

@@ -1,66 +1,26 @@
-"""Unpack one layer into a directory, safely, in overlayfs format.
+"""Unpack one layer into its directory in the store: verified, all or nothing.
 
 The layer goes to a private temporary directory which is renamed into place
 only once every entry is written and the uncompressed digest (the diff id)
 has been checked, so a half-unpacked layer is never visible.
-
-Whiteouts are stored the way overlayfs (mounted in the guest) reads them: a
-`.wh.name` entry becomes a character device 0:0 called `name`, and an opaque
-directory marker `.wh..wh..opq` becomes the xattr `<ns>.overlay.opaque=y` on
-its directory, `trusted` when root and `user` otherwise (an unprivileged
-process cannot set trusted xattrs; the guest then mounts with `userxattr`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-import shutil
-import stat
 import tarfile
 import tempfile
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import zstandard
 from hypercontainer.errors import UserError
 
 from .decompress import TarStream
+from .extract import describe_error, extract
 from .fsutil import remove_tree
-from .saferoot import Parts, Root, clean, show
-
-WHITEOUT = ".wh."
-OPAQUE = ".wh..wh..opq"
-COPY_CHUNK = 1 << 20
-MAX_ID = 2**32 - 2  # uid/gid beyond this are not real ids (-1 means "unchanged")
-# Xattrs a layer may carry onto the host: file capabilities (root only) and
-# user.* (but never user.overlay.*, which would steer the guest's overlayfs).
-KEPT_XATTRS = ("security.capability", "user.")
-
-
-MAX_HEADER_EXTENSION = 1 << 20  # a PAX record set or GNU long name; real ones are tiny
-
-
-class _BoundedTarInfo(tarfile.TarInfo):
-    """tarfile reads a header extension into memory whole: refuse absurd ones first."""
-
-    def _proc_pax(self, archive):
-        self._check_extension()
-        return super()._proc_pax(archive)
-
-    def _proc_gnulong(self, archive):
-        self._check_extension()
-        return super()._proc_gnulong(archive)
-
-    def _check_extension(self) -> None:
-        if self.size > MAX_HEADER_EXTENSION:
-            raise tarfile.HeaderError(f"tar header extension of {self.size} bytes is too large")
-
-
-def overlay_xattr_namespace(privileged: bool) -> str:
-    return "trusted" if privileged else "user"
 
 
 @dataclass
@@ -85,7 +45,7 @@ def unpack(
     try:
         with blob.open("rb") as f:
             stream = TarStream(f, limit, what)
-            size = _extract(stream, work, privileged, what)
+            size = extract(stream, work, privileged, what)
             stream.drain()
         if expected_diff_id and stream.diff_id != expected_diff_id:
             raise UserError(
@@ -95,7 +55,7 @@ def unpack(
         _publish(work, dest)
         return LayerResult(stream.diff_id, size)
     except (OSError, EOFError, zlib.error, zstandard.ZstdError, tarfile.TarError) as e:
-        raise UserError(f"{what}: {_describe(e)}") from None
+        raise UserError(f"{what}: {describe_error(e)}") from None
     finally:
         remove_tree(work)
 
@@ -110,213 +70,3 @@ def _publish(work: Path, dest: Path) -> None:
             raise
 
 
-def _describe(error: BaseException) -> str:
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror
-    if isinstance(error, EOFError):
-        return "truncated data"
-    return f"corrupt layer ({error})"
-
-
-def _extract(stream: TarStream, work: Path, privileged: bool, what: str) -> int:
-    root = Root(work)
-    try:
-        extractor = _Extractor(root, privileged)
-        with tarfile.open(
-            fileobj=stream, mode="r|", bufsize=COPY_CHUNK, tarinfo=_BoundedTarInfo
-        ) as archive:
-            for member in archive:
-                root.trim()
-                try:
-                    extractor.add(member, archive)
-                except UserError as e:
-                    raise UserError(f"{what}: {e}") from None
-                except OSError as e:
-                    raise UserError(
-                        f"{what}: entry {member.name[:200]!r}: {_describe(e)}"
-                    ) from None
-        extractor.finish()
-        return extractor.size
-    finally:
-        root.close()
-
-
-@dataclass
-class _Extractor:
-    root: Root
-    privileged: bool
-    size: int = 0
-    dirs: list[tuple[Parts, tarfile.TarInfo]] = field(default_factory=list)
-
-    def add(self, member: tarfile.TarInfo, archive: tarfile.TarFile) -> None:
-        parts = clean(member.name)
-        if not parts:
-            if not member.isdir():
-                raise UserError(f"entry {member.name!r} would replace the root directory")
-            self.dirs.append((parts, member))
-            return
-        if parts[-1].startswith(WHITEOUT):
-            self._whiteout(parts)
-            return
-        parent = self.root.dir(parts[:-1])
-        name = parts[-1]
-        if member.isdir():
-            self._make_dir(parent, parts)
-            self.dirs.append((parts, member))
-            return
-        self._remove(parent, parts)
-        if member.isreg():
-            self._write_file(parent, name, member, archive)
-        elif member.issym():
-            os.symlink(member.linkname, name, dir_fd=parent)
-            self._own(parent, name, member)
-            self._times(parent, name, member)
-        elif member.islnk():
-            self._hard_link(parent, name, member)
-        elif member.ischr() or member.isblk():
-            self._device(parent, name, member)
-        elif member.isfifo():
-            os.mkfifo(name, 0o600, dir_fd=parent)
-            self._own(parent, name, member)
-            os.chmod(name, member.mode & 0o7777, dir_fd=parent)
-            self._times(parent, name, member)
-        else:
-            raise UserError(f"entry {show(parts)!r} has unsupported type {member.type!r}")
-
-    def finish(self) -> None:
-        """Directory modes and times last: writing children would change them."""
-        if not any(not parts for parts, _ in self.dirs):
-            os.fchmod(self.root.fd, 0o755)
-        for parts, member in reversed(self.dirs):
-            try:
-                fd = self.root.dir(parts, create=False)
-            except UserError:
-                continue  # replaced by a later entry
-            if self.privileged:
-                os.fchown(fd, _id(member.uid), _id(member.gid))
-            os.fchmod(fd, member.mode & 0o7777)
-            self._xattrs(fd, member)
-            _set_times(fd, member)
-
-    # -- entry kinds ----------------------------------------------------------
-
-    def _make_dir(self, parent: int, parts: Parts) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            if not stat.S_ISDIR(os.lstat(parts[-1], dir_fd=parent).st_mode):
-                self._remove(parent, parts)
-        self.root.dir(parts)
-
-    def _write_file(
-        self, parent: int, name: str, member: tarfile.TarInfo, archive: tarfile.TarFile
-    ) -> None:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(name, flags, 0o600, dir_fd=parent)
-        try:
-            source = archive.extractfile(member)
-            with os.fdopen(os.dup(fd), "wb") as out:
-                shutil.copyfileobj(source, out, COPY_CHUNK)
-            self.size += member.size
-            if self.privileged:
-                os.fchown(fd, _id(member.uid), _id(member.gid))
-            os.fchmod(fd, member.mode & 0o7777)
-            self._xattrs(fd, member)
-            _set_times(fd, member)
-        finally:
-            os.close(fd)
-
-    def _hard_link(self, parent: int, name: str, member: tarfile.TarInfo) -> None:
-        target = clean(member.linkname, f"hard link {member.name[:100]!r} to")
-        target_parent = self.root.dir(target[:-1], create=False) if target else None
-        if not target or stat.S_ISDIR(_lstat_mode(target[-1], target_parent)):
-            raise UserError(f"hard link {member.name[:200]!r} points at a directory")
-        try:
-            # follow_symlinks=False: link the entry itself, never what a symlink names.
-            os.link(
-                target[-1], name, src_dir_fd=target_parent, dst_dir_fd=parent,
-                follow_symlinks=False,
-            )
-        except FileNotFoundError:
-            raise UserError(
-                f"hard link {member.name[:200]!r} to missing {show(target)!r}"
-            ) from None
-
-    def _device(self, parent: int, name: str, member: tarfile.TarInfo) -> None:
-        if not self.privileged:
-            raise UserError(f"device node {member.name[:200]!r} needs root to unpack")
-        kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
-        os.mknod(name, kind | 0o600, os.makedev(member.devmajor, member.devminor), dir_fd=parent)
-        self._own(parent, name, member)
-        os.chmod(name, member.mode & 0o7777, dir_fd=parent)
-        self._times(parent, name, member)
-
-    def _whiteout(self, parts: Parts) -> None:
-        parent = self.root.dir(parts[:-1])
-        marker = parts[-1]
-        if marker == OPAQUE:
-            name = f"{overlay_xattr_namespace(self.privileged)}.overlay.opaque"
-            os.setxattr(parent, name, b"y")
-            return
-        if marker.startswith(WHITEOUT + WHITEOUT):
-            return  # other AUFS bookkeeping (.wh..wh.plnk ...): meaningless here
-        hidden = marker[len(WHITEOUT) :]
-        if hidden in ("", ".", ".."):
-            raise UserError(f"whiteout {show(parts)!r} names no valid entry")
-        try:
-            os.lstat(hidden, dir_fd=parent)
-            return  # the same layer also adds the entry: it shadows the lower one anyway
-        except FileNotFoundError:
-            os.mknod(hidden, stat.S_IFCHR | 0o600, os.makedev(0, 0), dir_fd=parent)
-
-    # -- helpers --------------------------------------------------------------
-
-    def _remove(self, parent: int, parts: Parts) -> None:
-        """Make room for a new entry: a later tar entry replaces an earlier one."""
-        name = parts[-1]
-        try:
-            mode = os.lstat(name, dir_fd=parent).st_mode
-        except FileNotFoundError:
-            return
-        if stat.S_ISDIR(mode):
-            self.root.forget(parts)
-            shutil.rmtree(name, dir_fd=parent)
-        else:
-            os.unlink(name, dir_fd=parent)
-
-    def _own(self, parent: int, name: str, member: tarfile.TarInfo) -> None:
-        if self.privileged:
-            os.chown(name, _id(member.uid), _id(member.gid), dir_fd=parent, follow_symlinks=False)
-
-    def _times(self, parent: int, name: str, member: tarfile.TarInfo) -> None:
-        with contextlib.suppress(OverflowError, ValueError):
-            ns = int(member.mtime * 1e9)
-            os.utime(name, ns=(ns, ns), dir_fd=parent, follow_symlinks=False)
-
-    def _xattrs(self, fd: int, member: tarfile.TarInfo) -> None:
-        for key, value in member.pax_headers.items():
-            if not key.startswith("SCHILY.xattr."):
-                continue
-            name = key[len("SCHILY.xattr.") :]
-            if not name.startswith(KEPT_XATTRS) or name.startswith("user.overlay."):
-                continue
-            if name == "security.capability" and not self.privileged:
-                continue
-            os.setxattr(fd, name, value.encode("utf-8", "surrogateescape"))
-
-
-def _lstat_mode(name: str, dir_fd: int) -> int:
-    try:
-        return os.lstat(name, dir_fd=dir_fd).st_mode
-    except FileNotFoundError:
-        return 0
-
-
-def _id(value: int) -> int:
-    if not 0 <= value <= MAX_ID:
-        raise UserError(f"owner id {value} out of range")
-    return value
-
-
-def _set_times(fd: int, member: tarfile.TarInfo) -> None:
-    with contextlib.suppress(OverflowError, ValueError):
-        ns = int(member.mtime * 1e9)
-        os.utime(fd, ns=(ns, ns))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -149,8 +150,6 @@ def test_docker_archive_loads(driver, tmp_path):
 
 
 def test_compressed_archive_loads(driver, tmp_path):
-    import gzip
-
     plain = archive(tmp_path / "a.tar", {"x.io/one:latest": Image([BASE])})
     (tmp_path / "a.tar.gz").write_bytes(gzip.compress(plain.read_bytes()))
     assert driver.load(tmp_path / "a.tar.gz") == ["x.io/one:latest"]
@@ -192,6 +191,10 @@ def read_tar(path: Path) -> dict[str, bytes]:
         return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isreg()}
 
 
+def truncated(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
 def flip_last_byte(data: bytes) -> bytes:
     return data[:-1] + bytes([data[-1] ^ 1])
 
@@ -208,6 +211,7 @@ HOSTILE = {
         lambda d: d.replace(b'"schemaVersion":2', b'"schemaVersion":3')),
     "layer blob missing": lambda p: without(p, blob_member(p, "layer")),
     "not an archive": lambda p: p.write_bytes(os.urandom(4096)),
+    "truncated gzip archive": lambda p: p.write_bytes(truncated(gzip.compress(p.read_bytes()))),
     "neither OCI nor docker": lambda p: write_tar(p, {"hello.txt": b"hi"}),
 }
 
