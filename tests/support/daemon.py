@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -59,11 +60,21 @@ class Hyperd:
             [sys.executable, "-m", "hypercontainer.api.server"], env=self.env,
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + 60
-        while not self.socket.exists():
+        while not self.listening():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("hyperd did not start:\n" + self.log_text())
             time.sleep(0.05)
         return self
+
+    def listening(self) -> bool:
+        probe = socket.socket(socket.AF_UNIX)
+        try:
+            probe.connect(str(self.socket))
+            return True
+        except OSError:
+            return False
+        finally:
+            probe.close()
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process and self.process.poll() is None:
