@@ -315,14 +315,14 @@ class Runtime(ContainerLifecycle):
             attachment = NetworkAttachment.from_dict(pod.network)
             if add:
                 applied = self.network.add_forward(pod.id, attachment, forward) or forward
-                if attachment.kind == "user":
+                if attachment.kind == "user":  # the VMM forwards; the driver keeps nothing
                     self.hypervisor.add_forward(pod.vm, applied)
-                attachment.forwards.append(applied)
+                    attachment.forwards.append(applied)
             else:
                 applied = self.network.remove_forward(pod.id, attachment, forward) or forward
                 if attachment.kind == "user":
                     self.hypervisor.remove_forward(pod.vm, applied)
-                attachment.forwards.remove(applied)
+                    attachment.forwards.remove(applied)
             self.store.update_pod(pod.id, lambda p: setattr(p, "network", attachment.to_dict()))
             return applied
 

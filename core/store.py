@@ -59,11 +59,22 @@ class Store:
         db = getattr(self._local, "db", None)
         if db is None:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
+            self._use_wal(db)
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             self._local.db = db
         return db
+
+    @staticmethod
+    def _use_wal(db: sqlite3.Connection) -> None:
+        """Switch to WAL once; another process switching at the same time is fine."""
+        if db.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            return
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError:  # "database is locked": someone else is switching
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                raise
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
