@@ -27,9 +27,9 @@ def do_info(client: Client, args) -> int:
         f"Version: {info['version']}",
         f"Hypervisor: {hv.get('name')}",
     ]
-    for key in ("accelerator", "kvm_usable", "kvm_reason", "version", "binary"):
-        if key in hv:
-            lines.append(f"  {key.replace('_', ' ')}: {hv[key]}")
+    lines += [f"  {key.replace('_', ' ')}: {value}" for key, value in hv.items()
+              if key not in ("name", "capabilities")]
+    lines.append(f"  capabilities: {', '.join(hv.get('capabilities', []))}")
     guest = info.get("guest", {})
     lines.append("Guest image:")
     lines += [f"  {k}: {v}" for k, v in guest.items()]
