@@ -69,10 +69,6 @@ class ImagesConfig(Section):
     # (blobs under 1 MiB count as 1 MiB), and never beyond max_layer_size bytes.
     max_layer_size: int = 16 * 2**30
     max_compression_ratio: int = 100
-    # A layer may unpack to at most max_compression_ratio times its blob size
-    # (blobs under 1 MiB count as 1 MiB), and never beyond max_layer_size bytes.
-    max_layer_size: int = 16 * 2**30
-    max_compression_ratio: int = 100
 
 
 class Config(Section):
