@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
 from .. import __version__
 from .http import Router
@@ -14,8 +14,12 @@ ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "require
 
 
 def _schema(annotation: Any, defs: dict[str, Any]) -> dict[str, Any]:
+    """The schema of `annotation`, every model in it moved to the components."""
     schema = TypeAdapter(annotation).json_schema(ref_template="#/components/schemas/{model}")
     defs.update(schema.pop("$defs", {}))
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        defs[annotation.__name__] = schema
+        return {"$ref": f"#/components/schemas/{annotation.__name__}"}
     return schema
 
 
