@@ -79,13 +79,20 @@ class Decoder:
     Given `accept`, the decoder starts unsynchronised: it skips bytes up to a
     `SYNC` marker whose following frame `accept(stream, payload)` approves,
     and returns that frame first.
+
+    With `resync` (the agent's side of a virtio-serial port, where one host can
+    follow another without the guest ever seeing a hang-up), a marker found
+    where a frame should start, or a malformed frame, means synchronising anew
+    instead of failing: the next handshake is returned like any frame.
     """
 
-    def __init__(self, accept: Accept | None = None, max_payload: int = MAX_PAYLOAD) -> None:
+    def __init__(self, accept: Accept | None = None, max_payload: int = MAX_PAYLOAD,
+                 resync: bool = False) -> None:
         self._buffer = bytearray()
         self._accept = accept
         self._synced = accept is None
         self._max_payload = max_payload
+        self._resync = resync and accept is not None
 
     @property
     def synced(self) -> bool:
@@ -95,14 +102,42 @@ class Decoder:
         """The frames completed by `data`; raises ProtocolError on an oversized frame."""
         self._buffer += data
         frames: list[tuple[int, bytes]] = []
-        if not self._synced:
-            handshake = self._synchronise()
-            if handshake is None:
+        while True:
+            if not self._synced:
+                handshake = self._synchronise()
+                if handshake is None:
+                    return frames
+                frames.append(handshake)
+                continue
+            if self._resync and self._marker_in_frame():
+                self._synced = False
+                continue
+            try:
+                frame = self._take(0)
+            except ProtocolError:
+                if not self._resync:
+                    raise
+                self._synced = False
+                continue
+            if frame is None:
                 return frames
-            frames.append(handshake)
-        while (frame := self._take(0)) is not None:
             frames.append(frame)
-        return frames
+
+    def _marker_in_frame(self) -> bool:
+        """Whether a marker starts within the next frame: a new host, maybe after
+        one that died mid-frame. Everything before the marker is then dropped.
+        (Stdin data holding the exact marker would be taken for one too; it is
+        not worth escaping.)
+        """
+        if len(self._buffer) < HEADER.size:
+            return False
+        _, length = HEADER.unpack_from(self._buffer)
+        end = min(len(self._buffer), HEADER.size + length)
+        marker = self._buffer.find(SYNC, 0, end)
+        if marker < 0:
+            return False
+        del self._buffer[:marker]
+        return True
 
     def _take(self, start: int) -> tuple[int, bytes] | None:
         """The frame at `start` (dropping everything before its end), or None if incomplete."""

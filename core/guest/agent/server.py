@@ -60,19 +60,21 @@ class Server:
         self.outbox.flush(FLUSH_TIMEOUT)
 
     def _session(self, connection: Connection) -> None:
-        decoder = protocol.Decoder(accept=is_hello)
+        decoder = protocol.Decoder(accept=is_hello, resync=True)
         session: Session | None = None
         try:
             while data := connection.read():
                 for stream, payload in decoder.feed(data):
-                    if session is None:
+                    if is_hello(stream, payload):
+                        # A new host: on a virtio-serial port it may follow the
+                        # previous one without the guest seeing a hang-up.
                         session = self._handshake(connection, payload)
+                    elif session is None:
+                        continue
                     elif stream == protocol.CONTROL:
                         self._request(session, payload)
                     else:
                         self.handlers.runtime.write_stdin(stream, payload)
-        except protocol.ProtocolError as exc:
-            log("dropping the host connection", error=str(exc))
         finally:
             if session is not None:
                 self.outbox.end(session)

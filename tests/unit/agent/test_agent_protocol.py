@@ -100,3 +100,30 @@ def test_unsynced_decoder_keeps_only_a_possible_marker_prefix():
 def test_process_keys():
     assert protocol.process_key("c1") == "c1"
     assert protocol.process_key("c1", "e1") == "c1/e1"
+
+
+def hello(nonce: str) -> bytes:
+    return protocol.encode_message({"id": 1, "op": "hello", "nonce": nonce})
+
+
+def is_hello(stream: int, payload: bytes) -> bool:
+    return stream == 0 and json.loads(payload).get("op") == "hello"
+
+
+@pytest.mark.parametrize("piece", [1, 7, 4096])
+def test_agent_side_takes_a_new_host_at_a_frame_boundary(piece):
+    # On virtio-serial a second host can follow the first with no hang-up seen.
+    wire = (protocol.SYNC + hello("a") + protocol.encode_frame(3, b"stdin")
+            + protocol.SYNC + hello("b") + protocol.encode_frame(3, b"more"))
+    frames = frames_of(Decoder(accept=is_hello, resync=True), wire, piece)
+    assert [json.loads(p).get("nonce") if s == 0 else p for s, p in frames] == [
+        "a", b"stdin", "b", b"more"]
+
+
+@pytest.mark.parametrize("piece", [1, 4096])
+def test_agent_side_recovers_from_a_host_that_died_mid_frame(piece):
+    torn = protocol.encode_frame(3, b"x" * 100)[:50]  # promised 100 bytes, sent 42
+    wire = (protocol.SYNC + hello("a") + torn + protocol.SYNC + hello("b")
+            + protocol.HEADER.pack(0, 0xFFFFFFFF) + protocol.SYNC + hello("c"))
+    frames = frames_of(Decoder(accept=is_hello, resync=True), wire, piece)
+    assert [json.loads(p)["nonce"] for _, p in frames] == ["a", "b", "c"]
