@@ -3,7 +3,8 @@
 QEMU daemonizes itself (-daemonize), so it is not our child: it outlives the
 daemon and never lingers as our zombie. A pid alone could be reused after the
 process dies; the start time and the run directory on its command line make
-sure the process we signal is still this VM's QEMU. Waiting uses a pidfd, so
+sure the process we signal is still this VM's QEMU (the only process given
+this run directory's pid file). Waiting uses a pidfd, so
 an exit is seen at once, without polling.
 """
 
@@ -14,6 +15,8 @@ import select
 import signal
 from dataclasses import dataclass
 from pathlib import Path
+
+from .cmdline import RunFiles
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -59,10 +62,8 @@ class Vmm:
         return cls.find(pid, run_dir)
 
     def _ours(self) -> bool:
-        argv = _cmdline(self.pid)
-        return bool(argv) and "qemu" in Path(argv[0]).name and any(
-            str(self.run_dir) in arg for arg in argv
-        )
+        # Only the QEMU of this VM was given this pid file (see cmdline.build).
+        return str(RunFiles(self.run_dir).pidfile) in _cmdline(self.pid)
 
     def alive(self) -> bool:
         fields = _stat_fields(self.pid)

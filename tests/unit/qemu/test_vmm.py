@@ -29,12 +29,13 @@ def test_garbage_pidfiles_name_nothing(tmp_path: Path) -> None:
     assert Vmm.from_pidfile(pidfile, tmp_path) is None
 
 
-def test_a_process_named_qemu_serving_the_run_dir_is_found_and_waited_for(tmp_path) -> None:
-    # A stand-in whose argv[0] says qemu and whose arguments name the run dir.
-    fake = tmp_path / "qemu-system-x86_64"
-    fake.symlink_to(sys.executable)
-    child = subprocess.Popen([str(fake), "-c", "import sys; sys.stdin.read()", str(tmp_path)],
-                             stdin=subprocess.PIPE)
+def test_the_process_given_the_run_dirs_pidfile_is_found_and_waited_for(tmp_path) -> None:
+    # A stand-in for QEMU: its arguments name the run dir's pid file, as QEMU's do.
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()", "-pidfile",
+         str(tmp_path / "qemu.pid")],
+        stdin=subprocess.PIPE,
+    )
     try:
         vmm = Vmm.find(child.pid, tmp_path)
         assert vmm is not None and vmm.alive()
