@@ -23,6 +23,7 @@ from conftest import EXEC_LINE, make_spec, wait_for_console
 from hypercontainer.agent.client import AgentClient
 from hypercontainer.drivers import NetworkAttachment, PortForward, Share, VMHandle, VMSpec
 from hypercontainer.errors import DriverError, UserError
+from hypercontainer.guest import cpio
 from hypercontainer_plugins.hypervisors.qemu import QemuHypervisor
 
 pytestmark = pytest.mark.vm
@@ -203,3 +204,29 @@ def test_bad_input_is_refused_before_anything_starts(qemu: QemuHypervisor, vm_sp
     with pytest.raises(UserError, match="share tag"):
         qemu.start(vm_spec)
     assert nothing_left(vm_spec)
+
+
+def test_a_failing_init_says_so_and_the_vm_powers_off(
+    qemu: QemuHypervisor, vm_spec, tmp_path, config
+) -> None:
+    # The kernel unpacks concatenated archives in order: this one replaces the module list.
+    override = tmp_path / "override"
+    (override / "etc/hc").mkdir(parents=True)
+    (override / "etc/hc/modules").write_text("no-such-module.ko\n")
+    overlay = tmp_path / "override.img"
+    cpio.write(override, overlay, {})
+    broken = tmp_path / "initrd.img"
+    broken.write_bytes(vm_spec.initrd.read_bytes() + overlay.read_bytes())
+    vm_spec.initrd = broken
+
+    handle = qemu.start(vm_spec)
+    exited = threading.Event()
+    qemu.watch(handle, exited.set)
+    try:
+        assert exited.wait(config.guest.boot_timeout), "the VM did not power off"
+        console = vm_spec.console_log.read_text(errors="replace")
+        assert "hc-init: FAILED: insmod /lib/modules/no-such-module.ko" in console
+        assert EXEC_LINE not in console
+    finally:
+        qemu.stop(handle, timeout=0)
+        qemu.cleanup(handle)
