@@ -43,7 +43,8 @@ def volume_shares(pod: podspec.PodSpec) -> list[Share]:
 
 
 def process_args(container: podspec.Container, image: ImageConfig) -> list[str]:
-    if container.entrypoint:
+    # An entrypoint given, even an empty one, replaces the image's (Docker's rule).
+    if container.entrypoint is not None:
         args = container.entrypoint + container.command
     else:
         args = image.entrypoint + (container.command or image.cmd)

@@ -144,6 +144,7 @@ class ContainerLifecycle:
         container = self.store.transition_container(
             container.id, ContainerState.RUNNING, started=now(), finished=None,
             exit_code=None, user_stopped=False)
+        self.subscribers.started(container.id)
         log.info("container running", pod_id=pod.id, container_id=container.id)
         self.hooks.post("container_post_start", container=container)
 
@@ -300,6 +301,7 @@ class ContainerLifecycle:
         except BaseException:
             self.subscribers.remove(key, listener)
             raise
+        listener.started()
         return exec_id
 
     def session_for(self: Runtime, key: str, container_id: str):

@@ -342,7 +342,8 @@ class Container(SpecModel):
     name: Name | None = None  # None: the runtime names it
     image: Image
     command: list[Arg] = _items(MAX_ARGS)
-    entrypoint: list[Arg] = _items(MAX_ARGS)
+    # None: the image's entrypoint; [] (given empty) clears it, as Docker's --entrypoint "".
+    entrypoint: Annotated[list[Arg], Field(max_length=MAX_ARGS)] | None = None
     workdir: ContainerPath | None = None  # None: the image's
     envs: list[EnvVar] = _items(MAX_ENVS)
     volumes: list[VolumeRef] = _items()

@@ -14,10 +14,16 @@ from typing import Any
 
 
 class Listener:
-    """What one stream receives: ("out", fd, data) items then ("exit", code)."""
+    """What one stream receives: ("started",), ("out", fd, data) items, then ("exit", code).
+
+    "started" says the process exists, so input sent from then on reaches it.
+    """
 
     def __init__(self) -> None:
         self.items: queue.Queue[tuple[Any, ...]] = queue.Queue()
+
+    def started(self) -> None:
+        self.items.put(("started",))
 
     def output(self, fd: str, data: bytes) -> None:
         self.items.put(("out", fd, data))
@@ -46,6 +52,10 @@ class Subscribers:
     def _current(self, key: str) -> list[Listener]:
         with self._lock:
             return list(self._by_key.get(key, ()))
+
+    def started(self, key: str) -> None:
+        for listener in self._current(key):
+            listener.started()
 
     def output(self, key: str, fd: str, data: bytes) -> None:
         for listener in self._current(key):

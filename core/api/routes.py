@@ -182,6 +182,8 @@ def build_router(runtime: Runtime) -> Router:
         pod = store.pod(container.pod_id)
         if finished and pod.state not in (PodState.PENDING,):
             listener.exit(container.exit_code)
+        elif container.state == ContainerState.RUNNING:
+            listener.started()
         stdin = stdin_of(container.id, container.id)
 
         def run(connection, rfile) -> None:

@@ -1,9 +1,11 @@
 """Attach and exec streams between hyperd and hyperctl, after the HTTP upgrade.
 
 Both directions use the guest protocol's framing ([u32 stream][u32 length]):
-stream 0 carries JSON control messages ({"exit": code} to the client,
-{"resize": [rows, cols]} from it), stream 1 is stdin (client to daemon;
-an empty frame closes it) and stdout (daemon to client), stream 2 stderr.
+stream 0 carries JSON control messages ({"started": true} then {"exit": code}
+to the client, {"resize": [rows, cols]} from it), stream 1 is stdin (client
+to daemon; an empty frame closes it) and stdout (daemon to client), stream 2
+stderr. The client sends stdin only after "started": before, the process it
+would go to does not exist yet (e.g. `run` attaches before the VM boots).
 """
 
 from __future__ import annotations
@@ -39,11 +41,16 @@ class Stdin:
 def serve(connection: socket.socket, rfile, listener: Listener, stdin: Stdin | None,
           on_end: Callable[[], None]) -> None:
     """Pump the listener's output to the client and the client's input to stdin."""
-    if stdin is not None:
-        threading.Thread(target=_read_client, args=(rfile, stdin), daemon=True).start()
     try:
         while True:
             item = listener.items.get()
+            if item[0] == "started":
+                if stdin is not None:
+                    threading.Thread(target=_read_client, args=(rfile, stdin),
+                                     daemon=True).start()
+                    stdin = None  # a restarted container does not get a second reader
+                connection.sendall(control({"started": True}))
+                continue
             if item[0] == "out":
                 _, fd, data = item
                 connection.sendall(encode_frame(FD_STREAMS.get(fd, STDOUT), data))

@@ -56,8 +56,6 @@ def run_stream(conn, stdin: bool = True, tty_mode: bool = False) -> int:
     if tty_mode and sys.stdout.isatty():
         conn.sendall(_resize_frame())
         signal.signal(signal.SIGWINCH, lambda *_: conn.sendall(_resize_frame()))
-    if stdin:
-        threading.Thread(target=_pump_stdin, args=(conn,), daemon=True).start()
     decoder = Decoder()
     out, err = sys.stdout.buffer, sys.stderr.buffer
     with raw_terminal(tty_mode):
@@ -65,6 +63,9 @@ def run_stream(conn, stdin: bool = True, tty_mode: bool = False) -> int:
             for stream, payload in decoder.feed(data):
                 if stream == CONTROL:
                     message = json.loads(payload)
+                    if message.get("started") and stdin:
+                        stdin = False  # one pump, even if the process restarts
+                        threading.Thread(target=_pump_stdin, args=(conn,), daemon=True).start()
                     if "exit" in message:
                         if message.get("error"):
                             err.write(f"{message['error']}\n".encode())
