@@ -123,6 +123,7 @@ def agent_config(
     return {
         "id": container_id,
         "layers": list(image.layers),
+        "opaque_dirs": dict(image.opaque_dirs),
         "process": {
             "args": process_args(container, image.config),
             "env": environment(container, image.config),

@@ -243,6 +243,8 @@ class ResolvedImage:
     reference: str  # normalised, e.g. docker.io/library/busybox:latest
     layers: list[str]  # directories relative to Images.layers_root(), bottom first
     config: ImageConfig
+    # Layer (as in `layers`) -> its opaque directories, relative to the layer root.
+    opaque_dirs: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass

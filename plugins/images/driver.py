@@ -188,8 +188,11 @@ class OciImages(Images):
         if name is None:
             tags = [r for r, _, kind in self.store.index.refs(record.id) if kind == "tag"]
             name = tags[0] if tags else record.id
+        opaque = {self.store.layer_relpath(d): self.store.layer_opaque_dirs(d)
+                  for d in record.diff_ids()}
         return ResolvedImage(
-            id=record.id, reference=name, layers=self._stack(record), config=config
+            id=record.id, reference=name, layers=self._stack(record), config=config,
+            opaque_dirs={layer: dirs for layer, dirs in opaque.items() if dirs},
         )
 
     def _stack(self, record: ImageRecord) -> list[str]:

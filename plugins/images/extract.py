@@ -61,8 +61,11 @@ def describe_error(error: BaseException) -> str:
     return f"corrupt layer ({error})"
 
 
-def extract(stream: TarStream, work: Path, privileged: bool, what: str) -> int:
-    """Write every entry of `stream` below `work`; returns the bytes of file content."""
+def extract(stream: TarStream, work: Path, privileged: bool, what: str) -> tuple[int, list[str]]:
+    """Write every entry of `stream` below `work`.
+
+    Returns the bytes of file content and the layer's opaque directories.
+    """
     root = Root(work)
     try:
         extractor = _Extractor(root, privileged)
@@ -80,7 +83,7 @@ def extract(stream: TarStream, work: Path, privileged: bool, what: str) -> int:
                         f"{what}: entry {member.name[:200]!r}: {describe_error(e)}"
                     ) from None
         extractor.finish()
-        return extractor.size
+        return extractor.size, sorted(set(extractor.opaque))
     finally:
         root.close()
 
@@ -91,6 +94,8 @@ class _Extractor:
     privileged: bool
     size: int = 0
     dirs: list[tuple[Parts, tarfile.TarInfo]] = field(default_factory=list)
+    # Opaque directories, also listed apart: the guest cannot read the xattr over 9p.
+    opaque: list[str] = field(default_factory=list)
 
     def add(self, member: tarfile.TarInfo, archive: tarfile.TarFile) -> None:
         parts = clean(member.name)
@@ -199,6 +204,7 @@ class _Extractor:
         if marker == OPAQUE:
             name = f"{overlay_xattr_namespace(self.privileged)}.overlay.opaque"
             os.setxattr(parent, name, b"y")
+            self.opaque.append("/".join(parts[:-1]))
             return
         if marker.startswith(WHITEOUT + WHITEOUT):
             return  # other AUFS bookkeeping (.wh..wh.plnk ...): meaningless here

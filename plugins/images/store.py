@@ -25,7 +25,7 @@ from . import digests
 from .blobstore import BlobStore
 from .fsutil import locked, remove_tree
 from .index import ImageRecord, Index
-from .unpack import unpack
+from .unpack import opaque_list_path, read_opaque_list, unpack
 
 log = get_logger()
 
@@ -50,6 +50,9 @@ class Store:
 
     def layer_path(self, diff_id: str) -> Path:
         return self.layers / self.layer_relpath(diff_id)
+
+    def layer_opaque_dirs(self, diff_id: str) -> list[str]:
+        return read_opaque_list(self.layer_path(diff_id))
 
     def has_layer(self, diff_id: str) -> bool:
         return self.layer_path(diff_id).is_dir() and self.index.layer_size(diff_id) is not None
@@ -101,6 +104,7 @@ class Store:
             gone = self._stored_layers() - used_layers
             for diff_id in gone:
                 remove_tree(self.layer_path(diff_id))
+                opaque_list_path(self.layer_path(diff_id)).unlink(missing_ok=True)
             self.index.delete_layers(self.index.layer_ids() - used_layers)
             remove_tree(self.tmp)  # nobody else writes while we hold the lock alone
         if gone:

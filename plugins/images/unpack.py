@@ -8,6 +8,7 @@ has been checked, so a half-unpacked layer is never visible.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import tarfile
 import tempfile
@@ -27,6 +28,20 @@ from .fsutil import remove_tree
 class LayerResult:
     diff_id: str
     size: int  # bytes of file content, the layer's share of VIRTUAL SIZE
+    opaque: list[str]  # directories (relative) that hide what lower layers hold
+
+
+def opaque_list_path(layer: Path) -> Path:
+    """Beside the layer: overlayfs in the guest must learn its opaque directories from
+    somewhere else than the trusted.* xattr, which 9p does not carry."""
+    return layer.with_name(layer.name + ".opaque.json")
+
+
+def read_opaque_list(layer: Path) -> list[str]:
+    try:
+        return json.loads(opaque_list_path(layer).read_text())
+    except FileNotFoundError:
+        return []
 
 
 def unpack(
@@ -45,15 +60,18 @@ def unpack(
     try:
         with blob.open("rb") as f:
             stream = TarStream(f, limit, what)
-            size = extract(stream, work, privileged, what)
+            size, opaque = extract(stream, work, privileged, what)
             stream.drain()
         if expected_diff_id and stream.diff_id != expected_diff_id:
             raise UserError(
                 f"{what}: uncompressed digest {stream.diff_id} does not match "
                 f"the image config's {expected_diff_id}"
             )
+        if opaque:  # written first: a published layer always has its list
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            opaque_list_path(dest).write_text(json.dumps(opaque))
         _publish(work, dest)
-        return LayerResult(stream.diff_id, size)
+        return LayerResult(stream.diff_id, size, opaque)
     except (OSError, EOFError, zlib.error, zstandard.ZstdError, tarfile.TarError) as e:
         raise UserError(f"{what}: {describe_error(e)}") from None
     finally:

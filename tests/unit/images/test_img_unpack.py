@@ -73,6 +73,14 @@ def test_opaque_directory_gets_trusted_xattr_as_root(unpack_layer, layer_dir):
     assert sorted(os.listdir(layer_dir / "home")) == ["new"]
 
 
+def test_opaque_directories_are_also_listed_beside_the_layer(unpack_layer, layer_dir):
+    from hypercontainer_plugins.images.unpack import read_opaque_list
+
+    unpack_layer(Layer().opaque("home").dir("usr/sbin").opaque("usr/sbin"), privileged=True)
+    assert read_opaque_list(layer_dir) == ["home", "usr/sbin"]
+    assert not (layer_dir / ".opaque.json").exists()  # nothing added inside the rootfs
+
+
 def test_opaque_directory_gets_user_xattr_unprivileged(unpack_layer, layer_dir):
     unpack_layer(Layer().dir("home").opaque("home"), privileged=False)
     assert os.getxattr(layer_dir / "home", "user.overlay.opaque") == b"y"
