@@ -63,8 +63,13 @@ def test_the_guest_essentials_are_there(listing: list[str], entry_names: set[str
 
 
 def test_modules_are_listed_in_load_order_and_present(unpacked: Path) -> None:
-    order = (unpacked / "etc/hc/modules").read_text().split()
+    lines = [line.split() for line in (unpacked / "etc/hc/modules").read_text().splitlines()]
+    order = [line[0] for line in lines]
     loaded = [Path(m).name.split(".ko")[0].replace("-", "_") for m in order]
+    waits = {name: line[1:] for name, line in zip(loaded, lines, strict=True)}
+    assert waits["virtio_pci"] == [] and waits["9p"] == [] and waits["overlay"] == []
+    assert waits["ext4"] == ["0x0002"] and waits["virtio_blk"] == ["0x0002"]
+    assert waits["vmw_vsock_virtio_transport"] == ["0x0013"]
     for wanted in MODULES:
         assert wanted in loaded, wanted
     for module in order:

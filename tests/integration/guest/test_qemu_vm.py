@@ -24,7 +24,8 @@ from hypercontainer.agent.client import AgentClient
 from hypercontainer.drivers import NetworkAttachment, PortForward, Share, VMHandle, VMSpec
 from hypercontainer.errors import DriverError, UserError
 from hypercontainer.guest import cpio
-from hypercontainer_plugins.hypervisors.qemu import QemuHypervisor
+from hypercontainer.guest.image import INIT_SCRIPT
+from hypercontainer_plugins.hypervisors.qemu import QemuHypervisor, cmdline
 
 pytestmark = pytest.mark.vm
 
@@ -227,6 +228,40 @@ def test_a_failing_init_says_so_and_the_vm_powers_off(
         console = vm_spec.console_log.read_text(errors="replace")
         assert "hc-init: FAILED: insmod /lib/modules/no-such-module.ko" in console
         assert EXEC_LINE not in console
+    finally:
+        qemu.stop(handle, timeout=0)
+        qemu.cleanup(handle)
+
+
+def test_device_modules_load_only_for_devices_present(
+    qemu: QemuHypervisor, vm_spec, tmp_path, config, monkeypatch
+) -> None:
+    # The real /init, told to list the loaded modules on the console before the agent starts.
+    init = INIT_SCRIPT.read_text().replace(
+        "    cd /hc ||", "    sed 's/ .*//; s/^/hc-test: module /' /proc/modules\n    cd /hc ||"
+    )
+    override = tmp_path / "override"
+    override.mkdir()
+    (override / "init").write_text(init)
+    (override / "init").chmod(0o755)
+    cpio.write(override, tmp_path / "override.img", {})
+    initrd = tmp_path / "initrd.img"
+    initrd.write_bytes(vm_spec.initrd.read_bytes() + (tmp_path / "override.img").read_bytes())
+    vm_spec.initrd = initrd
+    disk = tmp_path / "disk.raw"
+    disk.write_bytes(b"\0" * 2**20)
+    # A virtio block device (but no vsock device) in the VM.
+    build = cmdline.build
+    monkeypatch.setattr(cmdline, "build", lambda *args: build(*args)[:-3] + [
+        "-drive", f"file={disk},format=raw,if=virtio", *build(*args)[-3:]])
+
+    handle = qemu.start(vm_spec)
+    try:
+        console = wait_for_console(vm_spec.console_log, EXEC_LINE, config.guest.boot_timeout)
+        loaded = {line.split()[-1] for line in console.splitlines()
+                  if line.startswith("hc-test: module ")}
+        assert {"virtio_blk", "ext4", "9p", "overlay", "virtio_console"} <= loaded, console
+        assert not {"vsock", "vmw_vsock_virtio_transport"} & loaded
     finally:
         qemu.stop(handle, timeout=0)
         qemu.cleanup(handle)
