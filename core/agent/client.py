@@ -54,6 +54,10 @@ class AgentClient:
         self._stdin: dict[str, int] = {}  # key -> stdin stream
         self.closed = threading.Event()
         self.agent_version: int | None = None
+        # The agent numbers its events and output frames; we acknowledge what we
+        # have, and it sends what we did not acknowledge again to a new client.
+        self._received = 0
+        self._acknowledged = 0
 
         self._nonce = secrets.token_hex(16)
         self._hello = _Call("hello")
@@ -206,6 +210,12 @@ class AgentClient:
         except OSError as exc:
             raise AgentError(f"guest agent connection lost: {exc}") from None
 
+    def _send_quietly(self, data: bytes) -> None:
+        try:
+            self._send(data)
+        except AgentError:
+            pass  # closing: the reader sees the end next
+
     def _is_our_handshake(self, stream: int, payload: bytes) -> bool:
         try:
             message = protocol.decode_message(payload)
@@ -224,7 +234,11 @@ class AgentClient:
                     if stream == protocol.CONTROL:
                         self._control(protocol.decode_message(payload))
                     else:
+                        self._received += 1
                         self._output(stream, payload)
+                if self._received != self._acknowledged:
+                    self._acknowledged = self._received
+                    self._send_quietly(protocol.encode_message({"ack": self._received}))
         except protocol.ProtocolError as exc:
             self._log.error("agent protocol error", error=str(exc))
         except OSError:
@@ -247,6 +261,7 @@ class AgentClient:
                 call.reply = message
                 call.done.set()
             return
+        self._received += 1
         if message.get("event") == "stream":
             self._announce(message)
             return
@@ -257,6 +272,7 @@ class AgentClient:
 
     def _handshake(self, result: dict) -> None:
         self.agent_version = result.get("version")
+        self._received = self._acknowledged = int(result.get("seq", 1)) - 1
         for entry in result.get("streams") or []:
             self._announce(entry)
 

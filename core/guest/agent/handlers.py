@@ -134,6 +134,7 @@ def container_spec(config: Args) -> dict:
     return {
         "id": config.id("id"),
         "layers": layers,
+        "opaque": _opaque(config, layers),
         "process": {
             "args": argv,
             "env": _env(process, "env"),
@@ -152,6 +153,19 @@ def container_spec(config: Args) -> dict:
         "rlimits": [_rlimit(config.item(r, i, "rlimits"))
                     for i, r in enumerate(config.list("rlimits"))],
     }
+
+
+def _opaque(config: Args, layers: list[str]) -> dict[str, list[str]]:
+    """Per layer, its opaque directories (which 9p cannot show the guest)."""
+    opaque = config.dict("opaque")
+    for layer, directories in opaque.items():
+        if layer not in layers:
+            raise config.fail(f"opaque: {layer[:80]!r} is not one of the layers")
+        if not isinstance(directories, list) or not all(
+                isinstance(d, str) and d.startswith("/") and ".." not in d.split("/")
+                and "\0" not in d for d in directories):
+            raise config.fail(f"opaque: {layer[:80]!r} must list absolute paths without '..'")
+    return {layer: [os.path.normpath(d) for d in dirs] for layer, dirs in opaque.items()}
 
 
 def _env(args: Args, name: str) -> list[str]:

@@ -1,14 +1,21 @@
-"""Everything the agent sends, queued, so that no producer waits for the host.
+"""Everything the agent sends, queued, so that no producer waits for the host, and
+kept until the host acknowledges it, so that a host that goes away loses nothing.
 
-One writer thread drains the queue into the current session's connection. While
-no host is connected the queue keeps filling: control messages always fit,
-process output is bounded by `limit` bytes and its producers then block (a
-container writing to a full pipe waits, as with any slow reader), so nothing is
-dropped. Replies belong to the session that asked; a reply queued for a session
-that has ended is dropped.
+One writer thread drains the queue into the current session's connection.
+Events and output frames are numbered in the order they are queued; the host
+acknowledges what it has received (`{"ack": n}`: everything up to number n),
+and what is written but not yet acknowledged is sent again, in order, to the
+next host after its handshake. (A host may thus see a frame twice, never miss
+one: on a virtio-serial port the agent cannot even tell whether the bytes it
+wrote reached the old host, or the start of a new one that skipped them.)
+
+Output not yet acknowledged is bounded by `limit` bytes: beyond it producers
+block (a container writing to a full pipe waits, as with any slow reader).
+Control messages always fit. Replies belong to the session that asked; a reply
+for a session that has ended is dropped, and replies are never sent again.
 
 The outbox also keeps the table of open streams: an output stream stays in it
-until its end-of-file frame has been written, a stdin stream until its process
+until its end-of-file frame is acknowledged, a stdin stream until its process
 exits, so the handshake of a new session can tell the host which process every
 stream belongs to.
 """
@@ -31,12 +38,13 @@ class Session:
 
 
 class _Item:
-    __slots__ = ("frame", "session", "stream", "eof", "size")
+    __slots__ = ("frame", "session", "seq", "stream", "eof", "size")
 
     def __init__(self, frame: bytes, session: int | None = None, stream: int = 0,
                  eof: bool = False) -> None:
         self.frame = frame
-        self.session = session  # a reply: only for this session
+        self.session = session  # a reply (or handshake): only for this session
+        self.seq = 0  # numbered when queued, unless session-bound
         self.stream = stream
         self.eof = eof
         self.size = len(frame) if stream else 0  # only output counts against the limit
@@ -45,8 +53,10 @@ class _Item:
 class Outbox:
     def __init__(self, limit: int = 8 << 20) -> None:
         self._limit = limit
-        self._queued = 0
+        self._held = 0  # bytes of output queued or unacknowledged
         self._items: collections.deque[_Item] = collections.deque()
+        self._unacked: collections.deque[_Item] = collections.deque()
+        self._next_seq = 1
         self._cond = threading.Condition()
         self._session: Session | None = None
         self._sessions = 0
@@ -79,7 +89,7 @@ class Outbox:
             self._streams.pop(stream, None)
 
     def data(self, stream: int, data: bytes) -> None:
-        """Queue output; blocks while `limit` bytes of output are already waiting."""
+        """Queue output; blocks while `limit` bytes of output are held already."""
         for start in range(0, len(data), protocol.DATA_CHUNK):
             chunk = data[start : start + protocol.DATA_CHUNK]
             self._put(_Item(protocol.encode_frame(stream, chunk), stream=stream), wait=True)
@@ -89,28 +99,46 @@ class Outbox:
 
     def _put(self, item: _Item, wait: bool = False) -> None:
         with self._cond:
-            while wait and self._queued and self._queued + item.size > self._limit:
+            while wait and self._held and self._held + item.size > self._limit:
                 self._cond.wait()
+            if item.session is None:
+                item.seq = self._next_seq
+                self._next_seq += 1
             self._items.append(item)
-            self._queued += item.size
+            self._held += item.size
             self._cond.notify_all()
 
-    # -- sessions -----------------------------------------------------------
+    # -- the host's side ----------------------------------------------------
+
+    def acknowledge(self, seq: int) -> None:
+        """The host has everything numbered up to `seq`."""
+        with self._cond:
+            while self._unacked and self._unacked[0].seq <= seq:
+                self._release(self._unacked.popleft())
+            self._cond.notify_all()
 
     def begin(self, write, handshake: dict) -> Session:
-        """Start sending to a new connection, first SYNC and the handshake reply.
+        """Start sending to a new connection: SYNC and the handshake reply, then
+        what the previous host did not acknowledge, then the queue.
 
-        `handshake` is completed with the table of open output streams.
+        The handshake's result gets the table of open streams and `seq`, the
+        number of the first numbered frame to follow.
         """
         with self._cond:
             if self._session is not None:
                 self._session.ended = True
             self._sessions += 1
             session = Session(self._sessions, write)
+            self._items.extendleft(reversed(self._unacked))
+            self._unacked.clear()
+            first = next((item.seq for item in self._items if item.session is None),
+                         self._next_seq)
             handshake = dict(handshake)
-            handshake.setdefault("result", {})["streams"] = list(self._streams.values())
-            first = protocol.SYNC + protocol.encode_message(handshake)
-            self._items.appendleft(_Item(first, session=session.number))
+            result = dict(handshake.get("result") or {})
+            result.update(streams=list(self._streams.values()), seq=first)
+            handshake["result"] = result
+            frame = protocol.SYNC + protocol.encode_message(handshake)
+            self._items.appendleft(_Item(frame, session=session.number))
             self._session = session
             self._cond.notify_all()
             return session
@@ -129,7 +157,7 @@ class Outbox:
             self._cond.notify_all()
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until the queue is empty (or no host is connected to drain it)."""
+        """Wait until the queue is written out (or no host is connected to take it)."""
         with self._cond:
             return self._cond.wait_for(
                 lambda: (not self._items and not self._writing) or self._session is None,
@@ -150,8 +178,7 @@ class Outbox:
                 session = self._session
                 item = self._items.popleft()
                 if item.session is not None and item.session != session.number:
-                    self._done(item)
-                    continue
+                    continue  # a reply to a host that has gone
                 self._writing = True
             try:
                 session.write(item.frame)
@@ -160,19 +187,17 @@ class Outbox:
                 failed = True
             with self._cond:
                 self._writing = False
-                if failed or session.ended:
-                    # Not (certainly) delivered: keep it for the next session.
-                    # An exit event may thus arrive twice, never zero times.
-                    self._items.appendleft(item)
+                if failed:
+                    if item.session is None:
+                        self._items.appendleft(item)  # for the next host
                     if self._session is session:
                         self._session = None
                     session.ended = True
-                else:
-                    self._done(item)
+                elif item.session is None:
+                    self._unacked.append(item)
                 self._cond.notify_all()
 
-    def _done(self, item: _Item) -> None:
-        self._queued -= item.size
+    def _release(self, item: _Item) -> None:
+        self._held -= item.size
         if item.eof:
             self._streams.pop(item.stream, None)
-        self._cond.notify_all()

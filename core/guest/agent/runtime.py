@@ -115,7 +115,7 @@ class Runtime:
         os.makedirs(container.dir)
         for name in ("upper", "work", "rootfs"):
             os.mkdir(os.path.join(container.dir, name))
-        self._mount_rootfs(container, spec["layers"])
+        self._mount_rootfs(container, spec["layers"], spec["opaque"])
         rootfs = container.rootfs
         hostname = spec["hostname"] or self.network.hostname
         safepath.write_file(rootfs, "/etc/hostname", f"{hostname}\n".encode())
@@ -136,13 +136,18 @@ class Runtime:
         with open(os.path.join(container.dir, "config.json"), "w") as file:
             json.dump(config, file, indent=1)
 
-    def _mount_rootfs(self, container: Container, layers: list[str]) -> None:
+    def _mount_rootfs(self, container: Container, layers: list[str],
+                      opaque: dict[str, list[str]]) -> None:
         if layers:
             root = self.share(LAYERS_TAG, readonly=True)
-            for layer in layers:
+            lowers = []
+            for index, layer in enumerate(layers):
                 if not os.path.isdir(os.path.join(root, layer)):
                     raise Failure(f"layer {layer} not found in the layer share")
-            lower = ":".join(reversed(layers))  # overlayfs wants the top-most first
+                if layer in opaque:
+                    lowers.append(self._opaque_mask(container, index, opaque[layer]))
+                lowers.append(layer)
+            lower = ":".join(reversed(lowers))  # overlayfs wants the top-most first
         else:  # an image without layers: start from an empty directory
             root = self.settings.path("empty")
             os.makedirs(root, exist_ok=True)
@@ -152,6 +157,21 @@ class Runtime:
         # Lower directories are relative to the share (mount's working directory)
         # to keep the option string short: the kernel takes at most a page.
         mounts.mount("overlay", container.rootfs, "overlay", options, cwd=root)
+
+    def _opaque_mask(self, container: Container, index: int, directories: list[str]) -> str:
+        """A layer to put right below layer `index`, marking its opaque directories.
+
+        9p does not pass the trusted.overlay.opaque attribute of the host's
+        layer, so the mark is made here, on the guest's tmpfs: a lookup stops
+        at an opaque directory of the mask, hiding the layers below while the
+        layer above keeps its entries.
+        """
+        mask = os.path.join(container.dir, f"mask{index}")
+        for directory in directories:
+            path = os.path.join(mask, directory.lstrip("/"))
+            os.makedirs(path, exist_ok=True)
+            os.setxattr(path, "trusted.overlay.opaque", b"y")
+        return mask
 
     def _volume(self, container: Container, mount: dict) -> dict:
         if mount["type"] == "share":

@@ -72,7 +72,7 @@ class Server:
                     elif session is None:
                         continue
                     elif stream == protocol.CONTROL:
-                        self._request(session, payload)
+                        self._control(session, payload)
                     else:
                         self.handlers.runtime.write_stdin(stream, payload)
         finally:
@@ -86,8 +86,15 @@ class Server:
         return self.outbox.begin(connection.write,
                                  {"reply": hello["id"], "ok": True, "result": result})
 
-    def _request(self, session: Session, payload: bytes) -> None:
-        message = protocol.decode_message(payload)
+    def _control(self, session: Session, payload: bytes) -> None:
+        try:
+            message = protocol.decode_message(payload)
+        except protocol.ProtocolError as exc:
+            log("ignoring a control frame", error=str(exc))
+            return
+        if isinstance(message.get("ack"), int):
+            self.outbox.acknowledge(message["ack"])
+            return
         request_id, op = message.get("id"), message.get("op")
         if not isinstance(request_id, int) or not isinstance(op, str):
             log("ignoring a request without id or op")

@@ -65,9 +65,13 @@ def make_busybox_layers(layers: Path) -> None:
             (bin_dir / applet).symlink_to("busybox")
     (layers / "base" / "etc").mkdir()
     (layers / "base" / "etc" / "motd").write_text("from base\n")
+    (layers / "base" / "opq").mkdir()
+    (layers / "base" / "opq" / "old").write_text("")
     etc = layers / "top" / "etc"
     etc.mkdir(parents=True)
     (etc / "motd").write_text("from top\n")
+    (layers / "top" / "opq").mkdir()  # an opaque directory, if the config says so
+    (layers / "top" / "opq" / "new").write_text("")
     (etc / "passwd").write_text(
         "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n"
     )

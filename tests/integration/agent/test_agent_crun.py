@@ -50,6 +50,13 @@ def test_container_hostname_env_cwd_and_readonly_root(agent):
     assert agent.stdout("c1").decode().split("\n") == ["web", "bar /root", "/work/dir", "ro", ""]
 
 
+def test_opaque_directories_hide_lower_layers(agent):
+    run(agent, "plain", ["ls", "/opq"])
+    assert agent.stdout("plain") == b"new\nold\n"
+    run(agent, "masked", ["ls", "/opq"], opaque={"top": ["/opq"]})
+    assert agent.stdout("masked") == b"new\n"
+
+
 def test_start_failure_is_a_one_line_error(agent):
     agent.client.create_container(container_config("c1", ["nope"]))
     with pytest.raises(AgentError, match=r"^crun: executable file `nope` not found"):
@@ -197,6 +204,7 @@ def test_new_client_after_disconnect_gets_output_and_exit(agent):
         container_config("c1", ["sh", "-c", script], mounts=mounts, process={"stdin": True}))
     agent.client.start_container("c1")
     agent.wait_output("c1", "stdout", b"before\n")
+    agent.client.ping()  # answered after our acknowledgement of "before" left
     agent.client.close()
 
     # With no host connected, the container prints (we know it has when it opens "done").
@@ -213,6 +221,7 @@ def test_new_client_after_disconnect_gets_output_and_exit(agent):
     agent.client.wait_ready(10)
     agent.client.write_stdin("c1", b"again\n")
     assert agent.wait_exit("c1")["code"] == 0
+    # Only what the first client did not acknowledge, nothing lost, nothing repeated.
     assert agent.stdout("c1") == b"while-away\ngot again\n"
 
 

@@ -55,7 +55,7 @@ def vm(tmp_path):
     from hypercontainer.guest.image import ensure_image
     from hypercontainer_plugins.hypervisors.qemu import QemuHypervisor
 
-    config = Config(run_root=tmp_path / "run-root")
+    config = Config()
     image = ensure_image(config)
     layers = tmp_path / "layers"
     make_busybox_layers(layers)

@@ -17,7 +17,7 @@ def spec(**overrides) -> dict:
 
 def test_defaults():
     assert spec() == {
-        "id": "c1", "layers": ["sha256/aa", "sha256/bb"],
+        "id": "c1", "layers": ["sha256/aa", "sha256/bb"], "opaque": {},
         "process": {"args": ["sh"], "env": [], "cwd": "/", "user": "", "additional_groups": [],
                     "terminal": False, "stdin": False},
         "hostname": None, "readonly_rootfs": False, "mounts": [], "files": [], "sysctl": {},
@@ -62,6 +62,9 @@ def test_mounts_files_rlimits_are_normalised():
     ({"sysctl": {"kernel/../x": "1"}}, "invalid sysctl name"),
     ({"rlimits": [{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}]}, "unknown rlimit 'BOGUS'"),
     ({"rlimits": [{"type": "NOFILE", "soft": -1, "hard": 1}]}, "field 'soft' must be between"),
+    ({"opaque": {"sha256/cc": ["/x"]}}, "opaque: 'sha256/cc' is not one of the layers"),
+    ({"opaque": {"sha256/aa": ["x"]}}, "must list absolute paths without '..'"),
+    ({"opaque": {"sha256/aa": ["/a/../.."]}}, "must list absolute paths without '..'"),
 ])
 def test_bad_configs(overrides, message):
     with pytest.raises(Failure) as error:

@@ -53,19 +53,43 @@ def test_everything_waits_for_a_host_then_comes_after_the_handshake(outbox):
     assert protocol.decode_message(frames[3][1])["event"] == "exit"
 
 
-def test_a_stream_leaves_the_table_once_its_end_is_written(outbox):
+def seq_of(frames: list[tuple[int, bytes]]) -> int:
+    """The number the handshake (the first frame) gives the frame after it."""
+    return protocol.decode_message(frames[0][1])["result"]["seq"]
+
+
+def test_a_stream_leaves_the_table_once_its_end_is_acknowledged(outbox):
     stream = outbox.open_stream("c1", "stderr")
     outbox.end_stream(stream)
     first = Host()
     outbox.begin(first.write, {"reply": 1, "ok": True})
-    first.wait_for(3)
+    frames = first.wait_for(3)
+    outbox.acknowledge(seq_of(frames) + 1)  # the announcement and the end of file
     second = Host()
     outbox.begin(second.write, {"reply": 1, "ok": True})
     frames = second.wait_for(1)
     assert protocol.decode_message(frames[0][1])["result"]["streams"] == []
 
 
-def test_output_beyond_the_limit_waits_for_a_host(outbox):
+def test_what_a_host_did_not_acknowledge_goes_to_the_next_one(outbox):
+    stream = outbox.open_stream("c1", "stdout")
+    outbox.data(stream, b"one")
+    outbox.data(stream, b"two")
+    first = Host()
+    outbox.begin(first.write, {"reply": 1, "ok": True})
+    frames = first.wait_for(4)
+    assert frames[2:] == [(stream, b"one"), (stream, b"two")]
+    outbox.acknowledge(seq_of(frames) + 1)  # the announcement and "one"
+    second = Host()
+    outbox.begin(second.write, {"reply": 1, "ok": True})
+    frames = second.wait_for(2)
+    assert frames[1:] == [(stream, b"two")]
+    assert seq_of(frames) == 3
+    handshake = protocol.decode_message(frames[0][1])
+    assert handshake["result"]["streams"] == [{"stream": stream, "key": "c1", "fd": "stdout"}]
+
+
+def test_output_beyond_the_limit_waits_for_acknowledgement(outbox):
     stream = outbox.open_stream("c1", "stdout")
     outbox.data(stream, b"a" * 80)
     producer = threading.Thread(target=outbox.data, args=(stream, b"b" * 80))
@@ -74,9 +98,12 @@ def test_output_beyond_the_limit_waits_for_a_host(outbox):
     assert producer.is_alive()  # blocked: 160 bytes would exceed the limit of 100
     host = Host()
     outbox.begin(host.write, {"reply": 1, "ok": True})
+    frames = host.wait_for(3)
+    assert frames[2] == (stream, b"a" * 80)
+    outbox.acknowledge(seq_of(frames) + 1)
     producer.join(10)
     assert not producer.is_alive()
-    assert host.wait_for(4)[2:] == [(stream, b"a" * 80), (stream, b"b" * 80)]
+    assert host.wait_for(4)[3] == (stream, b"b" * 80)
 
 
 def test_a_failed_write_is_kept_for_the_next_host(outbox):
