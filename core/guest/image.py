@@ -107,7 +107,7 @@ class _Progress:
 def _versions(config: Config, root: Path) -> dict[str, str]:
     """name -> version of every package, remembered until apt's lists change."""
     remembered = root / "versions.json"
-    wanted = {"kernel_package": config.guest.kernel_package or "",
+    wanted = {"kernel_package": config.guest.kernel_package or "", "packages": PACKAGES,
               "lists": apt.lists_fingerprint()}
     try:
         saved = json.loads(remembered.read_text())
