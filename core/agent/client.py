@@ -13,6 +13,7 @@ import base64
 import itertools
 import secrets
 import socket
+import struct
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -28,6 +29,7 @@ DEFAULT_TIMEOUT = 30.0
 SLOW_TIMEOUT = 120.0  # mounting, starting crun, tearing down: slow under TCG
 FILE_CHUNK = 256 << 10  # raw bytes per write_file request (base64 keeps it under a frame)
 READ_LIMIT = 64 << 20
+SEND_TIMEOUT = 30.0  # seconds a write may wait for a guest that takes nothing
 
 
 class _Call:
@@ -41,8 +43,14 @@ class _Call:
 
 class AgentClient:
     def __init__(self, sock: socket.socket, on_event: EventCallback,
-                 on_output: OutputCallback, **log_context: Any) -> None:
+                 on_output: OutputCallback, send_timeout: float = SEND_TIMEOUT,
+                 **log_context: Any) -> None:
         self._sock = sock
+        # A hung guest stops taking bytes: a send must fail then, not block for ever.
+        self._send_timeout = send_timeout
+        seconds, fraction = divmod(send_timeout, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
+                        struct.pack("ll", int(seconds), int(fraction * 1e6)))
         self._on_event = on_event
         self._on_output = on_output
         self._log = get_logger(**log_context)
@@ -207,6 +215,9 @@ class AgentClient:
         try:
             with self._send_lock:
                 self._sock.sendall(data)
+        except (BlockingIOError, TimeoutError):
+            self.close()  # part of a frame may have gone: the stream is unusable now
+            raise AgentTimeout(f"guest agent took nothing for {self._send_timeout:g} s") from None
         except OSError as exc:
             raise AgentError(f"guest agent connection lost: {exc}") from None
 

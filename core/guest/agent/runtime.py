@@ -48,7 +48,7 @@ class Container:
     def describe(self) -> dict:
         main = self.process.describe() if self.process else {"status": "created",
                                                               "code": None, "pid": None}
-        main["execs"] = {eid: proc.describe() for eid, proc in self.execs.items()}
+        main["execs"] = {eid: proc.describe() for eid, proc in list(self.execs.items())}
         return main
 
 

@@ -117,6 +117,15 @@ def test_timeout_when_the_agent_never_answers():
         client.ping()
 
 
+def test_a_guest_that_takes_nothing_makes_sends_time_out():
+    ours, theirs = socket.socketpair()  # nobody ever reads `ours`
+    client = AgentClient(theirs, lambda e: None, lambda k, f, d: None, send_timeout=0.5)
+    with pytest.raises(AgentTimeout, match=r"^guest agent took nothing for 0.5 s$"):
+        client.write_file("c1", "/big", b"x" * (8 << 20))
+    assert client.closed.wait(5)  # a torn frame leaves the connection unusable
+    ours.close()
+
+
 def test_connection_closed_while_waiting(agent):
     ours, theirs = socket.socketpair()
     client = AgentClient(theirs, lambda e: None, lambda k, f, d: None)
