@@ -9,7 +9,7 @@ import re
 from . import pod
 from .args import Args
 from .errors import Failure
-from .runtime import Runtime
+from .runtime import LAYERS_TAG, Runtime
 
 LAYER = re.compile(r"[A-Za-z0-9._@+=-]+(/[A-Za-z0-9._@+=-]+)*")
 RLIMITS = {
@@ -193,6 +193,8 @@ def _mount(mount: Args) -> dict:
     result = {"type": kind, "destination": destination, "readonly": mount.bool("readonly")}
     if kind == "share":
         result["tag"] = mount.id("tag")
+        if result["tag"] == LAYERS_TAG:
+            raise mount.fail(f"{LAYERS_TAG} holds image layers, not a volume")
     elif kind == "empty":
         result["name"] = mount.id("name")
     else:

@@ -81,6 +81,8 @@ class Runtime:
                 mounts.bind(source, target, readonly)
             else:
                 options = self.settings.ninep_options + (",ro" if readonly else "")
+                if tag == LAYERS_TAG:
+                    options += ",cache=loose"  # layers never change: cache all of them
                 mounts.mount(tag, target, "9p", options)
             self._shares[tag] = target
             return target

@@ -58,6 +58,8 @@ def test_mounts_files_rlimits_are_normalised():
     ({"mounts": [{"type": "share", "tag": "t", "destination": "/a/../../etc"}]},
      "must be an absolute path without '..'"),
     ({"mounts": ["x"]}, "config: mounts[0] must be an object"),
+    ({"mounts": [{"type": "share", "tag": "hc_layers", "destination": "/l"}]},
+     "hc_layers holds image layers, not a volume"),
     ({"files": [{"path": "/x", "mode": 0o17777}]}, "field 'mode' must be between 0 and 4095"),
     ({"sysctl": {"kernel/../x": "1"}}, "invalid sysctl name"),
     ({"rlimits": [{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}]}, "unknown rlimit 'BOGUS'"),
