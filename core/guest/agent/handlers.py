@@ -9,7 +9,8 @@ import re
 from . import pod
 from .args import Args
 from .errors import Failure
-from .runtime import LAYERS_TAG, Runtime
+from .rootfs import LAYERS_TAG
+from .runtime import Runtime
 
 LAYER = re.compile(r"[A-Za-z0-9._@+=-]+(/[A-Za-z0-9._@+=-]+)*")
 RLIMITS = {

@@ -23,10 +23,10 @@ from .pod import PodNetwork
 from .process import EXITED, RUNNING, Process
 from .protocol import process_key
 from .reaper import Reaper
+from .rootfs import Shares, mount_overlay
 from .settings import Settings
 from .stdio import Stdio
 
-LAYERS_TAG = "hc_layers"
 KILL_TIMEOUT = 30.0
 
 
@@ -61,31 +61,10 @@ class Runtime:
         self.network = PodNetwork()
         self.containers: dict[str, Container] = {}
         self._lock = threading.Lock()
-        self._shares: dict[str, str] = {}
+        self.shares = Shares(settings)
         self._stdin: dict[int, Stdio] = {}  # stdin stream -> its process's stdio
         self._stdio: dict[str, Stdio] = {}  # process key -> stdio, for resize
         os.makedirs(settings.path("containers"), exist_ok=True)
-
-    # -- shares -------------------------------------------------------------
-
-    def share(self, tag: str, readonly: bool) -> str:
-        """The guest directory of a host share, mounted on first use."""
-        with self._lock:
-            if tag in self._shares:
-                return self._shares[tag]
-            target = self.settings.path("shares", tag)
-            if self.settings.shares_dir is not None:
-                source = os.path.join(self.settings.shares_dir, tag)
-                if not os.path.isdir(source):
-                    raise Failure(f"no share {tag}")
-                mounts.bind(source, target, readonly)
-            else:
-                options = self.settings.ninep_options + (",ro" if readonly else "")
-                if tag == LAYERS_TAG:
-                    options += ",cache=loose"  # layers never change: cache all of them
-                mounts.mount(tag, target, "9p", options)
-            self._shares[tag] = target
-            return target
 
     # -- create -------------------------------------------------------------
 
@@ -117,7 +96,7 @@ class Runtime:
         os.makedirs(container.dir)
         for name in ("upper", "work", "rootfs"):
             os.mkdir(os.path.join(container.dir, name))
-        self._mount_rootfs(container, spec["layers"], spec["opaque"])
+        mount_overlay(container.dir, self.shares, spec["layers"], spec["opaque"])
         rootfs = container.rootfs
         hostname = spec["hostname"] or self.network.hostname
         safepath.write_file(rootfs, "/etc/hostname", f"{hostname}\n".encode())
@@ -138,46 +117,9 @@ class Runtime:
         with open(os.path.join(container.dir, "config.json"), "w") as file:
             json.dump(config, file, indent=1)
 
-    def _mount_rootfs(self, container: Container, layers: list[str],
-                      opaque: dict[str, list[str]]) -> None:
-        if layers:
-            root = self.share(LAYERS_TAG, readonly=True)
-            lowers = []
-            for index, layer in enumerate(layers):
-                if not os.path.isdir(os.path.join(root, layer)):
-                    raise Failure(f"layer {layer} not found in the layer share")
-                if layer in opaque:
-                    lowers.append(self._opaque_mask(container, index, opaque[layer]))
-                lowers.append(layer)
-            lower = ":".join(reversed(lowers))  # overlayfs wants the top-most first
-        else:  # an image without layers: start from an empty directory
-            root = self.settings.path("empty")
-            os.makedirs(root, exist_ok=True)
-            lower = "."
-        options = (f"lowerdir={lower},upperdir={container.dir}/upper,"
-                   f"workdir={container.dir}/work")
-        # Lower directories are relative to the share (mount's working directory)
-        # to keep the option string short: the kernel takes at most a page.
-        mounts.mount("overlay", container.rootfs, "overlay", options, cwd=root)
-
-    def _opaque_mask(self, container: Container, index: int, directories: list[str]) -> str:
-        """A layer to put right below layer `index`, marking its opaque directories.
-
-        9p does not pass the trusted.overlay.opaque attribute of the host's
-        layer, so the mark is made here, on the guest's tmpfs: a lookup stops
-        at an opaque directory of the mask, hiding the layers below while the
-        layer above keeps its entries.
-        """
-        mask = os.path.join(container.dir, f"mask{index}")
-        for directory in directories:
-            path = os.path.join(mask, directory.lstrip("/"))
-            os.makedirs(path, exist_ok=True)
-            os.setxattr(path, "trusted.overlay.opaque", b"y")
-        return mask
-
     def _volume(self, container: Container, mount: dict) -> dict:
         if mount["type"] == "share":
-            source = self.share(mount["tag"], readonly=False)
+            source = self.shares.get(mount["tag"], readonly=False)
         else:
             source = self.settings.path("volumes", mount["name"])
             os.makedirs(source, exist_ok=True)
@@ -365,10 +307,7 @@ class Runtime:
             except Failure as exc:
                 errors.append(str(exc))
                 log("remove failed", container=container_id, error=str(exc))
-        for target in list(self._shares.values()):
-            with contextlib.suppress(Failure):
-                mounts.unmount(target)
-        self._shares.clear()
+        self.shares.unmount_all()
         os.sync()
         if errors:
             raise Failure("; ".join(errors))

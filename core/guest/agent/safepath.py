@@ -181,18 +181,3 @@ def make_dirs(root: str, path: str, owner: tuple[int, int] | None = None) -> Non
     finally:
         walk.close()
 
-
-def exists(root: str, path: str) -> bool:
-    try:
-        walk, name = _walk(root, path, make_dirs=False, owner=None)
-    except (OSError, PathError):
-        return False
-    try:
-        if not name:
-            return True
-        os.stat(name, dir_fd=walk.cwd, follow_symlinks=False)
-        return True
-    except FileNotFoundError:
-        return False
-    finally:
-        walk.close()
