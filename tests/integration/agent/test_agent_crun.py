@@ -131,6 +131,11 @@ def test_terminal_exec_with_resize(agent):
     assert agent.stderr(key) == b""  # a terminal has one stream
 
 
+def test_container_with_a_terminal(agent):
+    run(agent, "c1", ["sh", "-c", "tty; echo $TERM"], process={"terminal": True})
+    assert agent.stdout("c1").split() == [b"/dev/pts/0", b"xterm"]
+
+
 def test_files_users_and_no_escape(agent, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
