@@ -302,7 +302,7 @@ class AgentClient:
         with self._lock:
             owner = self._outputs.get(stream) if data else self._outputs.pop(stream, None)
         if owner is None:
-            self._log.warning("output on an unknown stream", stream=stream)
+            self._log.debug("output on an unknown stream", stream=stream)  # e.g. resent
             return
         self._callback(self._on_output, *owner, data)
 
