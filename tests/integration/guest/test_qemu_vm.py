@@ -236,10 +236,12 @@ def test_a_failing_init_says_so_and_the_vm_powers_off(
 def test_device_modules_load_only_for_devices_present(
     qemu: QemuHypervisor, vm_spec, tmp_path, config, monkeypatch
 ) -> None:
-    # The real /init, told to list the loaded modules on the console before the agent starts.
+    # The real /init, told to list the loaded modules on the console before its exec line.
+    exec_line = f'    echo "{EXEC_LINE}"'
     init = INIT_SCRIPT.read_text().replace(
-        "    cd /hc ||", "    sed 's/ .*//; s/^/hc-test: module /' /proc/modules\n    cd /hc ||"
+        exec_line, f"    sed 's/ .*//; s/^/hc-test: module /' /proc/modules\n{exec_line}"
     )
+    assert init != INIT_SCRIPT.read_text()
     override = tmp_path / "override"
     override.mkdir()
     (override / "init").write_text(init)
