@@ -18,15 +18,20 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests.support: the private daemon helper
 
+from hypercontainer.log import configure  # noqa: E402
+
+# Before any module binds its logger: the driver's and image builder's info
+# lines would drown the figures.
+configure("warning")
+
 from hypercontainer.config import load  # noqa: E402
 from hypercontainer.guest.image import GuestImage, ensure_image  # noqa: E402
-from hypercontainer.log import configure  # noqa: E402
 
 from tests.support.daemon import Hyperd, rows  # noqa: E402
 from tests.support.daemon import qemu_pids as qemu_pids  # noqa: E402 - for the scripts
@@ -36,8 +41,6 @@ DOCS = REPO / "docs/benchmarks.md"
 # Runs until stopped and stops at once on SIGTERM (a bare `sh` as PID 1 ignores it).
 SERVE = ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]
 POD_ID = re.compile(r"POD id is (\S+)")
-
-configure("warning")  # the driver's and image builder's info lines would drown the figures
 
 
 # -- processes -------------------------------------------------------------------
@@ -129,6 +132,16 @@ def private_daemon() -> Iterator[tuple[Hyperd, GuestImage]]:
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def entry_point(main: Callable[[], object]) -> None:
+    """Run a benchmark's main(); Ctrl-C or SIGTERM (cleaned up on the way) ends it quietly."""
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("interrupted; every pod, VM and daemon of the benchmark is gone",
+              file=sys.stderr)
+        sys.exit(130)
 
 
 # -- statistics --------------------------------------------------------------------

@@ -26,6 +26,7 @@ from common import (
     GuestImage,
     Hyperd,
     conditions,
+    entry_point,
     machine,
     private_daemon,
     qemu_pids,
@@ -216,4 +217,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    entry_point(main)

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from common import (
     conditions,
+    entry_point,
     machine,
     private_daemon,
     remove_pods,
@@ -206,4 +207,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    entry_point(main)
