@@ -123,7 +123,7 @@ def agent_config(
     return {
         "id": container_id,
         "layers": list(image.layers),
-        "opaque_dirs": dict(image.opaque_dirs),
+        "opaque": {layer: ["/" + d for d in dirs] for layer, dirs in image.opaque_dirs.items()},
         "process": {
             "args": process_args(container, image.config),
             "env": environment(container, image.config),
