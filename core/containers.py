@@ -16,8 +16,8 @@ from . import names
 from . import spec as podspec
 from .container_config import agent_config
 from .drivers import ResolvedImage
-from .guest.agent.protocol import KEY_SEPARATOR, process_key
 from .errors import AgentError, Conflict, NotFound, UserError
+from .guest.agent.protocol import KEY_SEPARATOR, process_key
 from .log import get_logger
 from .model import Container, ContainerState, Pod, PodState, container_final_state, now
 from .subscribers import Listener

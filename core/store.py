@@ -184,7 +184,8 @@ class Store:
     # -- lookup -------------------------------------------------------------
 
     @staticmethod
-    def _resolve(db: sqlite3.Connection, table: str, kind: str, ref: str, model: type[Record]) -> Record:
+    def _resolve(db: sqlite3.Connection, table: str, kind: str, ref: str,
+                 model: type[Record]) -> Record:
         if not ref:
             raise UserError(f"no {kind} named")
         exact = db.execute(

@@ -24,7 +24,7 @@ def register(verbs) -> None:
     run.add_argument("--cpu", type=int, help="vCPUs of the pod's VM")
     run.add_argument("--memory", type=int, help="memory of the pod's VM, in MB")
     run.add_argument("--publish", action="append", default=[], metavar="HOST:CONTAINER[/PROTO]",
-                     help="map host port(s) to container port(s), e.g. 8080:80 or 3000-3010:3000-3010")
+                     help="map host port(s) to container port(s): 8080:80, 3000-3010:3000-3010")
     run.add_argument("-v", "--volume", action="append", default=[], metavar="HOSTDIR:PATH[:ro]",
                      help="share a host directory")
     run.add_argument("--rm", action="store_true", help="remove the pod when its container exits")

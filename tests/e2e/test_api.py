@@ -5,8 +5,8 @@ import socket
 import stat
 
 import pytest
-
 from hypercontainer.cli.client import Client, CommandError
+
 from tests.support.daemon import Hyperd, rows
 
 

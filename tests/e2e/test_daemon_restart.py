@@ -8,7 +8,8 @@ from tests.support.daemon import Hyperd, qemu_pids, rows, wait_for
 
 pytestmark = pytest.mark.vm
 
-TICKER = ["sh", "-c", "trap 'exit 0' TERM; i=0; while :; do echo tick-$i; i=$((i+1)); sleep 0.5; done"]
+TICKER = ["sh", "-c",
+          "trap 'exit 0' TERM; i=0; while :; do echo tick-$i; i=$((i+1)); sleep 0.5; done"]
 
 
 @pytest.mark.parametrize("how", [signal.SIGKILL])

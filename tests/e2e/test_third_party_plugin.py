@@ -8,8 +8,8 @@ can also veto) and one in `hypercontainer.network` (`isolated`: no NIC).
 import json
 
 import pytest
-
 from hypercontainer import drivers
+
 from tests.support.daemon import Hyperd, rows
 
 pytestmark = pytest.mark.vm

@@ -23,7 +23,8 @@ def _record(event: str, **fields) -> None:
 @hookimpl
 def pod_pre_create(spec):
     if "audit/deny" in spec.labels:
-        raise UserError(f"audit: pods labelled audit/deny are refused ({spec.labels['audit/deny']})")
+        reason = spec.labels["audit/deny"]
+        raise UserError(f"audit: pods labelled audit/deny are refused ({reason})")
 
 
 @hookimpl

@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import pytest
-
 from hypercontainer.cli import pods
 from hypercontainer.cli.client import CommandError
 from hypercontainer.cli.main import build_parser

@@ -1,7 +1,6 @@
 """Configuration: defaults, a TOML file, environment overrides, one-line errors."""
 
 import pytest
-
 from hypercontainer import config, paths
 from hypercontainer.errors import UserError
 

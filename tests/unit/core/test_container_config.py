@@ -3,7 +3,6 @@
 import base64
 
 import pytest
-
 from hypercontainer.container_config import agent_config, volume_shares
 from hypercontainer.drivers import ImageConfig, ResolvedImage
 from hypercontainer.errors import UserError
@@ -60,7 +59,8 @@ def test_volumes_files_and_limits(tmp_path):
 
 
 def test_volume_sources_must_be_host_directories(tmp_path):
-    spec = parse_pod_spec({"containers": [], "volumes": [{"name": "v", "source": str(tmp_path / "no")}]})
+    missing = str(tmp_path / "no")
+    spec = parse_pod_spec({"containers": [], "volumes": [{"name": "v", "source": missing}]})
     with pytest.raises(UserError, match="is not a directory on the host"):
         volume_shares(spec)
     spec = parse_pod_spec({"volumes": [{"name": "v", "source": str(tmp_path)}]})

@@ -4,7 +4,6 @@ import multiprocessing
 import sqlite3
 
 import pytest
-
 from hypercontainer.errors import Conflict, NotFound, UserError
 from hypercontainer.model import Container, ContainerState, Pod, PodState
 from hypercontainer.store import Store
