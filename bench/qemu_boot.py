@@ -10,6 +10,7 @@ agent serves); then, idle, the QEMU process's PSS from /proc/<pid>/smaps_rollup.
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -64,7 +65,10 @@ def main() -> None:
     config = load().model_copy(update={"run_root": root})
     image = ensure_image(config)
     driver = QemuHypervisor(config)
-    results = [one_boot(driver, image, root) for _ in range(runs)]
+    try:
+        results = [one_boot(driver, image, root) for _ in range(runs)]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
     print(f"initrd: {image.initrd.stat().st_size / 2**20:.1f} MiB gzip; "
           f"load average {os.getloadavg()[0]:.2f}; {runs} runs, median (min-max):")
     for key in results[0]:
