@@ -72,8 +72,12 @@ def unpack(
             opaque_list_path(dest).write_text(json.dumps(opaque))
         _publish(work, dest)
         return LayerResult(stream.diff_id, size, opaque)
-    except (OSError, EOFError, zlib.error, zstandard.ZstdError, tarfile.TarError) as e:
-        raise UserError(f"{what}: {describe_error(e)}") from None
+    except BaseException as e:
+        if not dest.is_dir():  # not published: its list must not stay either
+            opaque_list_path(dest).unlink(missing_ok=True)
+        if isinstance(e, (OSError, EOFError, zlib.error, zstandard.ZstdError, tarfile.TarError)):
+            raise UserError(f"{what}: {describe_error(e)}") from None
+        raise
     finally:
         remove_tree(work)
 

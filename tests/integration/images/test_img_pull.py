@@ -34,7 +34,8 @@ def store_state(images) -> dict:
     root = images.store.root
     return {
         "blobs": sorted(images.store.blobs.all()),
-        "layers": sorted(p.name for p in (root / "layers").glob("*/*")),
+        "layers": sorted(p.name for p in (root / "layers").glob("*/*") if p.is_dir()),
+        "opaque_lists": sorted(p.name for p in (root / "layers").glob("*/*.opaque.json")),
         "tmp": sorted(p.name for p in (root / "tmp").glob("*")),
         "refs": [r for r, _, _ in images.store.index.refs()],
     }
@@ -116,7 +117,7 @@ def test_platform_not_in_index_refused(registry, make_images):
     images = make_images(platform="linux/s390x")
     with pytest.raises(UserError, match="no image for platform linux/s390x"):
         images.pull(f"{registry.address}/test/multi")
-    assert store_state(images) == {"blobs": [], "layers": [], "tmp": [], "refs": []}
+    assert store_state(images) == {"blobs": [], "layers": [], "opaque_lists": [], "tmp": [], "refs": []}
 
 
 def test_unknown_image_and_unreachable_registry(registry, images):
@@ -126,7 +127,7 @@ def test_unknown_image_and_unreachable_registry(registry, images):
     with pytest.raises(UserError, match="cannot reach registry") as error:
         images.pull(f"127.0.0.1:{free_port()}/test/two")
     assert "\n" not in str(error.value)
-    assert store_state(images) == {"blobs": [], "layers": [], "tmp": [], "refs": []}
+    assert store_state(images) == {"blobs": [], "layers": [], "opaque_lists": [], "tmp": [], "refs": []}
 
 
 def test_tls_registry_on_loopback_is_reached_over_https(tls_registry, images):

@@ -11,14 +11,15 @@ from tests.support import imagebuild
 
 pytestmark = pytest.mark.registry
 
-EMPTY = {"blobs": [], "layers": [], "tmp": [], "images": [], "refs": []}
+EMPTY = {"blobs": [], "layers": [], "opaque_lists": [], "tmp": [], "images": [], "refs": []}
 
 
 def store_state(images) -> dict:
     root = images.store.root
     return {
         "blobs": sorted(images.store.blobs.all()),
-        "layers": sorted(p.name for p in (root / "layers").glob("*/*")),
+        "layers": sorted(p.name for p in (root / "layers").glob("*/*") if p.is_dir()),
+        "opaque_lists": sorted(p.name for p in (root / "layers").glob("*/*.opaque.json")),
         "tmp": sorted(p.name for p in (root / "tmp").glob("*")),
         "images": [r.id for r in images.store.index.images()],
         "refs": [r for r, _, _ in images.store.index.refs()],
