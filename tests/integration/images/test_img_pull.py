@@ -30,6 +30,9 @@ def statuses(events: list[dict]) -> dict[str, list[str]]:
     return seen
 
 
+EMPTY = {"blobs": [], "layers": [], "opaque_lists": [], "tmp": [], "refs": []}
+
+
 def store_state(images) -> dict:
     root = images.store.root
     return {
@@ -117,7 +120,7 @@ def test_platform_not_in_index_refused(registry, make_images):
     images = make_images(platform="linux/s390x")
     with pytest.raises(UserError, match="no image for platform linux/s390x"):
         images.pull(f"{registry.address}/test/multi")
-    assert store_state(images) == {"blobs": [], "layers": [], "opaque_lists": [], "tmp": [], "refs": []}
+    assert store_state(images) == EMPTY
 
 
 def test_unknown_image_and_unreachable_registry(registry, images):
@@ -127,7 +130,7 @@ def test_unknown_image_and_unreachable_registry(registry, images):
     with pytest.raises(UserError, match="cannot reach registry") as error:
         images.pull(f"127.0.0.1:{free_port()}/test/two")
     assert "\n" not in str(error.value)
-    assert store_state(images) == {"blobs": [], "layers": [], "opaque_lists": [], "tmp": [], "refs": []}
+    assert store_state(images) == EMPTY
 
 
 def test_tls_registry_on_loopback_is_reached_over_https(tls_registry, images):
