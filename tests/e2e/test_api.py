@@ -116,3 +116,20 @@ def test_images_verbs(daemon, tmp_path):
     loaded = daemon.hyperctl("load", "-i", str(archive), check=True).stdout
     assert loaded == "Loaded image: docker.io/library/busybox:latest\n"
     assert daemon.hyperctl("images", "-q").stdout.strip() == image_id
+
+
+def test_hyperctl_list_does_not_import_the_daemon(daemon):
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "hypercontainer.cli.main", "list"],
+        env=daemon.env, capture_output=True, text=True, check=True)
+    assert result.stdout.startswith("POD ID")
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    heavy = {name for name in imported if name.split(".")[0] in
+             ("pydantic", "structlog", "stevedore", "pluggy", "requests", "yaml")}
+    heavy |= {name for name in imported if name.startswith(
+        ("hypercontainer.runtime", "hypercontainer.api", "hypercontainer.spec"))}
+    assert heavy == set()
