@@ -197,11 +197,12 @@ def write_results(name: str, data: dict[str, object]) -> Path:
 
 def write_section(heading: str, section: str) -> None:
     """Replace (or append) the section of docs/benchmarks.md that starts with `heading`."""
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n\n"
+    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+    section = section.rstrip("\n") + "\n"
     if heading in text:
         start = text.index(heading)
         end = text.find("\n## ", start + len(heading))
-        text = text[:start] + section + (text[end + 1:] if end != -1 else "")
+        text = text[:start] + section + ("\n" + text[end + 1:] if end != -1 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section
     DOCS.write_text(text)
