@@ -5,7 +5,8 @@
 Each benchmark runs on its own, one after the other (never two at once: they
 would measure each other), with `--write-docs`, so each replaces its own
 section of docs/benchmarks.md and its bench/results/*.json. `--quick` uses
-few runs, to check that everything works rather than to publish figures.
+few runs to check that everything works: it prints the figures but publishes
+nothing (no docs, results into a temporary directory).
 """
 
 from __future__ import annotations
@@ -13,22 +14,42 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 HERE = Path(__file__).resolve().parent
-# name: (runs for a publishable figure, runs for --quick)
+
+
+class Benchmark(NamedTuple):
+    script: str
+    options: list[str]
+    runs: int  # for a publishable figure
+    quick_runs: int
+
+
 BENCHMARKS = {
-    "pod_start": (9, 2),
-    "pod_memory": (3, 1),
-    "list_latency": (30, 5),
-    "pull": (9, 2),
+    "pod_start": Benchmark("pod_start.py", [], 9, 2),
+    "pod_memory": Benchmark("pod_memory.py", [], 3, 1),
+    "list_latency": Benchmark("list_latency.py", [], 30, 5),
+    "list_latency_running": Benchmark("list_latency.py", ["--running"], 30, 5),
+    "pull": Benchmark("pull.py", [], 9, 2),
 }
+WRITES_JSON = {"pod_start.py", "pod_memory.py", "list_latency.py"}  # pull.py only prints
+
+
+def command(benchmark: Benchmark, quick: bool, scratch: Path) -> list[str]:
+    argv = [sys.executable, str(HERE / benchmark.script), *benchmark.options,
+            "--runs", str(benchmark.quick_runs if quick else benchmark.runs)]
+    if not quick:
+        return [*argv, "--write-docs"]
+    return [*argv, "--results-dir", str(scratch)] if benchmark.script in WRITES_JSON else argv
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="few runs: a smoke test")
+    parser.add_argument("--quick", action="store_true", help="few runs, nothing published")
     parser.add_argument("--only", help="comma-separated names: " + ", ".join(BENCHMARKS))
     args = parser.parse_args()
     names = args.only.split(",") if args.only else list(BENCHMARKS)
@@ -36,16 +57,16 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     failed = []
-    for name in names:
-        runs = BENCHMARKS[name][1 if args.quick else 0]
-        print(f"=== {name} ({runs} runs)", flush=True)
-        started = time.monotonic()
-        done = subprocess.run([sys.executable, str(HERE / f"{name}.py"), "--runs", str(runs),
-                               "--write-docs"], check=False)
-        print(f"=== {name}: exit {done.returncode} after {time.monotonic() - started:.0f} s",
-              flush=True)
-        if done.returncode != 0:
-            failed.append(name)
+    with tempfile.TemporaryDirectory(prefix="hcbench-results-") as scratch:
+        for name in names:
+            argv = command(BENCHMARKS[name], args.quick, Path(scratch))
+            print(f"=== {name}: {' '.join(argv[1:])}", flush=True)
+            started = time.monotonic()
+            done = subprocess.run(argv, check=False)
+            print(f"=== {name}: exit {done.returncode} after "
+                  f"{time.monotonic() - started:.0f} s", flush=True)
+            if done.returncode != 0:
+                failed.append(name)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

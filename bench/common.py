@@ -7,6 +7,7 @@ is named test_*.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -188,9 +189,19 @@ def conditions(start: dict[str, object], end: dict[str, object]) -> str:
             f"at the start and {end['load_average']} at the end, {start['qemu']}.")
 
 
-def write_results(name: str, data: dict[str, object]) -> Path:
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{name}.json"
+def arguments(doc: str, runs: int) -> argparse.ArgumentParser:
+    """The options every benchmark takes."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=runs)
+    parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS,
+                        help="where the JSON results go (default: bench/results)")
+    return parser
+
+
+def write_results(directory: Path, name: str, data: dict[str, object]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.json"
     path.write_text(json.dumps(data, indent=1) + "\n")
     return path
 

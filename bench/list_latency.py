@@ -16,12 +16,12 @@ Results: bench/results/list_latency.json; `--write-docs` updates docs/benchmarks
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 from common import (
     Hyperd,
+    arguments,
     conditions,
     entry_point,
     hyperctl_command,
@@ -96,17 +96,16 @@ def report(result: dict, heading: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=30)
+    parser = arguments(__doc__, runs=30)
     parser.add_argument("--pods", type=int, default=20)
     parser.add_argument("--running", action="store_true", help="boot the pods (128 MB each)")
-    parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
     args = parser.parse_args()
     start = machine()
     result = measure(args.runs, args.pods, args.running)
     result.update(machine_start=start, machine_end=machine(),
                   summaries={name: summary(v) for name, v in result["samples"].items()})
-    path = write_results("list_latency_running" if args.running else "list_latency", result)
+    name = "list_latency_running" if args.running else "list_latency"
+    path = write_results(args.results_dir, name, result)
     heading = HEADING_RUNNING if args.running else HEADING
     section = report(result, heading)
     print(section + f"\n(results: {path})")

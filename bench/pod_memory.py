@@ -17,7 +17,6 @@ Results: bench/results/pod_memory.json; `--write-docs` updates docs/benchmarks.m
 
 from __future__ import annotations
 
-import argparse
 import re
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 from common import (
     GuestImage,
     Hyperd,
+    arguments,
     conditions,
     entry_point,
     machine,
@@ -199,9 +199,7 @@ def report(result: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
+    parser = arguments(__doc__, runs=3)
     args = parser.parse_args()
     start = machine()
     runs = measure(args.runs)
@@ -209,7 +207,7 @@ def main() -> None:
     result = {"runs": runs, "figures": quantities, "machine_start": start,
               "machine_end": machine(),
               "summaries": {name: summary(values) for name, values in quantities.items()}}
-    path = write_results("pod_memory", result)
+    path = write_results(args.results_dir, "pod_memory", result)
     section = report(result)
     print(section + f"\n(results: {path})")
     if args.write_docs:

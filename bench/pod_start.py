@@ -22,7 +22,6 @@ docs/benchmarks.md.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -32,6 +31,7 @@ from datetime import datetime
 from pathlib import Path
 
 from common import (
+    arguments,
     conditions,
     entry_point,
     machine,
@@ -190,16 +190,14 @@ def report(result: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
+    parser = arguments(__doc__, runs=5)
     args = parser.parse_args()
     start = machine()
     result = measure(args.runs)
     result.update(machine_start=start, machine_end=machine(),
                   summaries={k: summary(result[k]) for k in ("bare", "pod", "ratio",
                                                               "overhead")})
-    path = write_results("pod_start", result)
+    path = write_results(args.results_dir, "pod_start", result)
     section = report(result)
     print(section + f"\n(results: {path})")
     if args.write_docs:
