@@ -28,14 +28,17 @@ if TYPE_CHECKING:
 log = get_logger()
 
 RESTART_BACKOFF_MAX = 30.0
+MAX_SIGNAL = 64  # SIGRTMAX on Linux
 
 
 def signal_number(name: str | int | None, default: int = signals.SIGTERM) -> int:
     if name in (None, ""):
         return default
     text = str(name).upper()
-    if text.isdigit():
-        return int(text)
+    if text.isascii() and text.isdigit():
+        if 1 <= int(text) <= MAX_SIGNAL:
+            return int(text)
+        raise UserError(f"unknown signal {name}: signals are 1 to {MAX_SIGNAL}")
     try:
         return signals.Signals[text if text.startswith("SIG") else "SIG" + text].value
     except KeyError:

@@ -9,6 +9,7 @@ framed stream protocol both ways: attach and exec).
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import socketserver
@@ -28,6 +29,7 @@ from ..validation import one_line
 log = get_logger()
 
 MAX_JSON_BODY = 64 << 20  # a pod file with inlined files is at most a few MB
+MAX_QUERY_NUMBER = 1e9  # seconds or entries; also keeps timeouts within what threads accept
 
 
 @dataclass
@@ -40,9 +42,15 @@ class Request:
     handler: BaseHTTPRequestHandler
     _body: bytes | None = None
 
+    def content_length(self) -> int:
+        text = (self.headers.get("Content-Length") or "0").strip()
+        if not (text.isascii() and text.isdigit()):  # a negative length would read to EOF
+            raise UserError(f"Content-Length {text[:20]!r} is not a number of bytes")
+        return int(text)
+
     def body(self) -> bytes:
         if self._body is None:
-            length = int(self.headers.get("Content-Length") or 0)
+            length = self.content_length()
             if length > MAX_JSON_BODY:
                 raise UserError(f"request body larger than {MAX_JSON_BODY} bytes")
             self._body = self.handler.rfile.read(length) if length else b""
@@ -59,13 +67,18 @@ class Request:
         return self.query.get(name, "").lower() in ("1", "true", "yes")
 
     def number(self, name: str, default: float | None = None) -> float | None:
+        """A count or a number of seconds: NaN, infinities and negatives are refused."""
         value = self.query.get(name)
         if value in (None, ""):
             return default
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
-            raise UserError(f"query parameter {name}: {value[:20]!r} is not a number") from None
+            number = math.nan
+        if not 0 <= number <= MAX_QUERY_NUMBER:
+            raise UserError(f"query parameter {name}: {value[:20]!r} is not a number "
+                            f"from 0 to {MAX_QUERY_NUMBER:g}")
+        return number
 
 
 @dataclass
@@ -158,6 +171,12 @@ class Handler(BaseHTTPRequestHandler):
             log.error("internal error", path=self.path, error=str(e),
                       traceback=traceback.format_exc())
             self._error(e)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Errors http.server finds itself (a bad request line, too many headers): JSON too."""
+        text = message or self.responses.get(code, ("error",))[0]
+        self.close_connection = True
+        self._json(code, {"error": text.splitlines()[0] if text else f"HTTP {code}"})
 
     def _error(self, error: Exception) -> None:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__

@@ -242,7 +242,7 @@ def build_router(runtime: Runtime) -> Router:
 
     @api.add("POST", "/images/load", "Load an OCI or docker archive sent as the body")
     def load(request: Request) -> list[str]:
-        length = int(request.headers.get("Content-Length") or 0)
+        length = request.content_length()
         if not 0 < length <= MAX_ARCHIVE:
             raise UserError("the archive is empty or too large")
         with tempfile.NamedTemporaryFile(dir=runtime.config.state_root, suffix=".tar") as f:
