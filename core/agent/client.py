@@ -59,6 +59,7 @@ class AgentClient:
         self._send_lock = threading.Lock()
         self._pending: dict[int, _Call] = {}
         self._outputs: dict[int, tuple[str, str]] = {}  # stream -> (key, fd)
+        self._deliveries: list[tuple[Callable, tuple]] = []  # callbacks of the current read
         self._stdin: dict[str, int] = {}  # key -> stdin stream
         self.closed = threading.Event()
         self.agent_version: int | None = None
@@ -247,9 +248,14 @@ class AgentClient:
                     else:
                         self._received += 1
                         self._output(stream, payload)
+                # Acknowledge before the callbacks run: whatever a callback's reader
+                # asks the agent next is then sure to follow the acknowledgement.
                 if self._received != self._acknowledged:
                     self._acknowledged = self._received
                     self._send_quietly(protocol.encode_message({"ack": self._received}))
+                deliveries, self._deliveries = self._deliveries, []
+                for callback, args in deliveries:
+                    self._callback(callback, *args)
         except protocol.ProtocolError as exc:
             self._log.error("agent protocol error", error=str(exc))
         except OSError:
@@ -279,7 +285,7 @@ class AgentClient:
         if message.get("event") == "exit":
             with self._lock:
                 self._stdin.pop(message.get("key"), None)
-        self._callback(self._on_event, message)
+        self._deliveries.append((self._on_event, (message,)))
 
     def _handshake(self, result: dict) -> None:
         self.agent_version = result.get("version")
@@ -304,7 +310,7 @@ class AgentClient:
         if owner is None:
             self._log.debug("output on an unknown stream", stream=stream)  # e.g. resent
             return
-        self._callback(self._on_output, *owner, data)
+        self._deliveries.append((self._on_output, (*owner, data)))
 
     def _callback(self, callback: Callable, *args: Any) -> None:
         try:
