@@ -23,6 +23,7 @@ ALWAYS = ["virtio_pci", "virtio_console", "9p", "9pnet_virtio", "virtio_net", "o
 WHEN_DEVICE = {
     "0x0002": ["virtio_blk", "ext4"],  # block device
     "0x0013": ["vsock", "vmw_vsock_virtio_transport"],  # socket device
+    "0x001a": ["fuse", "virtiofs"],  # file system device (Cloud Hypervisor's shares)
 }
 MODULES = ALWAYS + [name for group in WHEN_DEVICE.values() for name in group]
 BUSYBOX = Path("bin/busybox")

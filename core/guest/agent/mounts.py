@@ -42,3 +42,35 @@ def unmount(target: str) -> None:
     """Unmount `target` and everything below it; nothing if it is not mounted."""
     if is_mounted(target):
         _run(["umount", "-l", target])
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def find_share(tag: str) -> tuple[str, str]:
+    """How share `tag` reaches this VM: ("9p", ""), ("disk", "/dev/vdX") or ("virtiofs", "").
+
+    9p exports name their tag in sysfs; Cloud Hypervisor's disk shares carry it as
+    the disk's serial; anything else is taken for a virtio-fs tag (Linux 6.1 lists
+    no virtio-fs tags in sysfs).
+    """
+    ninep = "/sys/bus/virtio/drivers/9pnet_virtio"
+    for entry in _entries(ninep):
+        if _read(f"{ninep}/{entry}/mount_tag").rstrip("\0") == tag:
+            return "9p", ""
+    for disk in _entries("/sys/block"):
+        if disk.startswith("vd") and _read(f"/sys/block/{disk}/serial") == tag:
+            return "disk", f"/dev/{disk}"
+    return "virtiofs", ""
+
+
+def _entries(directory: str) -> list[str]:
+    try:
+        return os.listdir(directory)
+    except OSError:
+        return []

@@ -37,12 +37,23 @@ class Shares:
                     raise Failure(f"no share {tag}")
                 mounts.bind(source, target, readonly)
             else:
-                options = self.settings.ninep_options + (",ro" if readonly else "")
-                if tag == LAYERS_TAG:
-                    options += ",cache=loose"  # layers never change: cache all of them
-                mounts.mount(tag, target, "9p", options)
+                self._mount_share(tag, target, readonly)
             self._mounted[tag] = target
             return target
+
+    def _mount_share(self, tag: str, target: str, readonly: bool) -> None:
+        """9p (QEMU), else a disk whose serial is the tag or virtio-fs (Cloud Hypervisor)."""
+        ro = ",ro" if readonly else ""
+        kind, device = mounts.find_share(tag)
+        if kind == "9p":
+            options = self.settings.ninep_options + ro
+            if tag == LAYERS_TAG:
+                options += ",cache=loose"  # layers never change: cache all of them
+            mounts.mount(tag, target, "9p", options)
+        elif kind == "disk":
+            mounts.mount(device, target, "ext4", "ro")
+        else:  # virtiofsd cannot enforce read-only itself: the mount must
+            mounts.mount(tag, target, "virtiofs", ro.lstrip(","))
 
     def unmount_all(self) -> None:
         with self._lock:
