@@ -15,6 +15,7 @@ from hypercontainer_plugins.images.reference import parse
 from hypercontainer_plugins.images.registry import RegistryClient
 
 from tests.support import imagebuild
+from tests.support.imagestore import EMPTY, store_state
 from tests.support.registry import free_port
 
 pytestmark = pytest.mark.registry
@@ -28,20 +29,6 @@ def statuses(events: list[dict]) -> dict[str, list[str]]:
         if not history or history[-1] != event["status"]:
             history.append(event["status"])
     return seen
-
-
-EMPTY = {"blobs": [], "layers": [], "opaque_lists": [], "tmp": [], "refs": []}
-
-
-def store_state(images) -> dict:
-    root = images.store.root
-    return {
-        "blobs": sorted(images.store.blobs.all()),
-        "layers": sorted(p.name for p in (root / "layers").glob("*/*") if p.is_dir()),
-        "opaque_lists": sorted(p.name for p in (root / "layers").glob("*/*.opaque.json")),
-        "tmp": sorted(p.name for p in (root / "tmp").glob("*")),
-        "refs": [r for r, _, _ in images.store.index.refs()],
-    }
 
 
 def test_pull_two_layers_with_whiteout_and_opaque_dir(registry, images):

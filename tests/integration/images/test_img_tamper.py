@@ -8,23 +8,9 @@ import pytest
 from hypercontainer.errors import UserError
 
 from tests.support import imagebuild
+from tests.support.imagestore import EMPTY, store_state
 
 pytestmark = pytest.mark.registry
-
-EMPTY = {"blobs": [], "layers": [], "opaque_lists": [], "tmp": [], "images": [], "refs": []}
-
-
-def store_state(images) -> dict:
-    root = images.store.root
-    return {
-        "blobs": sorted(images.store.blobs.all()),
-        "layers": sorted(p.name for p in (root / "layers").glob("*/*") if p.is_dir()),
-        "opaque_lists": sorted(p.name for p in (root / "layers").glob("*/*.opaque.json")),
-        "tmp": sorted(p.name for p in (root / "tmp").glob("*")),
-        "images": [r.id for r in images.store.index.images()],
-        "refs": [r for r, _, _ in images.store.index.refs()],
-    }
-
 
 def flip_byte(path, offset: int = -100) -> None:
     data = bytearray(path.read_bytes())
