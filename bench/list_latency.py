@@ -44,7 +44,8 @@ WARM_UP = 3
 def create_pods(daemon: Hyperd, count: int, running: bool) -> None:
     for index in range(count):
         if running:
-            run_pod(daemon, memory_mb=128)
+            seconds = run_pod(daemon, memory_mb=128)[0]
+            print(f"pod {index + 1}/{count} running after {seconds:.1f} s", flush=True)
             continue
         podfile = daemon.root / f"pod-{index}.json"
         podfile.write_text(json.dumps({"id": f"bench-{index:02d}", "containers": [
