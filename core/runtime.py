@@ -240,6 +240,9 @@ class Runtime(ContainerLifecycle):
                 session.shutdown_guest()
             self.hypervisor.stop(pod.vm, timeout=self.config.qemu.stop_timeout)
             self._teardown(pod.id)
+            for container in self.store.containers(pod.id):  # its exit never came: the VM is gone
+                if container.state == ContainerState.RUNNING:
+                    self.container_exited(container.id, None)
             pod = self.store.transition_pod(pod.id, PodState.SUCCEEDED, finished=now(), vm=None)
             log.info("pod stopped", pod_id=pod.id)
             self.hooks.post("pod_post_stop", pod=pod)
