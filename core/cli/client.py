@@ -61,6 +61,9 @@ class Client:
         try:
             probe.connect(str(self.socket_path))
             return True
+        except PermissionError:  # someone else's daemon: starting another would not help
+            raise CommandError(f"permission denied on hyperd's socket {self.socket_path}") \
+                from None
         except OSError:
             return False
         finally:
