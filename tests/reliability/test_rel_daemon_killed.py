@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.reliability.support import finish
 from tests.support.daemon import HYPERCTL, Hyperd, qemu_pids
 
 pytestmark = pytest.mark.vm
@@ -87,7 +88,7 @@ def daemon():
         hyperd.load_busybox()
         yield hyperd
     finally:
-        hyperd.cleanup()
+        finish(hyperd)
 
 
 @pytest.fixture(scope="module", params=list(POINTS))

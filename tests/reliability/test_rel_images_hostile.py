@@ -29,7 +29,7 @@ import pytest
 from hypercontainer_plugins.images import build, manifest
 from hypercontainer_plugins.images.build import Blob, Image, Layer
 
-from tests.reliability.conftest import tree
+from tests.reliability.support import finish, tree
 from tests.support.daemon import Hyperd
 
 TOKEN = secrets.token_hex(4)
@@ -167,7 +167,7 @@ def daemon():
         hyperd.load_busybox()  # a store that holds something already
         yield hyperd
     finally:
-        hyperd.cleanup()
+        finish(hyperd)
 
 
 @pytest.fixture
