@@ -77,6 +77,9 @@ class Pod(BaseModel):
     vm: dict[str, Any] | None = None  # the hypervisor's handle, for re-adoption
     network: dict[str, Any] | None = None  # the NetworkAttachment
     error: str | None = None  # why the pod failed
+    # Created by `run`: if its first start does not complete, the pod is removed.
+    transient: bool = False
+    starting: bool = False  # a start is under way (its containers may not all run yet)
 
     @property
     def guest_ip(self) -> str:

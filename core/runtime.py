@@ -82,8 +82,13 @@ class Runtime(ContainerLifecycle):
 
     # -- pods ---------------------------------------------------------------
 
-    def create_pod(self, spec: podspec.PodSpec, stdin_open: bool = False) -> Pod:
-        """Record a pod and its containers (pending); nothing boots yet."""
+    def create_pod(self, spec: podspec.PodSpec, stdin_open: bool = False,
+                   transient: bool = False) -> Pod:
+        """Record a pod and its containers (pending); nothing boots yet.
+
+        A transient pod (what `run` creates) is removed if its first start fails,
+        even when hyperd dies in the middle of it.
+        """
         self.hooks.pre("pod_pre_create", spec=spec)
         if spec.services:
             raise UserError("services: not supported by this runtime")
@@ -92,7 +97,7 @@ class Runtime(ContainerLifecycle):
         first_image = spec.containers[0].image if spec.containers else "pod"
         pod_id = spec.id or names.numbered(names.image_base(first_image))
         pod = Pod(id=pod_id, name=pod_id, vm_name=names.vm_name(),
-                  spec=podspec.normalised(spec))
+                  spec=podspec.normalised(spec), transient=transient)
         pod.spec["id"] = pod_id
         self.store.add_pod(pod)
         try:
@@ -110,14 +115,10 @@ class Runtime(ContainerLifecycle):
         self.hooks.post("pod_post_create", pod=pod)
         return pod
 
-    def run_pod(self, spec: podspec.PodSpec) -> Pod:
+    def run_pod(self, spec: podspec.PodSpec, stdin_open: bool = False) -> Pod:
         """Create and start; on failure nothing of the pod remains."""
-        pod = self.create_pod(spec)
-        try:
-            return self.start_pod(pod.id)
-        except BaseException:
-            self.remove_pod(pod.id)
-            raise
+        pod = self.create_pod(spec, stdin_open=stdin_open, transient=True)
+        return self.start_pod(pod.id)
 
     def start_pod(self, ref: str) -> Pod:
         pod = self.store.pod(ref)
@@ -128,20 +129,32 @@ class Runtime(ContainerLifecycle):
             if pod.state != PodState.PENDING:
                 raise Conflict(f"pod {pod.name} is already {pod.state}")
             self.hooks.pre("pod_pre_start", pod=pod)
+            self.store.update_pod(pod.id, lambda p: setattr(p, "starting", True))
             try:
                 self._boot(pod)
             except BaseException as e:
                 self._teardown(pod.id)
                 self.store.transition_pod(pod.id, PodState.FAILED, error=str(e),
-                                          finished=now(), vm=None)
+                                          finished=now(), vm=None, starting=False)
+                if pod.transient:
+                    self.remove_pod(pod.id)
                 raise
             pod = self.store.transition_pod(pod.id, PodState.RUNNING, started=now())
             log.info("pod running", pod_id=pod.id)
             self.hooks.post("pod_post_start", pod=pod)
-            for container in self.store.containers(pod.id):
-                if container.state == ContainerState.PENDING:
-                    self._start_in_running_pod(pod, container)
+            self._start_pending_containers(pod)
             return self.store.pod(pod.id)
+
+    def _start_pending_containers(self, pod: Pod) -> None:
+        """The containers waiting for this start; then the start is complete."""
+        for container in self.store.containers(pod.id):
+            if container.state == ContainerState.PENDING:
+                self._start_in_running_pod(pod, container)
+
+        def complete(record: Pod) -> None:
+            record.starting = record.transient = False
+
+        self.store.update_pod(pod.id, complete)
 
     def _reset(self, pod: Pod) -> Pod:
         for container in self.store.containers(pod.id):
@@ -349,11 +362,19 @@ class Runtime(ContainerLifecycle):
 
     def _adopt(self, pod: Pod) -> None:
         if pod.state == PodState.PENDING:
-            if pod.vm or pod.network or self.run_dir(pod.id).exists():
-                # The daemon died while booting this pod: undo the boot entirely.
+            if pod.starting or pod.vm or pod.network or self.run_dir(pod.id).exists():
+                # The daemon died while booting this pod: undo the boot entirely,
+                # and the pod too if only that start made it (a cut `run`).
                 self.hypervisor.reap(self.run_dir(pod.id))
                 self._teardown(pod.id)
-                self.store.update_pod(pod.id, lambda p: setattr(p, "vm", None))
+                if pod.transient:
+                    self.remove_pod(pod.id)
+                    return
+
+                def not_starting(record: Pod) -> None:
+                    record.vm, record.starting = None, False
+
+                self.store.update_pod(pod.id, not_starting)
             return
         if pod.state not in (*RUNNING_STATES, PodState.STOPPING):
             return
@@ -366,6 +387,9 @@ class Runtime(ContainerLifecycle):
                     self.network.adopt(pod.id, network)
                 self._connect(pod.id, pod.vm).reconcile()
                 log.info("pod adopted", pod_id=pod.id)
+                if pod.starting:  # the start was cut before all its containers ran
+                    with self.lock(pod.id):
+                        self._start_pending_containers(self.store.pod(pod.id))
                 return
         self.hypervisor.reap(self.run_dir(pod.id))
         self.vm_lost(pod.id, "the VM was gone when hyperd restarted")

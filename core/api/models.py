@@ -20,6 +20,9 @@ class CreatePod(Body):
     start: bool = Field(False, description="Boot the pod once it is created")
     stdin_open: bool = Field(
         False, description="Keep the containers' stdin open for an attached client")
+    transient: bool = Field(
+        False, description="Remove the pod if its first start fails (what `run` means); "
+                           "implied by start")
 
 
 class CreateContainer(Body):

@@ -59,14 +59,10 @@ def build_router(runtime: Runtime) -> Router:
     def create_pod(request: Request) -> models.PodView:
         body = request.model(models.CreatePod)
         spec = parse_pod_spec(body.spec)
-        pod = runtime.create_pod(spec, stdin_open=body.stdin_open)
         if body.start:
-            try:
-                pod = runtime.start_pod(pod.id)
-            except BaseException:
-                runtime.remove_pod(pod.id)
-                raise
-        return pod_view(pod)
+            return pod_view(runtime.run_pod(spec, stdin_open=body.stdin_open))
+        return pod_view(runtime.create_pod(spec, stdin_open=body.stdin_open,
+                                           transient=body.transient))
 
     @api.add("GET", "/pods/{ref}", "One pod", answer=models.PodView)
     def get_pod(request: Request) -> models.PodView:

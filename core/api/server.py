@@ -50,6 +50,11 @@ def serve(config: configuration.Config) -> None:
     runtime = Runtime(config)
     runtime.adopt()
     group = grp.getgrnam(config.socket_group).gr_gid if config.socket_group else None
+    if group is not None:
+        # Members must pass through the run root to reach the socket (and no further:
+        # each pod's own directory in it stays 0700).
+        os.chown(config.run_root, -1, group)
+        os.chmod(config.run_root, 0o710)
     server = UnixHTTPServer(str(config.socket_path), build_router(runtime), group)
 
     def stop(signum, frame) -> None:

@@ -207,7 +207,8 @@ def do_run(client: Client, args) -> int:
         pod = client.request("POST", "/pods", {"spec": spec, "start": True})
         print(f"POD id is {pod['id']}")
         return 0
-    pod = client.request("POST", "/pods", {"spec": spec, "start": False, "stdin_open": True})
+    pod = client.request("POST", "/pods", {"spec": spec, "start": False, "stdin_open": True,
+                                           "transient": True})
     try:
         if not pod["containers"]:
             client.request("POST", path_of("/pods/{}/start", pod["id"]))
@@ -232,7 +233,10 @@ def do_run(client: Client, args) -> int:
         return code
     finally:
         if args.rm:
-            client.request("DELETE", path_of("/pods/{}", pod["id"]))
+            try:
+                client.request("DELETE", path_of("/pods/{}", pod["id"]))
+            except CommandError:
+                pass  # a failed first start already removed it
 
 
 def do_create(client: Client, args) -> int:

@@ -52,13 +52,6 @@ POINTS: dict[str, Callable[[Hyperd], bool]] = {
     "pod and container running": lambda d: states(d, "pods") == {"running"}
     and states(d, "containers") == {"running"},
 }
-# hyperd does not record that a start was asked for, so a restart cannot finish (or undo)
-# a `run` it was killed in: runtime.adopt() keeps such a pod pending, or running with its
-# containers pending, and nothing starts them.
-NOT_RUN_NOR_GONE = {
-    "pod recorded, no VM yet", "QEMU started, guest booting", "pod running, its container not yet"}
-
-
 @dataclass
 class Aftermath:
     """What hyperctl saw and what the restarted daemon holds."""
@@ -139,10 +132,6 @@ def test_the_run_ends_in_one_line_and_leaves_nothing_orphaned(aftermath):
 
 
 def test_a_running_pod_or_none(aftermath, request):
-    if request.node.callspec.params["aftermath"] in NOT_RUN_NOR_GONE:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "the store does not record that a start was asked for: runtime.adopt() keeps a "
-            "pod whose `run` was cut short pending, or running with its containers pending")))
     if not aftermath.pods:
         assert aftermath.containers == [] and aftermath.vms == []
         return

@@ -183,9 +183,6 @@ def test_a_socket_group_owns_the_socket_and_no_one_else_gets_in(group_daemon, ac
     assert outcome[1].startswith("PermissionError"), outcome
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the run root holding the socket is 0700 root:root, so a socket_group member never "
-    "reaches the 0660 socket in it (api/server.py serve() and runtime.py Runtime())"))
 def test_a_socket_group_member_drives_hyperd(group_daemon, accounts):
     daemon, group = group_daemon
     member = accounts.user(group)
