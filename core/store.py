@@ -193,12 +193,11 @@ class Store:
         ).fetchall()
         if len(exact) == 1:
             return model.model_validate_json(exact[0][0])
-        # A prefix matches ids and names; LIKE wildcards in refs are escaped.
-        pattern = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        # A unique prefix of an id or a name, compared exactly (LIKE ignores case).
         rows = db.execute(
-            f"SELECT record FROM {table} WHERE id LIKE ? ESCAPE '\\' "
-            f"OR name LIKE ? ESCAPE '\\' LIMIT 2",
-            (pattern, pattern),
+            f"SELECT record FROM {table} WHERE substr(id, 1, ?) = ? "
+            f"OR substr(name, 1, ?) = ? LIMIT 2",
+            (len(ref), ref, len(ref), ref),
         ).fetchall()
         if not rows:
             raise NotFound(f"no such {kind}: {ref}")

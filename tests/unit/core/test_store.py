@@ -38,12 +38,11 @@ def test_ambiguous_prefix_is_refused(store):
         store.pod("busybox-")
 
 
-def test_like_wildcards_in_a_reference_match_literally(store):
+def test_references_match_literally_and_with_case(store):
     store.add_pod(pod("busybox-1"))
-    with pytest.raises(NotFound):
-        store.pod("%")
-    with pytest.raises(NotFound):
-        store.pod("b_sybox")
+    for ref in ("%", "b_sybox", "BUSYBOX", "Busybox-1"):
+        with pytest.raises(NotFound):
+            store.pod(ref)
 
 
 def test_duplicate_names_are_conflicts(store):
