@@ -16,7 +16,7 @@ from . import names
 from . import spec as podspec
 from .container_config import agent_config
 from .drivers import ResolvedImage
-from .errors import AgentError, Conflict, NotFound, UserError
+from .errors import AgentError, AgentTimeout, Conflict, NotFound, UserError
 from .guest.agent.protocol import KEY_SEPARATOR, process_key
 from .log import get_logger
 from .model import Container, ContainerState, Pod, PodState, container_final_state, now
@@ -243,14 +243,27 @@ class ContainerLifecycle:
                 raise
             log.debug("container ended while stopping", error=str(e))
 
-    def _stop_containers(self: Runtime, pod: Pod, timeout: float) -> None:
+    def _stop_containers(self: Runtime, pod: Pod, timeout: float) -> bool:
+        """Stop every running container at once; False if the guest agent did not answer."""
         running = [c for c in self.store.containers(pod.id)
                    if c.state == ContainerState.RUNNING]
-        threads = [threading.Thread(target=self._stop_one, args=(c, timeout)) for c in running]
+        silent: list[Container] = []
+
+        def stop(container: Container) -> None:
+            try:
+                self._stop_one(container, timeout)
+            except AgentTimeout as e:
+                silent.append(container)
+                log.warning("container did not stop", container_id=container.id, error=str(e))
+            except AgentError as e:
+                log.warning("container did not stop", container_id=container.id, error=str(e))
+
+        threads = [threading.Thread(target=stop, args=(c,)) for c in running]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        return not silent
 
     def kill_container(self: Runtime, ref: str, signal: str | int | None = None) -> Container:
         container = self.store.container(ref)

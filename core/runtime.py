@@ -248,8 +248,8 @@ class Runtime(ContainerLifecycle):
             session = self.sessions.get(pod.id)
             if session:
                 session.stopping = True
-            self._stop_containers(pod, timeout)
-            if session:
+            answering = self._stop_containers(pod, timeout)
+            if session and answering:  # a silent guest is not asked again: the VMM ends it
                 session.shutdown_guest()
             self.hypervisor.stop(pod.vm, timeout=self.config.qemu.stop_timeout)
             self._teardown(pod.id)
