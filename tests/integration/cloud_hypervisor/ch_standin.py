@@ -468,15 +468,17 @@ class Handler(BaseHTTPRequestHandler):
         status, answer, schema_errors = self.server.respond(method, route, raw)
         self.server.record(method, route, raw, status, schema_errors)
         payload = b"" if answer is None else json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Server", "Cloud Hypervisor API")
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-        self.wfile.flush()
-        if self.server.vmm.exit_requested.is_set():
-            self.server.exiting()
+        try:
+            self.send_response(status)
+            self.send_header("Server", "Cloud Hypervisor API")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            self.wfile.flush()
+        finally:  # a client gone before the answer was written must not keep us alive
+            if self.server.vmm.exit_requested.is_set():
+                self.server.exiting()
 
 
 class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
