@@ -33,242 +33,71 @@ Decisions where the original was vague or unsafe:
 from __future__ import annotations
 
 import base64
-import ipaddress
 import re
-import signal
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
-    StringConstraints,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 
-from .errors import UserError
-
-# Bounds, so that a hostile pod file fails cleanly instead of exhausting anything.
-MAX_STRING = 4096
-MAX_NAME = 63
-MAX_PATH = 4096
-MAX_ARG = 65536
-MAX_FILE_BYTES = 1 << 20  # one file's decoded content
-MAX_TOTAL_FILE_BYTES = 16 << 20  # all files of a pod
-MIN_MEMORY_MB, MAX_MEMORY_MB = 64, 262144
-MAX_VCPU = 64
-MAX_CONTAINERS = 64
-MAX_ITEMS = 256  # volumes, files, port mappings, mounts, services...
-MAX_ENVS = 1024
-MAX_ARGS = 1024
-MAX_LABELS = 256
-
-Loc = tuple[str | int, ...]
-
-
-class SpecError(UserError):
-    """A rule broken at a location of the pod file (canonical key names)."""
-
-    def __init__(self, loc: Loc, reason: str):
-        self.loc, self.reason = loc, reason
-        super().__init__(f"{render_loc(loc)}: {reason}" if loc else reason)
-
-
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+(?:[.:/][A-Za-z0-9_-]+)*", re.ASCII)
-
-
-def render_loc(loc: Loc, spelling: Mapping[Loc, str] | None = None) -> str:
-    """`('containers', 0, 'image')` -> `containers[0].image`; `spelling` maps a
-    location to the key as the user wrote it."""
-    text = ""
-    for i, part in enumerate(loc):
-        if isinstance(part, int):
-            text += f"[{part}]"
-            continue
-        key = (spelling or {}).get(loc[: i + 1], part)
-        if len(key) <= 64 and _PLAIN_KEY.fullmatch(key):
-            text += f".{key}" if text else key
-        else:  # odd keys are quoted so the message stays one readable line
-            text += "[" + repr(key if len(key) <= 40 else key[:37] + "...") + "]"
-    return text
-
-
-def show(value: object) -> str:
-    """A value quoted for an error message: one line, bounded."""
-    text = repr(value)
-    return text if len(text) <= 48 else text[:45] + "..."
-
-
-# ---- field types -----------------------------------------------------------------
-
-
-def _matching(regex: str, what: str) -> AfterValidator:
-    compiled = re.compile(regex, re.ASCII)
-
-    def check(value: str) -> str:
-        if not compiled.fullmatch(value):
-            raise ValueError(f"{show(value)} is not {what}")
-        return value
-
-    return AfterValidator(check)
-
-
-def _one_of(*choices: str) -> AfterValidator:
-    """Case-insensitive choice, returned in its canonical spelling."""
-    canonical = {c.lower(): c for c in choices}
-
-    def check(value: str) -> str:
-        if value.lower() not in canonical:
-            raise ValueError(f"{show(value)} is not one of {', '.join(choices)}")
-        return canonical[value.lower()]
-
-    return AfterValidator(check)
-
-
-def _absolute_path(value: str) -> str:
-    if not value.startswith("/"):
-        raise ValueError(f"{show(value)} is not an absolute path")
-    if ".." in value.split("/"):
-        raise ValueError(f"{show(value)} must not contain '..'")
-    if any(ord(c) < 32 or c == "\x7f" for c in value):
-        raise ValueError(f"{show(value)} contains control characters")
-    return value
-
-
-def _ip(value: str) -> str:
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        raise ValueError(f"{show(value)} is not an IP address") from None
-
-
-def _cidr(value: str) -> str:
-    try:
-        return str(ipaddress.ip_interface(value))
-    except ValueError:
-        raise ValueError(f"{show(value)} is not an IP address with prefix length") from None
-
-
-_SIGNALS = {s.name for s in signal.Signals}
-
-
-def _signal(value: str) -> str:
-    if value.isascii() and value.isdigit() and 1 <= int(value) <= 64:
-        return str(int(value))
-    name = value.upper() if value.upper().startswith("SIG") else "SIG" + value.upper()
-    if name not in _SIGNALS:
-        raise ValueError(f"{show(value)} is not a signal name or number")
-    return name
-
-
-_PORT_RANGE = re.compile(r"(\d{1,5})(?:-(\d{1,5}))?", re.ASCII)
-
-
-def port_bounds(text: str) -> tuple[int, int]:
-    """`"3000-3010"` -> (3000, 3010); `"80"` -> (80, 80)."""
-    match = _PORT_RANGE.fullmatch(text)
-    if not match:
-        raise ValueError(f"{show(text)} is not a port or a port range like 3000-3010")
-    first = int(match[1])
-    last = int(match[2] or first)
-    if not (1 <= first <= 65535 and 1 <= last <= 65535):
-        raise ValueError(f"{show(text)}: ports are 1-65535")
-    if first > last:
-        raise ValueError(f"{show(text)}: the range is reversed")
-    return first, last
-
-
-def _port_range(value: str) -> str:
-    first, last = port_bounds(value)
-    return str(first) if first == last else f"{first}-{last}"
-
-
-_DNS_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_DOMAIN_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REGISTRY = rf"{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})*(?::[0-9]{{1,5}})?"
-_IMAGE = (
-    rf"(?:{_REGISTRY}/)?{_COMPONENT}(?:/{_COMPONENT})*"
-    r"(?::\w[\w.-]{0,127})?(?:@[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,})?"
+from .specfields import (
+    IP,
+    MAX_ARG,
+    MAX_ARGS,
+    MAX_CONTAINERS,
+    MAX_ENVS,
+    MAX_FILE_BYTES,
+    MAX_ITEMS,
+    MAX_LABELS,
+    MAX_MEMORY_MB,
+    MAX_PATH,
+    MAX_TOTAL_FILE_BYTES,
+    MAX_VCPU,
+    MIN_MEMORY_MB,
+    ULIMITS,
+    Arg,
+    Cidr,
+    ContainerPath,
+    DnsOption,
+    Domain,
+    EnvName,
+    Hostname,
+    Image,
+    Labels,
+    Loc,
+    Mac,
+    Name,
+    Owner,
+    Perm,
+    Port,
+    PortRange,
+    Protocol,
+    RefName,
+    RestartPolicy,
+    Signal,
+    SpecError,
+    SpecModel,
+    SysctlKey,
+    absolute_path,
+    items,
+    matching,
+    one_of,
+    port_bounds,
+    render_loc,
+    show,
+    text,
 )
-_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
-
-
-def _text(max_length: int = MAX_STRING, min_length: int = 0) -> StringConstraints:
-    return StringConstraints(min_length=min_length, max_length=max_length)
-
-
-Name = Annotated[str, _text(MAX_NAME, 1), _matching(_NAME, "a valid name (letters, digits, _ . -)")]
-RefName = Annotated[  # volumes and files: names other parts of the pod file refer to
-    str, _text(128, 1), _matching(_NAME, "a valid name (letters, digits, _ . -)")
-]
-Hostname = Annotated[
-    str,
-    _text(63, 1),
-    _matching(rf"{_DNS_LABEL}(?:\.{_DNS_LABEL})*", "a hostname (lower-case DNS labels)"),
-]
-Domain = Annotated[
-    str, _text(253, 1), _matching(rf"{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})*", "a domain name")
-]
-DnsOption = Annotated[
-    str, _text(64, 1), _matching(r"[A-Za-z0-9_-]+(?::[0-9]+)?", "a resolver option")
-]
-Image = Annotated[str, _text(512, 1), _matching(_IMAGE, "an image reference like busybox:latest")]
-ContainerPath = Annotated[str, _text(MAX_PATH, 1), AfterValidator(_absolute_path)]
-Arg = Annotated[str, _text(MAX_ARG), _matching(r"[^\x00]*", "free of NUL characters")]
-EnvName = Annotated[
-    str, _text(255, 1), _matching(r"[A-Za-z_][A-Za-z0-9_.-]*", "an environment variable name")
-]
-Owner = Annotated[  # a user or group, by name or number
-    str, _text(32), _matching(r"(?:[A-Za-z0-9_][A-Za-z0-9_.-]*\$?)?", "a user or group name or id")
-]
-Perm = Annotated[str, _text(4, 1), _matching(r"[0-7]{3,4}", "an octal mode like 0644")]
-Port = Annotated[int, Field(ge=1, le=65535)]
-PortRange = Annotated[str, _text(11, 1), AfterValidator(_port_range)]
-IP = Annotated[str, _text(64, 1), AfterValidator(_ip)]
-Cidr = Annotated[str, _text(64, 1), AfterValidator(_cidr)]
-Mac = Annotated[str, _matching(r"(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}", "a MAC address")]
-Protocol = Annotated[str, _one_of("tcp", "udp")]
-RestartPolicy = Annotated[str, _one_of("never", "onFailure", "always")]
-Signal = Annotated[str, _text(16, 1), AfterValidator(_signal)]
-LabelKey = Annotated[str, _text(253, 1), _matching(r"[A-Za-z0-9][A-Za-z0-9_./:-]*", "a label key")]
-Labels = Annotated[dict[LabelKey, str], Field(max_length=MAX_LABELS)]
-SysctlKey = Annotated[
-    str, _text(256, 1), _matching(r"[A-Za-z0-9_]+(?:[./-][A-Za-z0-9_]+)*", "a sysctl name")
-]
-ULIMITS = (
-    "as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue",
-    "nice", "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack",
-)  # fmt: skip
-
-
-def _items(limit: int = MAX_ITEMS) -> Any:
-    return Field(default_factory=list, max_length=limit)
-
-
-class SpecModel(BaseModel):
-    """Keys are the original's camelCase; unknown keys are errors."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        alias_generator=to_camel,
-        populate_by_name=True,
-        coerce_numbers_to_str=True,  # YAML writes `group: 13`, `value: 8080`
-        str_max_length=MAX_STRING,
-    )
-    # Keys the original accepted that are refused here, with the reason.
-    unsupported: ClassVar[Mapping[str, str]] = {}
-
 
 # ---- containers ------------------------------------------------------------------
 
 
 class EnvVar(SpecModel):
     env: EnvName
-    value: Annotated[str, _text(MAX_ARG)] = ""
+    value: Annotated[str, text(MAX_ARG)] = ""
 
 
 class VolumeRef(SpecModel):
@@ -303,7 +132,7 @@ class FileRef(SpecModel):
 class User(SpecModel):
     name: Owner = ""
     group: Owner = ""
-    additional_groups: list[Owner] = _items(64)
+    additional_groups: list[Owner] = items(64)
 
 
 def _rlimit_name(value: str) -> str:
@@ -311,7 +140,7 @@ def _rlimit_name(value: str) -> str:
 
 
 class Ulimit(SpecModel):
-    name: Annotated[str, AfterValidator(_rlimit_name), _one_of(*ULIMITS)]
+    name: Annotated[str, AfterValidator(_rlimit_name), one_of(*ULIMITS)]
     soft: Annotated[int, Field(ge=0, le=2**64 - 1)]
     hard: Annotated[int, Field(ge=0, le=2**64 - 1)]
 
@@ -341,13 +170,13 @@ class Container(SpecModel):
     }
     name: Name | None = None  # None: the runtime names it
     image: Image
-    command: list[Arg] = _items(MAX_ARGS)
+    command: list[Arg] = items(MAX_ARGS)
     # None: the image's entrypoint; [] (given empty) clears it, as Docker's --entrypoint "".
     entrypoint: Annotated[list[Arg], Field(max_length=MAX_ARGS)] | None = None
     workdir: ContainerPath | None = None  # None: the image's
-    envs: list[EnvVar] = _items(MAX_ENVS)
-    volumes: list[VolumeRef] = _items()
-    files: list[FileRef] = _items()
+    envs: list[EnvVar] = items(MAX_ENVS)
+    volumes: list[VolumeRef] = items()
+    files: list[FileRef] = items()
     ports: list[ContainerPort] = Field(default_factory=list, max_length=MAX_ITEMS, exclude=True)
     tty: bool = False
     restart_policy: RestartPolicy = "never"
@@ -358,7 +187,7 @@ class Container(SpecModel):
     sysctl: Annotated[dict[SysctlKey, str], Field(max_length=MAX_LABELS)] = Field(
         default_factory=dict
     )
-    ulimits: list[Ulimit] = _items(len(ULIMITS))
+    ulimits: list[Ulimit] = items(len(ULIMITS))
 
     def problems(self) -> Iterator[tuple[Loc, str]]:
         """Rules inside one container, as (location, reason)."""
@@ -397,9 +226,9 @@ class Volume(SpecModel):
         "cache": "volume cache modes are not supported",
     }
     name: RefName
-    source: Annotated[str, _text(MAX_PATH)] = ""
-    format: Annotated[str, _one_of("", "vfs", "raw", "qcow2", "vdi", "nas", "rbd")] = ""
-    fstype: Annotated[str, _text(32), _matching(r"[a-z0-9]*", "a filesystem type")] = ""
+    source: Annotated[str, text(MAX_PATH)] = ""
+    format: Annotated[str, one_of("", "vfs", "raw", "qcow2", "vdi", "nas", "rbd")] = ""
+    fstype: Annotated[str, text(32), matching(r"[a-z0-9]*", "a filesystem type")] = ""
     read_only: bool = False
 
     @model_validator(mode="after")
@@ -411,7 +240,7 @@ class Volume(SpecModel):
                 raise ValueError(f"source {show(self.source)} is not an NFS export host:/path")
             return self
         if self.source:
-            _absolute_path(self.source)
+            absolute_path(self.source)
             if not self.format:
                 self.format = "vfs"
         elif self.format in ("raw", "qcow2", "vdi"):
@@ -438,9 +267,9 @@ class File(SpecModel):
     written: raw text or base64."""
 
     name: RefName
-    encoding: Annotated[str, _one_of("raw", "base64")] = "raw"
-    uri: Annotated[str, _text(MAX_PATH), AfterValidator(_no_uri)] = ""
-    content: Annotated[str, _text(MAX_FILE_BYTES * 4 // 3 + 4)] = ""
+    encoding: Annotated[str, one_of("raw", "base64")] = "raw"
+    uri: Annotated[str, text(MAX_PATH), AfterValidator(_no_uri)] = ""
+    content: Annotated[str, text(MAX_FILE_BYTES * 4 // 3 + 4)] = ""
 
     @model_validator(mode="after")
     def _content_is_decodable(self) -> File:
@@ -491,7 +320,7 @@ class Interface(SpecModel):
         "bridge": "the host bridge is chosen by the network driver, not the pod file",
         "tap": "the host tap device is chosen by the network driver, not the pod file",
     }
-    ifname: Annotated[str, _text(15), _matching(r"[A-Za-z0-9_.-]*", "an interface name")] = ""
+    ifname: Annotated[str, text(15), matching(r"[A-Za-z0-9_.-]*", "an interface name")] = ""
     ip: Cidr | None = None
     mac: Mac | None = None
     gateway: IP | None = None
@@ -508,7 +337,7 @@ class Service(SpecModel):
     service_ip: IP = Field(alias="serviceIP")
     service_port: Port
     protocol: Protocol = "tcp"
-    hosts: list[ServiceBackend] = _items(64)
+    hosts: list[ServiceBackend] = items(64)
 
 
 def _size(value: str) -> str:
@@ -526,7 +355,7 @@ def _count(value: str) -> str:
 class LogConfig(SpecModel):
     """Where container output goes: kept by hyperd (json-file) or dropped (none)."""
 
-    type: Annotated[str, _one_of("json-file", "none")] = "json-file"
+    type: Annotated[str, one_of("json-file", "none")] = "json-file"
     config: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -545,17 +374,17 @@ class PodSpec(SpecModel):
     }
     id: Name | None = None  # None: the runtime names the pod
     hostname: Hostname | None = None
-    containers: list[Container] = _items(MAX_CONTAINERS)
+    containers: list[Container] = items(MAX_CONTAINERS)
     resource: Resource = Field(default_factory=Resource)
-    volumes: list[Volume] = _items()
-    files: list[File] = _items()
-    portmappings: list[PortMapping] = _items()
-    dns: list[IP] = _items(8)
-    dns_search: list[Domain] = _items(6)
-    dns_options: list[DnsOption] = _items(16)
+    volumes: list[Volume] = items()
+    files: list[File] = items()
+    portmappings: list[PortMapping] = items()
+    dns: list[IP] = items(8)
+    dns_search: list[Domain] = items(6)
+    dns_options: list[DnsOption] = items(16)
     labels: Labels = Field(default_factory=dict)
-    interfaces: list[Interface] = _items(8)
-    services: list[Service] = _items(64)
+    interfaces: list[Interface] = items(8)
+    services: list[Service] = items(64)
     log: LogConfig = Field(default_factory=LogConfig)
     tty: bool = False  # default of the containers' tty
     restart_policy: RestartPolicy | None = None  # default of the containers' policy

@@ -30,7 +30,8 @@ import yaml as pyyaml
 from pydantic import ValidationError
 
 from .errors import UserError
-from .spec import MAX_FILE_BYTES, Loc, PodSpec, SpecError, SpecModel, render_loc, show
+from .spec import PodSpec
+from .specfields import MAX_FILE_BYTES, Loc, SpecError, SpecModel, render_loc, show
 
 __all__ = ["load_pod_file", "load_pod_spec", "parse_pod_spec"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from hypercontainer.errors import UserError
-from hypercontainer.spec import MAX_FILE_BYTES
+from hypercontainer.specfields import MAX_FILE_BYTES
 from hypercontainer.specload import MAX_TEXT, MAX_VALUES, load_pod_file, load_pod_spec
 
 

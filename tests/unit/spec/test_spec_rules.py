@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 from hypercontainer.errors import UserError
-from hypercontainer.spec import MAX_FILE_BYTES, Container, SpecError
+from hypercontainer.spec import Container
+from hypercontainer.specfields import MAX_FILE_BYTES, SpecError
 from hypercontainer.specload import parse_pod_spec
 
 Refusal = Callable[..., str]
