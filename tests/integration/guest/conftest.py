@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from hypercontainer.drivers import VMSpec
 from hypercontainer.guest.image import GuestImage, ensure_image
 from hypercontainer_plugins.hypervisors.qemu import QemuHypervisor
 
-EXEC_LINE = "hc-init: exec agent"
+from tests.support.guestvm import EXEC_LINE, make_spec, wait_for_console  # noqa: F401
 
 
 @pytest.fixture(scope="session")
@@ -48,23 +47,3 @@ def vm_spec(guest_image: GuestImage, run_root: Path) -> Iterator[VMSpec]:
     """A spec for a small VM with its own run directory."""
     run_dir = Path(tempfile.mkdtemp(prefix="vm-", dir=run_root))
     yield make_spec(guest_image, run_dir)
-
-
-def make_spec(image: GuestImage, run_dir: Path) -> VMSpec:
-    return VMSpec(
-        pod_id=run_dir.name, vm_name=f"vm-{run_dir.name}", vcpus=1, memory_mb=128,
-        kernel=image.kernel, initrd=image.initrd, kernel_args=image.kernel_args,
-        run_dir=run_dir, console_log=run_dir.parent / f"{run_dir.name}-console.log",
-    )
-
-
-def wait_for_console(log: Path, text: str, timeout: float) -> str:
-    """The console log once it contains `text` (the guest offers no other signal)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        content = log.read_text(errors="replace") if log.exists() else ""
-        if text in content or "hc-init: FAILED" in content:
-            return content
-        if time.monotonic() > deadline:
-            return content
-        time.sleep(0.2)

@@ -19,13 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import EXEC_LINE, make_spec, wait_for_console
 from hypercontainer.agent.client import AgentClient
 from hypercontainer.drivers import NetworkAttachment, PortForward, Share, VMHandle, VMSpec
 from hypercontainer.errors import DriverError, UserError
 from hypercontainer.guest import cpio
 from hypercontainer.guest.image import INIT_SCRIPT
 from hypercontainer_plugins.hypervisors.qemu import QemuHypervisor, cmdline
+
+from tests.support.guestvm import EXEC_LINE, make_spec, wait_for_console
 
 pytestmark = pytest.mark.vm
 

@@ -11,7 +11,7 @@ import pytest
 from hypercontainer.errors import UserError
 from hypercontainer.specload import parse_pod_spec
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "hyperd-examples"
+from tests.support.podfiles import EXAMPLES
 
 MINIMAL: dict[str, Any] = {
     "id": "web",

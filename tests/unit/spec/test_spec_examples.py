@@ -9,18 +9,8 @@ import pytest
 from hypercontainer.errors import UserError
 from hypercontainer.specload import load_pod_file, load_pod_spec
 
-ACCEPTED = [
-    "file-mapping.pod",
-    "multi-container.pod",
-    "nfs-volume.pod",
-    "port-mapping.pod",
-    "tomcat.pod",
-    "ubuntu-attach-files.pod",
-    "ubuntu-with-user.pod",
-    "ubuntu.pod",
-    "with-volume.pod",
-    "ubuntu.yml",
-]
+from tests.support.podfiles import ACCEPTED
+
 KUBERNETES = (
     "the Kubernetes pod form (apiVersion, kind, spec) is not supported;"
     " write a hyper pod file with id and containers at the top level"

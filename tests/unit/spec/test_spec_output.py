@@ -10,7 +10,8 @@ import pytest
 from hypercontainer.errors import UserError
 from hypercontainer.spec import PodSpec, normalised
 from hypercontainer.specload import load_pod_file, load_pod_spec, parse_pod_spec
-from test_spec_examples import ACCEPTED
+
+from tests.support.podfiles import ACCEPTED
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conftest import EXAMPLES
 from hypercontainer.errors import UserError
 from hypercontainer.spec import PodSpec, normalised
 from hypercontainer.specload import load_pod_spec, parse_pod_spec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_spec_examples import ACCEPTED
+
+from tests.support.podfiles import ACCEPTED, EXAMPLES
 
 # Words the pod format uses, so that generated data often hits real fields.
 WORDS = [
