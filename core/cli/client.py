@@ -1,12 +1,13 @@
 """hyperctl's side of the API: HTTP over the daemon's unix socket.
 
-Kept light on purpose (standard library only): `hyperctl list` must start
-fast. If no daemon listens, one is started for the user, who is told so.
+Kept light on purpose: `hyperctl list` must start fast, so this speaks the
+little HTTP/1.1 it needs (one request per connection) over a plain socket
+instead of importing http.client, which brings email parsing and ssl along.
+If no daemon listens, one is started for the user, who is told so.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
@@ -27,15 +28,22 @@ class CommandError(Exception):
     """A one-line error for the user; exit code 1."""
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: Path, timeout: float | None = None) -> None:
-        super().__init__("hyperd", timeout=timeout)
-        self.socket_path = path
+class _Response:
+    """An answer being read: status, headers, then the body from `reader`."""
 
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(str(self.socket_path))
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reader = sock.makefile("rb")
+        self.status, self.headers = _read_head(self.reader)
+
+    def read(self) -> bytes:
+        """The whole body: Content-Length bytes, or everything until the daemon closes."""
+        length = self.headers.get("content-length")
+        return self.reader.read(int(length)) if length is not None else self.reader.read()
+
+    def close(self) -> None:
+        self.reader.close()
+        self.sock.close()
 
 
 def path_of(template: str, *parts: str) -> str:
@@ -51,10 +59,16 @@ class Client:
 
     # -- connection and daemon start -------------------------------------------
 
-    def _connection(self) -> _UnixConnection:
+    def _connect(self) -> socket.socket:
         if not self._checked:
             self._ensure_daemon()
-        return _UnixConnection(self.socket_path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(str(self.socket_path))
+        except OSError as e:
+            sock.close()
+            raise CommandError(f"cannot reach hyperd at {self.socket_path}: {e}") from None
+        return sock
 
     def _listening(self) -> bool:
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -95,14 +109,13 @@ class Client:
     # -- requests ------------------------------------------------------------------
 
     def request(self, method: str, path: str, body: Any = None,
-                query: dict[str, Any] | None = None, raw: bytes | None = None) -> Any:
-        conn = self._connection()
+                query: dict[str, Any] | None = None) -> Any:
+        response = self._send(method, path, body, query)
         try:
-            response = self._send(conn, method, path, body, query, raw)
             data = response.read()
         finally:
-            conn.close()
-        answer = json.loads(data) if data else None
+            response.close()
+        answer = _json(data)
         if response.status >= 400:
             raise CommandError(_error_text(answer, response.status))
         return answer
@@ -110,83 +123,80 @@ class Client:
     def lines(self, method: str, path: str, body: Any = None,
               query: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """A streamed answer, one JSON object per line; an {"error"} line raises."""
-        conn = self._connection()
+        response = self._send(method, path, body, query)
         try:
-            response = self._send(conn, method, path, body, query)
             if response.status >= 400:
                 raise CommandError(_error_text(_json(response.read()), response.status))
-            for line in response:
+            for line in response.reader:
                 item = json.loads(line)
                 if "error" in item:
                     raise CommandError(item["error"])
                 yield item
         finally:
-            conn.close()
+            response.close()
 
     def download(self, path: str, body: Any, target: Path) -> None:
-        conn = self._connection()
+        response = self._send("POST", path, body)
         try:
-            response = self._send(conn, "POST", path, body)
             if response.status >= 400:
                 raise CommandError(_error_text(_json(response.read()), response.status))
             with open(target, "wb") as f:
-                while chunk := response.read(1 << 20):
+                while chunk := response.reader.read(1 << 20):
                     f.write(chunk)
         finally:
-            conn.close()
+            response.close()
 
     def upload(self, path: str, source: Path) -> Any:
-        conn = self._connection()
+        sock = self._connect()
+        with open(source, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = _head("POST", path, {"Content-Type": "application/x-tar",
+                                        "Content-Length": str(size)})
+            try:
+                sock.sendall(head)
+                sock.sendfile(f)
+            except OSError as e:  # the daemon refused and closed early: its answer says why
+                if not isinstance(e, (BrokenPipeError, ConnectionResetError)):
+                    raise
+        response = _Response(sock)
         try:
-            size = source.stat().st_size
-            conn.putrequest("POST", path)
-            conn.putheader("Content-Type", "application/x-tar")
-            conn.putheader("Content-Length", str(size))
-            conn.endheaders()
-            with open(source, "rb") as f:
-                while chunk := f.read(1 << 20):
-                    conn.send(chunk)
-            response = conn.getresponse()
             answer = _json(response.read())
         finally:
-            conn.close()
+            response.close()
         if response.status >= 400:
             raise CommandError(_error_text(answer, response.status))
         return answer
 
-    def upgrade(self, path: str, body: Any = None) -> socket.socket:
-        """POST with `Upgrade: hc-stream`; returns the socket once the daemon switched."""
-        if not self._checked:
-            self._ensure_daemon()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.connect(str(self.socket_path))
+    def upgrade(self, path: str, body: Any = None) -> _BufferedSocket:
+        """POST with `Upgrade: hc-stream`; returns the stream once the daemon switched."""
         payload = json.dumps(body or {}).encode()
-        head = (f"POST {path} HTTP/1.1\r\nHost: hyperd\r\nConnection: Upgrade\r\n"
-                f"Upgrade: hc-stream\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(payload)}\r\n\r\n")
-        sock.sendall(head.encode() + payload)
-        reader = sock.makefile("rb")
-        status, headers = _read_head(reader)
-        if status == 101:
-            return _BufferedSocket(sock, reader)
-        body = reader.read(int(headers.get("content-length", 0)))
-        sock.close()
-        raise CommandError(_error_text(_json(body), status))
+        sock = self._connect()
+        sock.sendall(_head("POST", path, {
+            "Connection": "Upgrade", "Upgrade": "hc-stream", "Content-Type": "application/json",
+            "Content-Length": str(len(payload))}) + payload)
+        response = _Response(sock)
+        if response.status == 101:
+            return _BufferedSocket(sock, response.reader)
+        answer = _json(response.read())
+        response.close()
+        raise CommandError(_error_text(answer, response.status))
 
-    def _send(self, conn: _UnixConnection, method: str, path: str, body: Any = None,
-              query: dict[str, Any] | None = None, raw: bytes | None = None):
+    def _send(self, method: str, path: str, body: Any = None,
+              query: dict[str, Any] | None = None) -> _Response:
         if query:
             query = {k: v for k, v in query.items() if v is not None}
-            path += "?" + urlencode(query)
-        headers = {}
-        payload = raw
+            if query:
+                path += "?" + urlencode(query)
+        payload = b"" if body is None else json.dumps(body).encode()
+        headers = {"Content-Length": str(len(payload))}
         if body is not None:
-            payload = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
+        sock = self._connect()
         try:
-            conn.request(method, path, body=payload, headers=headers)
-            return conn.getresponse()
-        except (ConnectionError, FileNotFoundError) as e:
+            sock.sendall(_head(method, path, headers) + payload)
+            return _Response(sock)
+        except OSError as e:
+            sock.close()
             raise CommandError(f"cannot reach hyperd at {self.socket_path}: {e}") from None
 
     # -- resolving names -------------------------------------------------------------
@@ -226,6 +236,14 @@ class _BufferedSocket:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def _head(method: str, path: str, headers: dict[str, str]) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: hyperd"]
+    if "Connection" not in headers:
+        lines.append("Connection: close")
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 def _read_head(reader) -> tuple[int, dict[str, str]]:
