@@ -133,3 +133,34 @@ def test_hyperctl_list_does_not_import_the_daemon(daemon):
     heavy |= {name for name in imported if name.startswith(
         ("hypercontainer.runtime", "hypercontainer.api", "hypercontainer.spec"))}
     assert heavy == set()
+
+
+def test_rmi_refuses_an_image_a_container_uses(daemon, tmp_path):
+    podfile = tmp_path / "user.json"
+    podfile.write_text('{"id": "user-of-busybox", "containers": [{"image": "busybox"}]}')
+    daemon.hyperctl("create", "-p", str(podfile), check=True)
+    refused = daemon.hyperctl("rmi", "busybox")
+    assert refused.returncode == 1 and "hyperctl ERROR: " in refused.stderr
+    assert rows(daemon.hyperctl("images").stdout)[0][:2] == ["busybox", "latest"]
+    daemon.hyperctl("rm", "user-of-busybox", check=True)
+    daemon.hyperctl("rmi", "busybox", check=True)
+    assert daemon.hyperctl("images", "-q").stdout.strip() == ""
+    daemon.load_busybox()
+
+
+def test_hyperctl_starts_a_daemon_when_none_listens():
+    fresh = Hyperd()  # configured, not started
+    try:
+        first = fresh.hyperctl("list", check=True)
+        assert first.stderr.startswith("hyperd is not running; starting it (log: ")
+        assert first.stdout.startswith("POD ID")
+        second = fresh.hyperctl("list", check=True)
+        assert second.stderr == ""  # the daemon it started is still there
+    finally:
+        import os
+        import signal
+
+        lock = fresh.run_root / "hyperd.lock"
+        if lock.exists() and lock.read_text().strip():
+            os.kill(int(lock.read_text()), signal.SIGTERM)
+        fresh.cleanup()

@@ -25,6 +25,14 @@ def container_states(hyperd, pod):
     return {row[1]: row[3] for row in rows(hyperd.hyperctl("list", "container", "-p", pod).stdout)}
 
 
+def test_run_reports_the_exit_code_and_the_container_shows_failed(hyperd):
+    result = hyperd.hyperctl("run", "--name", "seventeen", "busybox", "sh", "-c", "exit 17")
+    assert result.returncode == 17, result.stderr
+    assert container_states(hyperd, "seventeen") == {"seventeen": "failed"}
+    assert rows(hyperd.hyperctl("list").stdout)[0][3] == "running"  # the pod stays
+    hyperd.hyperctl("rm", "seventeen", check=True)
+
+
 def test_run_rm_reports_the_exit_code_and_both_streams(hyperd):
     result = hyperd.hyperctl("run", "--rm", "busybox", "sh", "-c",
                              "echo to-stdout; echo to-stderr >&2; exit 17")
