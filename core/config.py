@@ -41,6 +41,8 @@ class GuestConfig(Section):
 class QemuConfig(Section):
     binary: str = "qemu-system-x86_64"
     accelerator: str = "auto"  # auto | kvm | tcg
+    # TCG translation cache per VM, in MiB; None: QEMU's own default
+    tcg_cache_mb: int | None = Field(default=64, ge=8, le=4096)
     stop_timeout: float = 10.0
 
 

@@ -76,7 +76,7 @@ class QemuHypervisor(Hypervisor):
         accelerator = accel.choose(
             self.config.qemu.accelerator, self.binary, Path(spec.kernel), self.config.run_root
         )
-        argv = cmdline.build(spec, self.binary, accelerator)
+        argv = cmdline.build(spec, self.binary, accelerator, self.config.qemu.tcg_cache_mb)
 
         spec.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         spec.console_log.parent.mkdir(parents=True, exist_ok=True)

@@ -40,6 +40,11 @@ def test_boots_the_spec_kernel_with_its_size_and_a_serial_console(spec: VMSpec) 
     assert option(argv, "-pidfile") == [str(spec.run_dir / "qemu.pid")]
 
 
+def test_the_tcg_translation_cache_is_bounded_when_configured(spec: VMSpec) -> None:
+    assert option(cmdline.build(spec, "q", "tcg", 64), "-accel") == ["tcg,tb-size=64"]
+    assert option(cmdline.build(spec, "q", "kvm", 64), "-accel") == ["kvm"]
+
+
 def test_kvm_uses_the_host_cpu(spec: VMSpec) -> None:
     argv = cmdline.build(spec, "qemu-system-x86_64", "kvm")
     assert option(argv, "-accel") == ["kvm"] and option(argv, "-cpu") == ["host"]
