@@ -35,6 +35,10 @@ def sniff(head: bytes) -> str:
     return ""
 
 
+class TooLarge(UserError):
+    """The layer decompressed past its limit; the message names the layer already."""
+
+
 class TarStream:
     """File-like reader of a layer's uncompressed tar, hashing as it goes."""
 
@@ -54,7 +58,7 @@ class TarStream:
         data = self._inner.read(min(n, self._limit + 1 - self.size))
         self.size += len(data)
         if self.size > self._limit:
-            raise UserError(
+            raise TooLarge(
                 f"{self._what}: decompresses to more than {self._limit} bytes "
                 "(decompression bomb?); see images.max_layer_size and max_compression_ratio"
             )

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from hypercontainer.errors import UserError
 
-from .decompress import TarStream
+from .decompress import TarStream, TooLarge
 from .saferoot import Parts, Root, clean, show
 
 WHITEOUT = ".wh."
@@ -76,6 +76,8 @@ def extract(stream: TarStream, work: Path, privileged: bool, what: str) -> tuple
                 root.trim()
                 try:
                     extractor.add(member, archive)
+                except TooLarge:
+                    raise
                 except UserError as e:
                     raise UserError(f"{what}: {e}") from None
                 except OSError as e:
