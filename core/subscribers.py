@@ -31,6 +31,10 @@ class Listener:
     def exit(self, code: int | None, error: str | None = None) -> None:
         self.items.put(("exit", code, error))
 
+    def client_gone(self) -> None:
+        """The stream's client hung up: its server side stops waiting for output."""
+        self.items.put(("gone",))
+
 
 class Subscribers:
     def __init__(self) -> None:

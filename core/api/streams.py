@@ -44,9 +44,12 @@ def serve(connection: socket.socket, rfile, listener: Listener, stdin: Stdin | N
     try:
         while True:
             item = listener.items.get()
+            if item[0] == "gone":
+                log.debug("stream client went away")
+                return
             if item[0] == "started":
                 if stdin is not None:
-                    threading.Thread(target=_read_client, args=(rfile, stdin),
+                    threading.Thread(target=_read_client, args=(rfile, stdin, listener),
                                      daemon=True).start()
                     stdin = None  # a restarted container does not get a second reader
                 connection.sendall(control({"started": True}))
@@ -71,7 +74,10 @@ def serve(connection: socket.socket, rfile, listener: Listener, stdin: Stdin | N
             pass
 
 
-def _read_client(rfile, stdin: Stdin) -> None:
+def _read_client(rfile, stdin: Stdin, listener: Listener) -> None:
+    """Pass the client's input on until it hangs up, then end the stream: a client
+    never half-closes (it ends stdin with an empty frame), so end of input is its
+    going away, and its stream must not wait for output that may never come."""
     decoder = Decoder()
     try:
         while data := rfile.read1(65536):
@@ -87,3 +93,4 @@ def _read_client(rfile, stdin: Stdin) -> None:
                         stdin.resize(int(size[0]), int(size[1]))
     except (OSError, ProtocolError, ValueError, TypeError) as e:
         log.debug("stream input ended", error=str(e))
+    listener.client_gone()
