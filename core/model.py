@@ -80,6 +80,7 @@ class Pod(BaseModel):
     # Created by `run`: if its first start does not complete, the pod is removed.
     transient: bool = False
     starting: bool = False  # a start is under way (its containers may not all run yet)
+    removing: bool = False  # `rm` was asked: a restarted hyperd finishes what it began
 
     @property
     def guest_ip(self) -> str:

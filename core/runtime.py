@@ -252,14 +252,22 @@ class Runtime(ContainerLifecycle):
             if session and answering:  # a silent guest is not asked again: the VMM ends it
                 session.shutdown_guest()
             self.hypervisor.stop(pod.vm, timeout=self.config.qemu.stop_timeout)
-            self._teardown(pod.id)
-            for container in self.store.containers(pod.id):  # its exit never came: the VM is gone
-                if container.state == ContainerState.RUNNING:
-                    self.container_exited(container.id, None)
-            pod = self.store.transition_pod(pod.id, PodState.SUCCEEDED, finished=now(), vm=None)
+            pod = self._stopped(pod.id)
             log.info("pod stopped", pod_id=pod.id)
             self.hooks.post("pod_post_stop", pod=pod)
             return pod
+
+    def _stopped(self, pod_id: str) -> Pod:
+        """The pod's VM is off (or going): release what it held and record the pod stopped."""
+        self._teardown(pod_id)
+        self._vm_gone_under_containers(pod_id)
+        return self.store.transition_pod(pod_id, PodState.SUCCEEDED, finished=now(), vm=None)
+
+    def _vm_gone_under_containers(self, pod_id: str) -> None:
+        # Their exits never came and never will: the VM that ran them is gone.
+        for container in self.store.containers(pod_id):
+            if container.state == ContainerState.RUNNING:
+                self.container_exited(container.id, None)
 
     def remove_pod(self, ref: str) -> None:
         """Stop the pod if it runs, then forget it and everything it owned."""
@@ -267,16 +275,23 @@ class Runtime(ContainerLifecycle):
         with self.lock(pod.id):
             pod = self.store.pod(pod.id)
             self.hooks.pre("pod_pre_remove", pod=pod)
+            # Recorded before anything is undone: a hyperd killed from here on
+            # finishes the removal when it starts again (see _adopt).
+            self.store.update_pod(pod.id, lambda p: setattr(p, "removing", True))
             if pod.state in RUNNING_STATES:
                 self.stop_pod(pod.id, timeout=0)
-            self._teardown(pod.id)
-            for container in self.store.containers(pod.id):
-                self._logs.pop(container.id, None)
-            self.store.remove_pod(pod.id)
-            shutil.rmtree(self.pod_dir(pod.id), ignore_errors=True)
-            log.info("pod removed", pod_id=pod.id)
+            self._forget(pod.id)
         self._locks.pop(pod.id, None)
         self.hooks.post("pod_post_remove", pod=pod)
+
+    def _forget(self, pod_id: str) -> None:
+        """Release what the pod holds and delete its record, logs and directories."""
+        self._teardown(pod_id)
+        for container in self.store.containers(pod_id):
+            self._logs.pop(container.id, None)
+        self.store.remove_pod(pod_id)
+        shutil.rmtree(self.pod_dir(pod_id), ignore_errors=True)
+        log.info("pod removed", pod_id=pod_id)
 
     def pause_pod(self, ref: str) -> Pod:
         pod = self.store.pod(ref)
@@ -306,9 +321,7 @@ class Runtime(ContainerLifecycle):
             if pod.state not in RUNNING_STATES:
                 return
             log.warning("pod failed", pod_id=pod_id, reason=reason)
-            for container in self.store.containers(pod_id):
-                if container.state == ContainerState.RUNNING:
-                    self.container_exited(container.id, None)
+            self._vm_gone_under_containers(pod_id)
             self._teardown(pod_id)
             pod = self.store.transition_pod(pod_id, PodState.FAILED, error=reason,
                                             finished=now(), vm=None)
@@ -361,6 +374,11 @@ class Runtime(ContainerLifecycle):
                 shutil.rmtree(leftover, ignore_errors=True)
 
     def _adopt(self, pod: Pod) -> None:
+        if pod.removing:  # the daemon died in the middle of `rm`: finish it
+            self.hypervisor.reap(self.run_dir(pod.id))
+            self._forget(pod.id)
+            self.hooks.post("pod_post_remove", pod=pod)
+            return
         if pod.state == PodState.PENDING:
             if pod.starting or pod.vm or pod.network or self.run_dir(pod.id).exists():
                 # The daemon died while booting this pod: undo the boot entirely,
@@ -392,10 +410,10 @@ class Runtime(ContainerLifecycle):
                         self._start_pending_containers(self.store.pod(pod.id))
                 return
         self.hypervisor.reap(self.run_dir(pod.id))
-        self.vm_lost(pod.id, "the VM was gone when hyperd restarted")
-        if self.store.pod(pod.id).state == PodState.STOPPING:
-            self._teardown(pod.id)
-            self.store.transition_pod(pod.id, PodState.SUCCEEDED, finished=now(), vm=None)
+        if pod.state == PodState.STOPPING:  # the daemon died while stopping it: finish that
+            self._stopped(pod.id)
+        else:
+            self.vm_lost(pod.id, "the VM was gone when hyperd restarted")
 
     def shutdown(self) -> None:
         """The daemon exits: drop agent links, leave every VM running."""

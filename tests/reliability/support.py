@@ -1,12 +1,17 @@
-"""Helpers of the reliability tests: a teardown that always leaves the machine clean, and
-snapshots of directory trees for "nothing changed" checks."""
+"""Helpers of the reliability tests: a teardown that always leaves the machine clean,
+snapshots of directory trees for "nothing changed" checks, and a daemon's store read
+from outside, to kill it at a chosen point."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
+import sqlite3
 import stat
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,3 +59,31 @@ def tree(root: Path, skip: Callable[[Path], bool] = lambda path: False) -> dict[
                 size, mtime, links, target,
             )
     return entries
+
+
+POLL = 0.005  # seconds between looks at another process's state: nothing to wait on
+
+
+def recorded(daemon: Hyperd, table: str) -> list[dict]:
+    """The records in the store, read as another process would."""
+    try:
+        with sqlite3.connect(f"file:{daemon.state_root / 'state.db'}?mode=ro", uri=True,
+                             timeout=5) as db:
+            return [json.loads(row[0]) for row in db.execute(f"SELECT record FROM {table}")]
+    except sqlite3.OperationalError:  # no database or table yet
+        return []
+
+
+def states(daemon: Hyperd, table: str) -> set[str]:
+    return {record["state"] for record in recorded(daemon, table)}
+
+
+def kill_when(daemon: Hyperd, point: Callable[[Hyperd], bool], command: subprocess.Popen) -> None:
+    """kill -9 the daemon as soon as `point` holds, while `command` is still under way."""
+    deadline = time.monotonic() + 300
+    while not point(daemon):
+        assert command.poll() is None, "the command finished before the point was reached"
+        assert time.monotonic() < deadline, "the point was never reached"
+        time.sleep(POLL)
+    daemon.process.send_signal(signal.SIGKILL)
+    daemon.process.wait(30)

@@ -11,37 +11,18 @@ tested in tests/e2e/test_daemon_restart.py.)
 
 from __future__ import annotations
 
-import json
-import signal
-import sqlite3
 import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 
-from tests.reliability.support import finish
+from tests.reliability.support import finish, kill_when, recorded, states
 from tests.support.daemon import HYPERCTL, Hyperd, qemu_pids
 
 pytestmark = pytest.mark.vm
 
 SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 1000000 & wait"]
-POLL = 0.005  # seconds between looks at another process's state: nothing to wait on
-
-
-def recorded(daemon: Hyperd, table: str) -> list[dict]:
-    """The records in the store, read as another process would."""
-    try:
-        with sqlite3.connect(f"file:{daemon.state_root / 'state.db'}?mode=ro", uri=True,
-                             timeout=5) as db:
-            return [json.loads(row[0]) for row in db.execute(f"SELECT record FROM {table}")]
-    except sqlite3.OperationalError:  # no database or table yet
-        return []
-
-
-def states(daemon: Hyperd, table: str) -> set[str]:
-    return {record["state"] for record in recorded(daemon, table)}
 
 
 POINTS: dict[str, Callable[[Hyperd], bool]] = {
@@ -62,16 +43,6 @@ class Aftermath:
     vms: list[int]
     run_dirs: list[str]
     exec_output: str | None
-
-
-def kill_when(daemon: Hyperd, point: Callable[[Hyperd], bool], run: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 300
-    while not point(daemon):
-        assert run.poll() is None, "the run finished before the point was reached"
-        assert time.monotonic() < deadline, "the point was never reached"
-        time.sleep(POLL)
-    daemon.process.send_signal(signal.SIGKILL)
-    daemon.process.wait(30)
 
 
 @pytest.fixture(scope="module")

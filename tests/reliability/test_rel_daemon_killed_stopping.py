@@ -1,0 +1,120 @@
+"""kill -9 of hyperd in the middle of `hyperctl rm POD` and `hyperctl stop POD`.
+
+The daemon is killed while the pod is stopping, with its container still running
+or already ended but the VM still up. After the next start, what was asked is
+finished: the cut `rm` leaves no pod, container, QEMU or directory; the cut
+`stop` leaves the pod stopped, no container still recorded running, no QEMU,
+and a later `rm` that works. (Cuts during `run` are in test_rel_daemon_killed.py.)
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from tests.reliability.support import finish, kill_when, states
+from tests.support.daemon import HYPERCTL, Hyperd, qemu_pids
+
+pytestmark = pytest.mark.vm
+
+SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 1000000 & wait"]
+
+
+def stopping_with_container_running(daemon: Hyperd) -> bool:
+    return states(daemon, "pods") == {"stopping"} and states(daemon, "containers") == {"running"}
+
+
+def stopping_with_container_ended(daemon: Hyperd) -> bool:
+    containers = states(daemon, "containers")
+    return (states(daemon, "pods") == {"stopping"} and bool(containers)
+            and "running" not in containers and bool(qemu_pids(daemon.run_root)))
+
+
+RM_POINTS: dict[str, Callable[[Hyperd], bool]] = {
+    "container still running": stopping_with_container_running,
+    "container ended, VM up": stopping_with_container_ended,
+}
+
+
+@dataclass
+class Aftermath:
+    pod_id: str
+    command: subprocess.CompletedProcess
+    pods: list[dict]
+    containers: list[dict]
+    vms: list[int]
+    run_dirs: list[str]
+    pod_dirs: list[str]
+
+
+@pytest.fixture(scope="module")
+def daemon():
+    hyperd = Hyperd().start()
+    try:
+        hyperd.load_busybox()
+        yield hyperd
+    finally:
+        finish(hyperd)
+
+
+def cut(daemon: Hyperd, verb: str, point: Callable[[Hyperd], bool]) -> Aftermath:
+    """Run a pod, start `hyperctl VERB POD`, kill hyperd at `point`, start it again."""
+    pod_id = daemon.hyperctl("run", "-d", "busybox", *SLEEPER, check=True).stdout.split()[-1]
+    command = [*HYPERCTL, verb, pod_id]
+    process = subprocess.Popen(command, env=daemon.env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        kill_when(daemon, point, process)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    daemon.start()
+    try:
+        return Aftermath(
+            pod_id=pod_id,
+            command=subprocess.CompletedProcess(command, process.returncode, out, err),
+            pods=daemon.api("GET", "/pods"), containers=daemon.api("GET", "/containers"),
+            vms=qemu_pids(daemon.run_root),
+            run_dirs=sorted(p.name for p in (daemon.run_root / "pods").glob("*")),
+            pod_dirs=sorted(p.name for p in (daemon.state_root / "pods").glob("*")),
+        )
+    finally:
+        for pod in daemon.hyperctl("list", "-q").stdout.split():
+            daemon.hyperctl("rm", pod, check=True)
+        assert qemu_pids(daemon.run_root) == []
+
+
+@pytest.fixture(scope="module", params=list(RM_POINTS))
+def cut_rm(request, daemon) -> Aftermath:
+    return cut(daemon, "rm", RM_POINTS[request.param])
+
+
+@pytest.fixture(scope="module")
+def cut_stop(daemon) -> Aftermath:
+    return cut(daemon, "stop", stopping_with_container_running)
+
+
+def assert_ended_without_leftovers(aftermath: Aftermath) -> None:
+    """The cut command said one line (or its answer got out), and no VM outlived it."""
+    command = aftermath.command
+    if command.returncode != 0:
+        assert command.returncode == 1 and len(command.stderr.splitlines()) == 1, command
+        assert command.stderr.startswith("hyperctl ERROR: "), command
+    assert aftermath.vms == [] and aftermath.run_dirs == []
+
+
+def test_a_cut_rm_is_finished_by_the_restarted_daemon(cut_rm):
+    assert_ended_without_leftovers(cut_rm)
+    assert cut_rm.pods == [] and cut_rm.containers == [] and cut_rm.pod_dirs == []
+
+
+def test_a_cut_stop_leaves_the_pod_stopped_and_nothing_running(cut_stop):
+    assert_ended_without_leftovers(cut_stop)
+    (pod,) = cut_stop.pods
+    assert pod["id"] == cut_stop.pod_id and pod["state"] == "succeeded", pod
+    assert pod["vm"] is None and pod["network"] is None, pod
+    assert cut_stop.containers and all(c["state"] != "running" for c in cut_stop.containers)
