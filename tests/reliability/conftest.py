@@ -26,3 +26,14 @@ def daemons() -> Iterator[Callable[..., Hyperd]]:
     yield make
     for daemon in made:
         finish(daemon)
+
+
+@pytest.fixture(scope="module")
+def busybox_daemon() -> Iterator[Hyperd]:
+    """One hyperd with the busybox image for a whole module, cleaned up after it."""
+    hyperd = Hyperd().start()
+    try:
+        hyperd.load_busybox()
+        yield hyperd
+    finally:
+        finish(hyperd)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.reliability.support import finish, kill_when, recorded, states
+from tests.reliability.support import kill_when, recorded, states
 from tests.support.daemon import HYPERCTL, Hyperd, qemu_pids
 
 pytestmark = pytest.mark.vm
@@ -45,18 +45,9 @@ class Aftermath:
     exec_output: str | None
 
 
-@pytest.fixture(scope="module")
-def daemon():
-    hyperd = Hyperd().start()
-    try:
-        hyperd.load_busybox()
-        yield hyperd
-    finally:
-        finish(hyperd)
-
-
 @pytest.fixture(scope="module", params=list(POINTS))
-def aftermath(request, daemon) -> Aftermath:
+def aftermath(request, busybox_daemon) -> Aftermath:
+    daemon = busybox_daemon
     command = [*HYPERCTL, "run", "-d", "busybox", *SLEEPER]
     run = subprocess.Popen(command, env=daemon.env, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)

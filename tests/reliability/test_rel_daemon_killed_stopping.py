@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.reliability.support import finish, kill_when, states
+from tests.reliability.support import kill_when, states
 from tests.support.daemon import HYPERCTL, Hyperd, qemu_pids
 
 pytestmark = pytest.mark.vm
@@ -50,16 +50,6 @@ class Aftermath:
     pod_dirs: list[str]
 
 
-@pytest.fixture(scope="module")
-def daemon():
-    hyperd = Hyperd().start()
-    try:
-        hyperd.load_busybox()
-        yield hyperd
-    finally:
-        finish(hyperd)
-
-
 def cut(daemon: Hyperd, verb: str, point: Callable[[Hyperd], bool]) -> Aftermath:
     """Run a pod, start `hyperctl VERB POD`, kill hyperd at `point`, start it again."""
     pod_id = daemon.hyperctl("run", "-d", "busybox", *SLEEPER, check=True).stdout.split()[-1]
@@ -89,13 +79,13 @@ def cut(daemon: Hyperd, verb: str, point: Callable[[Hyperd], bool]) -> Aftermath
 
 
 @pytest.fixture(scope="module", params=list(RM_POINTS))
-def cut_rm(request, daemon) -> Aftermath:
-    return cut(daemon, "rm", RM_POINTS[request.param])
+def cut_rm(request, busybox_daemon) -> Aftermath:
+    return cut(busybox_daemon, "rm", RM_POINTS[request.param])
 
 
 @pytest.fixture(scope="module")
-def cut_stop(daemon) -> Aftermath:
-    return cut(daemon, "stop", stopping_with_container_running)
+def cut_stop(busybox_daemon) -> Aftermath:
+    return cut(busybox_daemon, "stop", stopping_with_container_running)
 
 
 def assert_ended_without_leftovers(aftermath: Aftermath) -> None:
