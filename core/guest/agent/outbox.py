@@ -57,6 +57,7 @@ class Outbox:
         self._items: collections.deque[_Item] = collections.deque()
         self._unacked: collections.deque[_Item] = collections.deque()
         self._next_seq = 1
+        self._acknowledged = 0  # the host has every numbered frame up to this one
         self._cond = threading.Condition()
         self._session: Session | None = None
         self._sessions = 0
@@ -113,6 +114,7 @@ class Outbox:
     def acknowledge(self, seq: int) -> None:
         """The host has everything numbered up to `seq`."""
         with self._cond:
+            self._acknowledged = max(self._acknowledged, seq)
             while self._unacked and self._unacked[0].seq <= seq:
                 self._release(self._unacked.popleft())
             self._cond.notify_all()
@@ -194,7 +196,11 @@ class Outbox:
                         self._session = None
                     session.ended = True
                 elif item.session is None:
-                    self._unacked.append(item)
+                    # The host may have read and acknowledged it while we wrote it.
+                    if item.seq <= self._acknowledged:
+                        self._release(item)
+                    else:
+                        self._unacked.append(item)
                 self._cond.notify_all()
 
     def _release(self, item: _Item) -> None:

@@ -89,6 +89,30 @@ def test_what_a_host_did_not_acknowledge_goes_to_the_next_one(outbox):
     assert handshake["result"]["streams"] == [{"stream": stream, "key": "c1", "fd": "stdout"}]
 
 
+def test_a_frame_acknowledged_while_it_was_being_written_is_not_sent_again(outbox):
+    stream = outbox.open_stream("c1", "stdout")
+    first = Host()
+    outbox.begin(first.write, {"reply": 1, "ok": True})
+    first_seq = seq_of(first.wait_for(2))
+
+    fast = Host()
+
+    def write_and_acknowledge(data: bytes) -> None:
+        # A fast host: its acknowledgement is handled before write() has returned.
+        fast.write(data)
+        outbox.acknowledge(first_seq + 1)  # the announcement and "one"
+
+    outbox.begin(write_and_acknowledge, {"reply": 1, "ok": True})
+    outbox.data(stream, b"one")
+    assert outbox.flush(10)
+    second = Host()
+    outbox.begin(second.write, {"reply": 1, "ok": True})
+    frames = second.wait_for(1)
+    outbox.data(stream, b"two")
+    assert second.wait_for(2)[1:] == [(stream, b"two")]
+    assert seq_of(frames) == first_seq + 2
+
+
 def test_output_beyond_the_limit_waits_for_acknowledgement(outbox):
     stream = outbox.open_stream("c1", "stdout")
     outbox.data(stream, b"a" * 80)
