@@ -168,9 +168,12 @@ class Handler(BaseHTTPRequestHandler):
         except HyperError as e:
             self._error(e)
         except Exception as e:  # noqa: BLE001 - a bug must not kill the daemon
-            log.error("internal error", path=self.path, error=str(e),
-                      traceback=traceback.format_exc())
+            self._internal_error(e)
             self._error(e)
+
+    def _internal_error(self, error: Exception) -> None:
+        log.error("internal error", path=self.path, error=str(error),
+                  traceback=traceback.format_exc())
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Errors http.server finds itself (a bad request line, too many headers): JSON too."""
@@ -208,6 +211,9 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(json.dumps({"error": str(e)}).encode() + b"\n")
         except (BrokenPipeError, ConnectionResetError):
             pass
+        except Exception as e:  # noqa: BLE001 - a bug: said in the stream, never a 2nd answer
+            self._internal_error(e)
+            self.wfile.write(json.dumps({"error": f"internal error: {e}"}).encode() + b"\n")
         finally:
             close = getattr(items, "close", None)
             if close:
@@ -224,6 +230,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(chunk)
         except (BrokenPipeError, ConnectionResetError):
             pass
+        except HyperError as e:  # after the headers there is no way to say it: cut
+            log.warning("raw stream cut", path=self.path, error=str(e))
+        except Exception as e:  # noqa: BLE001 - a bug after the headers: the stream is cut
+            self._internal_error(e)
 
     def _upgrade(self, route: Route, request: Request) -> None:
         """Validate first (errors are plain JSON answers), then switch protocols."""

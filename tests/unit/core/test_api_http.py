@@ -1,0 +1,62 @@
+"""hyperd's HTTP server (core/api/http.py): a failure after a stream's headers went out
+ends that stream; it never writes a second HTTP answer into it."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+from hypercontainer.api.http import Router, UnixHTTPServer
+from hypercontainer.errors import UserError
+
+
+@pytest.fixture
+def server(tmp_path) -> Iterator[str]:
+    router = Router()
+
+    @router.add("GET", "/lines/{what}", "two lines, then a failure", kind="lines")
+    def lines(request) -> Iterator[dict]:
+        yield {"n": 1}
+        if request.params["what"] == "bug":
+            raise RuntimeError("boom")
+        raise UserError("gone away")
+
+    @router.add("GET", "/raw", "a chunk, then a bug", kind="raw")
+    def raw(request) -> Iterator[bytes]:
+        yield b"chunk"
+        raise RuntimeError("boom")
+
+    path = str(tmp_path / "s.sock")
+    http = UnixHTTPServer(path, router)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    yield path
+    http.shutdown()
+    http.server_close()
+
+
+def get(path: str, target: str) -> bytes:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(path)
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: hyperd\r\n\r\n".encode())
+        answer = b""
+        while data := sock.recv(65536):
+            answer += data
+        return answer
+
+
+@pytest.mark.parametrize("what, error", [("bug", b"internal error: boom"),
+                                         ("user", b"gone away")])
+def test_a_line_stream_that_fails_says_so_in_its_last_line(server, what, error) -> None:
+    answer = get(server, f"/lines/{what}")
+    assert answer.count(b"HTTP/1.") == 1
+    body = answer.split(b"\r\n\r\n", 1)[1]
+    assert body == b'{"n": 1}\n{"error": "' + error + b'"}\n'
+
+
+def test_a_raw_stream_that_fails_is_cut_after_what_it_sent(server) -> None:
+    answer = get(server, "/raw")
+    assert answer.count(b"HTTP/1.") == 1
+    assert answer.split(b"\r\n\r\n", 1)[1] == b"chunk"
