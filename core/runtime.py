@@ -207,7 +207,7 @@ class Runtime(ContainerLifecycle):
     @staticmethod
     def _forwards(spec: podspec.PodSpec) -> list[PortForward]:
         return [
-            PortForward(m.protocol, "", host, guest)
+            PortForward(m.protocol, m.host_ip or "", host, guest)
             for m in spec.portmappings
             for host, guest in zip(m.host_ports, m.container_ports, strict=True)
         ]

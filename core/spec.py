@@ -294,6 +294,9 @@ class PortMapping(SpecModel):
     container_port: PortRange
     host_port: PortRange
     protocol: Protocol = "tcp"
+    # Not in the original (it listened where its network chose): the host address to
+    # listen on; unset, the network driver's default (127.0.0.1 for `user`).
+    host_ip: IP | None = None
 
     @model_validator(mode="after")
     def _same_length(self) -> PortMapping:

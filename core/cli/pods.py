@@ -23,8 +23,10 @@ def register(verbs) -> None:
     run.add_argument("--name", help="pod name")
     run.add_argument("--cpu", type=int, help="vCPUs of the pod's VM")
     run.add_argument("--memory", type=int, help="memory of the pod's VM, in MB")
-    run.add_argument("--publish", action="append", default=[], metavar="HOST:CONTAINER[/PROTO]",
-                     help="map host port(s) to container port(s): 8080:80, 3000-3010:3000-3010")
+    run.add_argument("--publish", action="append", default=[],
+                     metavar="[HOSTIP:]HOST:CONTAINER[/PROTO]",
+                     help="map host port(s) to container port(s): 8080:80, 3000-3010:3000-3010,"
+                          " 0.0.0.0:8080:80")
     run.add_argument("-v", "--volume", action="append", default=[], metavar="HOSTDIR:PATH[:ro]",
                      help="share a host directory")
     run.add_argument("--rm", action="store_true", help="remove the pod when its container exits")
@@ -136,14 +138,23 @@ def container_from_args(args, image: str, command: list[str]) -> dict[str, Any]:
     return container
 
 
-def parse_publish(text: str) -> dict[str, str]:
+def split_mapping(text: str, what: str) -> tuple[str, str, str, str]:
+    """[HOSTIP:]HOST:CONTAINER[/PROTO] -> (host ip or "", host, container, protocol)."""
     spec, _, protocol = text.partition("/")
-    host, sep, guest = spec.rpartition(":")
-    if not sep or not host or not guest:
-        raise CommandError(f"--publish {text!r}: expected HOST:CONTAINER[/tcp|udp]")
-    if ":" in host:
-        raise CommandError(f"--publish {text!r}: a host address is set with `hyperctl ports add`")
-    return {"hostPort": host, "containerPort": guest, "protocol": protocol or "tcp"}
+    parts = spec.split(":")
+    if len(parts) not in (2, 3) or not all(parts[-2:]) or parts[0] == "":
+        raise CommandError(f"{what} {text!r}: expected [HOSTIP:]HOST:CONTAINER[/tcp|udp]")
+    host_ip = parts[0] if len(parts) == 3 else ""
+    return host_ip, parts[-2], parts[-1], protocol or "tcp"
+
+
+def parse_publish(text: str) -> dict[str, str]:
+    """A pod file's port mapping from --publish; ports may be ranges like 3000-3010."""
+    host_ip, host, guest, protocol = split_mapping(text, "--publish")
+    mapping = {"hostPort": host, "containerPort": guest, "protocol": protocol}
+    if host_ip:
+        mapping["hostIp"] = host_ip
+    return mapping
 
 
 def add_volumes(spec: dict[str, Any], container: dict[str, Any], volumes: list[str]) -> None:
@@ -360,17 +371,13 @@ def do_pause(client: Client, args) -> int:
 
 
 def parse_mapping(text: str) -> dict[str, Any]:
-    spec, _, protocol = text.partition("/")
-    parts = spec.split(":")
-    if len(parts) not in (2, 3):
-        raise CommandError(f"port mapping {text!r}: expected [HOSTIP:]HOST:CONTAINER[/PROTO]")
-    host_ip = parts[0] if len(parts) == 3 else ""
+    host_ip, host, guest, protocol = split_mapping(text, "port mapping")
     try:
-        host, guest = int(parts[-2]), int(parts[-1])
+        host_port, container_port = int(host), int(guest)
     except ValueError:
         raise CommandError(f"port mapping {text!r}: ports are numbers") from None
-    return {"protocol": protocol or "tcp", "host_ip": host_ip, "host_port": host,
-            "container_port": guest}
+    return {"protocol": protocol, "host_ip": host_ip, "host_port": host_port,
+            "container_port": container_port}
 
 
 def do_ports(client: Client, args) -> int:

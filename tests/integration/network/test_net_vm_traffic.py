@@ -1,7 +1,8 @@
 """Real pods, real VMs, real packets: both network drivers end to end through hyperctl.
 
 user: a server in a container answers the host through published ports (one
-mapping, a pod file range, and one added with `hyperctl ports add`), and a
+mapping, a pod file range, one on a chosen host address, and one added with
+`hyperctl ports add`), and a
 container reaches a server on the host. bridge (inside a namespace the test
 made): two pods reach each other, a published port answers, and the last
 pod's removal takes the bridge and the nftables table with it.
@@ -62,6 +63,7 @@ def user_daemon(tmp_path):
 
 def test_user_published_ports(user_daemon, tmp_path):
     first = free_port(2)
+    elsewhere = free_port()  # published on 127.0.0.2 only
     pod_file = tmp_path / "ranges.pod"
     pod_file.write_text(json.dumps({
         "id": "ranges",
@@ -74,13 +76,17 @@ def test_user_published_ports(user_daemon, tmp_path):
         }],
         "resource": {"vcpu": 1, "memory": 128},
         "portmappings": [{"containerport": "1300-1301", "hostport": f"{first}-{first + 1}",
-                          "protocol": "tcp"}],
+                          "protocol": "tcp"},
+                         {"containerPort": "1300", "hostPort": str(elsewhere),
+                          "hostIP": "127.0.0.2"}],
     }))
     user_daemon.hyperctl("run", "-d", "-p", str(pod_file))
     assert eventually(lambda: fetch(f"http://127.0.0.1:{first}/"), "port 1300") == (
         "thirteen-hundred"
     )
     assert fetch(f"http://127.0.0.1:{first + 1}/") == "thirteen-oh-one"
+    assert fetch(f"http://127.0.0.2:{elsewhere}/") == "thirteen-hundred"
+    assert fetch(f"http://127.0.0.1:{elsewhere}/") is None
     listing = user_daemon.hyperctl("ports", "ls", "ranges")
     assert f"127.0.0.1:{first}" in listing and f"127.0.0.1:{first + 1}" in listing
     assert "10.0.2.15" in user_daemon.hyperctl("list")

@@ -32,12 +32,19 @@ def test_run_flags_become_a_pod_spec(tmp_path):
 
 @pytest.mark.parametrize("flag, value, message", [
     ("--env", "NOVALUE", "expected KEY=VALUE"),
-    ("--publish", "80", "expected HOST:CONTAINER"),
+    ("--publish", "80", "expected \\[HOSTIP:\\]HOST:CONTAINER"),
+    ("--publish", ":80:80", "expected \\[HOSTIP:\\]HOST:CONTAINER"),
     ("-v", "/only", "expected HOSTDIR:PATH"),
 ])
 def test_bad_flags_are_one_line_errors(flag, value, message):
     with pytest.raises(CommandError, match=message):
         pods.pod_from_args(parse("run", flag, value, "busybox"))
+
+
+def test_publish_takes_a_host_address():
+    spec = pods.pod_from_args(parse("run", "--publish", "0.0.0.0:8080:80/udp", "busybox"))
+    assert spec["portmappings"] == [{"hostPort": "8080", "containerPort": "80",
+                                     "protocol": "udp", "hostIp": "0.0.0.0"}]
 
 
 def test_port_mapping_text():

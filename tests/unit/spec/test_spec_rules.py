@@ -220,6 +220,10 @@ REFUSED = [
         "portmappings[0].protocol: 'sctp' is not one of tcp, udp",
     ),
     (
+        pod_with(portmappings=[{"containerPort": "80", "hostPort": "80", "hostIP": "localhost"}]),
+        "portmappings[0].hostIP: 'localhost' is not an IP address",
+    ),
+    (
         pod_with(portmappings=[{"containerPort": "80"}]),
         "portmappings[0].hostPort: field required",
     ),
@@ -393,6 +397,13 @@ def test_numbers_from_yaml_become_strings() -> None:
     )
     assert spec.containers[0].envs[0].value == "8080"
     assert spec.containers[0].user is not None and spec.containers[0].user.group == "13"
+
+
+def test_a_port_mapping_may_name_its_host_address() -> None:
+    spec = parse_pod_spec(
+        pod_with(portmappings=[{"containerPort": "80", "hostPort": "8080", "hostIP": "0.0.0.0"}])
+    )
+    assert spec.portmappings[0].host_ip == "0.0.0.0"
 
 
 def test_same_host_port_on_both_protocols() -> None:
