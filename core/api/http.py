@@ -67,9 +67,10 @@ class Request:
         return self.query.get(name, "").lower() in ("1", "true", "yes")
 
     def number(self, name: str, default: float | None = None) -> float | None:
-        """A count or a number of seconds: NaN, infinities and negatives are refused."""
+        """A count or a number of seconds: NaN, infinities, negatives and an empty
+        value (`?t=`: which number was meant?) are refused; absent, the default."""
         value = self.query.get(name)
-        if value in (None, ""):
+        if value is None:
             return default
         try:
             number = float(value)
@@ -153,7 +154,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         url = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         try:
             route, params = self.router.match(self.command, url.path)
             request = Request(self.command, url.path, params, query, self.headers, self)

@@ -219,6 +219,7 @@ SPEC = b'{"spec": {}}'
 KNOWN = [
     ("POST", "/pods/target/stop?t=nan", {}, b""),  # hung for ever, holding the pod's lock
     ("POST", "/pods/target/stop?t=inf", {}, b""),
+    ("POST", "/pods/target/stop?t=", {}, b""),  # taken as "no t": stopped the pod
     ("POST", "/containers/target/stop?t=1e308", {}, b""),
     ("POST", "/containers/target/wait?timeout=nan", {}, b""),  # hung
     ("POST", "/containers/target/wait?timeout=inf", {}, b""),  # 500

@@ -1,5 +1,6 @@
 """hyperd's HTTP server (core/api/http.py): a failure after a stream's headers went out
-ends that stream; it never writes a second HTTP answer into it."""
+ends that stream, never writing a second HTTP answer into it; query numbers are
+taken only when they are numbers."""
 
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ def server(tmp_path) -> Iterator[str]:
         yield b"chunk"
         raise RuntimeError("boom")
 
+    @router.add("POST", "/wait", "a number of seconds from the query")
+    def wait(request) -> dict:
+        return {"t": request.number("t", 10.0)}
+
     path = str(tmp_path / "s.sock")
     http = UnixHTTPServer(path, router)
     thread = threading.Thread(target=http.serve_forever, daemon=True)
@@ -37,10 +42,11 @@ def server(tmp_path) -> Iterator[str]:
     http.server_close()
 
 
-def get(path: str, target: str) -> bytes:
+def get(path: str, target: str, method: str = "GET") -> bytes:
     with socket.socket(socket.AF_UNIX) as sock:
         sock.connect(path)
-        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: hyperd\r\n\r\n".encode())
+        sock.sendall(f"{method} {target} HTTP/1.1\r\nHost: hyperd\r\n"
+                     "Content-Length: 0\r\nConnection: close\r\n\r\n".encode())
         answer = b""
         while data := sock.recv(65536):
             answer += data
@@ -60,3 +66,15 @@ def test_a_raw_stream_that_fails_is_cut_after_what_it_sent(server) -> None:
     answer = get(server, "/raw")
     assert answer.count(b"HTTP/1.") == 1
     assert answer.split(b"\r\n\r\n", 1)[1] == b"chunk"
+
+
+@pytest.mark.parametrize("query, status, body", [
+    ("", b"200", b'{"t": 10.0}'),
+    ("?t=2.5", b"200", b'{"t": 2.5}'),
+    ("?t=", b"400", b"query parameter t: '' is not a number from 0 to 1e+09"),
+    ("?t=nan", b"400", b"query parameter t: 'nan' is not a number"),
+])
+def test_query_numbers_absent_given_or_refused(server, query, status, body) -> None:
+    answer = get(server, f"/wait{query}", method="POST")
+    assert answer.split(b" ")[1] == status
+    assert body in answer.split(b"\r\n\r\n", 1)[1]
