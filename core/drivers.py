@@ -293,6 +293,10 @@ class Images(Driver):
     def login(self, registry: str, username: str, password: str) -> None:
         """Check credentials against the registry and store them (mode 0600)."""
 
+    def recover(self) -> None:
+        """hyperd is starting and no pull or load runs: clear what a daemon killed in
+        the middle of one left half-written. Nothing to do by default."""
+
 
 # -- choosing a driver -------------------------------------------------------
 

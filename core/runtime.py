@@ -63,6 +63,11 @@ class Runtime(ContainerLifecycle):
     def run_dir(self, pod_id: str) -> Path:
         return self.config.run_root / "pods" / pod_id
 
+    @property
+    def transfers_dir(self) -> Path:
+        """Where image archives sent to or from hyperd are staged (made by adopt())."""
+        return self.config.state_root / "transfers"
+
     def container_log(self, container: Container) -> ContainerLog:
         if container.id not in self._logs:
             path = self.pod_dir(container.pod_id) / "logs" / f"{container.id}.log"
@@ -359,6 +364,10 @@ class Runtime(ContainerLifecycle):
 
     def adopt(self) -> None:
         """Re-attach to pods whose VMs outlived the daemon; clear what a crash left."""
+        # Archives staged for a load or save that a killed daemon never finished.
+        shutil.rmtree(self.transfers_dir, ignore_errors=True)
+        self.transfers_dir.mkdir(mode=0o700)
+        self.images.recover()
         known = set()
         for pod in self.store.pods():
             known.add(pod.id)

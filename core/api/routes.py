@@ -241,7 +241,7 @@ def build_router(runtime: Runtime) -> Router:
         length = request.content_length()
         if not 0 < length <= MAX_ARCHIVE:
             raise UserError("the archive is empty or too large")
-        with tempfile.NamedTemporaryFile(dir=runtime.config.state_root, suffix=".tar") as f:
+        with tempfile.NamedTemporaryFile(dir=runtime.transfers_dir, suffix=".tar") as f:
             remaining = length
             while remaining:
                 chunk = request.handler.rfile.read(min(remaining, 1 << 20))
@@ -256,7 +256,7 @@ def build_router(runtime: Runtime) -> Router:
              kind="raw", body=models.SaveBody)
     def save(request: Request) -> Iterator[bytes]:
         body = request.model(models.SaveBody)
-        fd, name = tempfile.mkstemp(dir=runtime.config.state_root, suffix=".tar")
+        fd, name = tempfile.mkstemp(dir=runtime.transfers_dir, suffix=".tar")
         os.close(fd)
         try:
             runtime.images.save(body.references, Path(name))

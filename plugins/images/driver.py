@@ -105,6 +105,12 @@ class OciImages(Images):
         self.credentials.save(name, credentials)
         log.info("logged in", registry=name, username=username)
 
+    def recover(self) -> None:
+        # A killed pull or load leaves work in tmp/ and blobs no image names yet.
+        gone = self.store.collect()
+        if gone:
+            log.info("unused layers removed", count=len(gone))
+
     # -- content out ----------------------------------------------------------
 
     def save(self, references: list[str], archive: Path) -> None:
