@@ -8,10 +8,10 @@ either the old record or the new one, never half of each.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -24,6 +24,7 @@ from .model import (
     check_container_transition,
     check_pod_transition,
 )
+from .sqlitedb import use_wal, write_transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pods (
@@ -59,33 +60,14 @@ class Store:
         db = getattr(self._local, "db", None)
         if db is None:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self._use_wal(db)
+            use_wal(db)
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             self._local.db = db
         return db
 
-    @staticmethod
-    def _use_wal(db: sqlite3.Connection) -> None:
-        """Switch to WAL once; another process switching at the same time is fine."""
-        if db.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
-            return
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-        except sqlite3.OperationalError:  # "database is locked": someone else is switching
-            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                raise
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self._connection()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+    def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return write_transaction(self._connection())
 
     # -- pods ---------------------------------------------------------------
 
