@@ -54,6 +54,8 @@ def pull(client: Client, image: str) -> dict:
                 renderer.update(event)
     finally:
         renderer.close()
+    if not result:  # the stream ended without its last word: hyperd went away mid-pull
+        raise CommandError(f"pull of {image} did not finish: hyperd stopped answering")
     return result
 
 

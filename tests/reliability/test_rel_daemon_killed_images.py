@@ -1,0 +1,111 @@
+"""kill -9 of hyperd in the middle of `hyperctl load -i ARCHIVE` and `hyperctl pull`.
+
+A load is killed while its archive is being received and while its layers are
+unpacked into the store; a pull (from Debian's docker-registry on loopback,
+filled by skopeo) while its blobs download and while its layers are unpacked.
+After the next start: the command ended with one line; no half image is
+listed; nothing the cut command wrote is left (a staged archive, the store's
+work in progress, blobs and layers no image names); and the same command then
+works. (Cuts during `run`, `rm` and `stop`: the other test_rel_daemon_killed*.)
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.reliability.support import kill_when
+from tests.support.daemon import HYPERCTL, Hyperd
+from tests.support.imagebuild import bulky, write_archive, write_layout
+from tests.support.registry import Registry
+
+NAME = "docker.io/library/bulky:latest"
+
+
+def entries(directory: Path) -> set[str]:
+    """Every path below `directory`, relative to it."""
+    return {str(p.relative_to(directory)) for p in directory.rglob("*")} if directory.exists() \
+        else set()
+
+
+def staged(daemon: Hyperd) -> bool:
+    return any(p.stat().st_size for p in (daemon.state_root / "transfers").glob("*.tar"))
+
+
+def downloading(daemon: Hyperd) -> bool:
+    return any(p.stat().st_size for p in (daemon.state_root / "images" / "tmp").glob("blob-*"))
+
+
+def unpacking(daemon: Hyperd) -> bool:
+    return any((daemon.state_root / "images" / "tmp").glob("layer-*"))
+
+
+CUTS: dict[str, tuple[str, Callable[[Hyperd], bool]]] = {
+    "load, archive being received": ("load", staged),
+    "load, layers being unpacked": ("load", unpacking),
+    "pull, blobs downloading": ("pull", downloading),
+    "pull, layers being unpacked": ("pull", unpacking),
+}
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+    # Incompressible data, so that moving and unpacking it take long enough to be cut.
+    return bulky(megabytes=96, layers=3)
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory, image) -> Path:
+    return write_archive(tmp_path_factory.mktemp("archive") / "bulky.tar", {NAME: image})
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory, image):
+    workdir = tmp_path_factory.mktemp("registry")
+    registry = Registry.start(workdir)
+    try:
+        registry.push(write_layout(workdir / "layout", {"bulky": image}), "bulky", "bulky:1")
+        yield registry
+    finally:
+        registry.stop()
+
+
+def arguments(verb: str, request) -> tuple[list[str], str]:
+    """The command line of the cut verb, and the reference it stores."""
+    if verb == "load":
+        return ["load", "-i", str(request.getfixturevalue("archive"))], NAME
+    reference = f"{request.getfixturevalue('registry').address}/bulky:1"
+    return ["pull", reference], reference
+
+
+@pytest.mark.parametrize("cut", [pytest.param(name, marks=pytest.mark.registry)
+                                 if CUTS[name][0] == "pull" else name for name in CUTS])
+def test_a_cut_load_or_pull_leaves_nothing_and_the_next_one_works(busybox_daemon, request, cut):
+    daemon, store = busybox_daemon, busybox_daemon.state_root / "images"
+    verb, point = CUTS[cut]
+    args, reference = arguments(verb, request)
+    before = {part: entries(store / part) for part in ("blobs", "layers")}
+    process = subprocess.Popen([*HYPERCTL, *args], env=daemon.env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        kill_when(daemon, point, process)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    daemon.start()
+
+    assert process.returncode == 1 and len(err.splitlines()) == 1, (out, err)
+    assert err.startswith("hyperctl ERROR: "), err
+    assert "bulky" not in daemon.hyperctl("images", check=True).stdout
+    assert entries(daemon.state_root / "transfers") == set()
+    assert entries(store / "tmp") == set()
+    assert {part: entries(store / part) for part in before} == before
+
+    daemon.hyperctl(*args, check=True)
+    assert "bulky" in daemon.hyperctl("images", check=True).stdout
+    daemon.hyperctl("rmi", reference, check=True)
+    assert {part: entries(store / part) for part in before} == before
