@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.support.daemon import Hyperd, qemu_pids
+from tests.support.daemon import HYPERCTL, Hyperd, qemu_pids
 
 
 def finish(daemon: Hyperd) -> None:
@@ -61,6 +61,8 @@ def tree(root: Path, skip: Callable[[Path], bool] = lambda path: False) -> dict[
     return entries
 
 
+# A container that runs until it is stopped, and stops at once on SIGTERM.
+SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 1000000 & wait"]
 POLL = 0.005  # seconds between looks at another process's state: nothing to wait on
 
 
@@ -87,3 +89,22 @@ def kill_when(daemon: Hyperd, point: Callable[[Hyperd], bool], command: subproce
         time.sleep(POLL)
     daemon.process.send_signal(signal.SIGKILL)
     daemon.process.wait(30)
+
+
+def cut_short(daemon: Hyperd, args: list[str], point: Callable[[Hyperd], bool]
+              ) -> subprocess.CompletedProcess:
+    """Run `hyperctl ARGS`, kill -9 the daemon once `point` holds, and start it again.
+
+    Returns what the cut command printed and how it exited.
+    """
+    command = [*HYPERCTL, *args]
+    process = subprocess.Popen(command, env=daemon.env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        kill_when(daemon, point, process)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    daemon.start()
+    return subprocess.CompletedProcess(command, process.returncode, out, err)

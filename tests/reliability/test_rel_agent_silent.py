@@ -20,11 +20,11 @@ import time
 import pytest
 from hypercontainer.agent.client import DEFAULT_TIMEOUT, SLOW_TIMEOUT
 
+from tests.reliability.support import SLEEPER
 from tests.support.daemon import HYPERCTL, qemu_pids, rows
 
 pytestmark = pytest.mark.vm
 
-SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 1000000 & wait"]
 BOUND = 600  # seconds: far beyond every timeout of the agent client, short of for ever
 
 

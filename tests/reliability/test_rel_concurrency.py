@@ -20,12 +20,12 @@ from hypercontainer.cli.client import Client
 
 from tests.integration.network.hc_daemon import Daemon
 from tests.integration.network.hc_netns import NetNs, host_network
+from tests.reliability.support import SLEEPER
 from tests.support.daemon import HYPERCTL, qemu_pids
 
 pytestmark = [pytest.mark.vm, pytest.mark.root]
 
 PODS = 10
-SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 1000000 & wait"]
 
 
 def hyperctl(daemon: Daemon, *args: str) -> subprocess.CompletedProcess:

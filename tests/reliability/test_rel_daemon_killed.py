@@ -17,12 +17,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.reliability.support import kill_when, recorded, states
-from tests.support.daemon import HYPERCTL, Hyperd, qemu_pids
+from tests.reliability.support import SLEEPER, cut_short, recorded, states
+from tests.support.daemon import Hyperd, qemu_pids
 
 pytestmark = pytest.mark.vm
-
-SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 1000000 & wait"]
 
 
 POINTS: dict[str, Callable[[Hyperd], bool]] = {
@@ -48,21 +46,12 @@ class Aftermath:
 @pytest.fixture(scope="module", params=list(POINTS))
 def aftermath(request, busybox_daemon) -> Aftermath:
     daemon = busybox_daemon
-    command = [*HYPERCTL, "run", "-d", "busybox", *SLEEPER]
-    run = subprocess.Popen(command, env=daemon.env, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
-    try:
-        kill_when(daemon, POINTS[request.param], run)
-        out, err = run.communicate(timeout=120)
-    finally:
-        if run.poll() is None:
-            run.kill()
-    daemon.start()
+    run = cut_short(daemon, ["run", "-d", "busybox", *SLEEPER], POINTS[request.param])
     try:
         containers = daemon.api("GET", "/containers")
         running = [c["id"] for c in containers if c["state"] == "running"]
         return Aftermath(
-            run=subprocess.CompletedProcess(command, run.returncode, out, err),
+            run=run,
             pods=daemon.api("GET", "/pods"), containers=containers,
             vms=qemu_pids(daemon.run_root),
             run_dirs=sorted(p.name for p in (daemon.run_root / "pods").glob("*")),

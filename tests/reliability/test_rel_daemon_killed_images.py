@@ -11,14 +11,13 @@ works. (Cuts during `run`, `rm` and `stop`: the other test_rel_daemon_killed*.)
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.reliability.support import kill_when
-from tests.support.daemon import HYPERCTL, Hyperd
+from tests.reliability.support import cut_short
+from tests.support.daemon import Hyperd
 from tests.support.imagebuild import bulky, write_archive, write_layout
 from tests.support.registry import Registry
 
@@ -81,25 +80,17 @@ def arguments(verb: str, request) -> tuple[list[str], str]:
     return ["pull", reference], reference
 
 
-@pytest.mark.parametrize("cut", [pytest.param(name, marks=pytest.mark.registry)
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.registry)
                                  if CUTS[name][0] == "pull" else name for name in CUTS])
-def test_a_cut_load_or_pull_leaves_nothing_and_the_next_one_works(busybox_daemon, request, cut):
+def test_a_cut_load_or_pull_leaves_nothing_and_the_next_one_works(busybox_daemon, request, name):
     daemon, store = busybox_daemon, busybox_daemon.state_root / "images"
-    verb, point = CUTS[cut]
+    verb, point = CUTS[name]
     args, reference = arguments(verb, request)
     before = {part: entries(store / part) for part in ("blobs", "layers")}
-    process = subprocess.Popen([*HYPERCTL, *args], env=daemon.env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        kill_when(daemon, point, process)
-        out, err = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    daemon.start()
+    cut = cut_short(daemon, args, point)
 
-    assert process.returncode == 1 and len(err.splitlines()) == 1, (out, err)
-    assert err.startswith("hyperctl ERROR: "), err
+    assert cut.returncode == 1 and len(cut.stderr.splitlines()) == 1, cut
+    assert cut.stderr.startswith("hyperctl ERROR: "), cut
     assert "bulky" not in daemon.hyperctl("images", check=True).stdout
     assert entries(daemon.state_root / "transfers") == set()
     assert entries(store / "tmp") == set()

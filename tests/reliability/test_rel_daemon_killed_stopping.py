@@ -15,12 +15,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.reliability.support import kill_when, states
-from tests.support.daemon import HYPERCTL, Hyperd, qemu_pids
+from tests.reliability.support import SLEEPER, cut_short, states
+from tests.support.daemon import Hyperd, qemu_pids
 
 pytestmark = pytest.mark.vm
-
-SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 1000000 & wait"]
 
 
 def stopping_with_container_running(daemon: Hyperd) -> bool:
@@ -53,20 +51,10 @@ class Aftermath:
 def cut(daemon: Hyperd, verb: str, point: Callable[[Hyperd], bool]) -> Aftermath:
     """Run a pod, start `hyperctl VERB POD`, kill hyperd at `point`, start it again."""
     pod_id = daemon.hyperctl("run", "-d", "busybox", *SLEEPER, check=True).stdout.split()[-1]
-    command = [*HYPERCTL, verb, pod_id]
-    process = subprocess.Popen(command, env=daemon.env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        kill_when(daemon, point, process)
-        out, err = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    daemon.start()
+    command = cut_short(daemon, [verb, pod_id], point)
     try:
         return Aftermath(
-            pod_id=pod_id,
-            command=subprocess.CompletedProcess(command, process.returncode, out, err),
+            pod_id=pod_id, command=command,
             pods=daemon.api("GET", "/pods"), containers=daemon.api("GET", "/containers"),
             vms=qemu_pids(daemon.run_root),
             run_dirs=sorted(p.name for p in (daemon.run_root / "pods").glob("*")),
