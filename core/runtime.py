@@ -257,22 +257,20 @@ class Runtime(ContainerLifecycle):
             if session and answering:  # a silent guest is not asked again: the VMM ends it
                 session.shutdown_guest()
             self.hypervisor.stop(pod.vm, timeout=self.config.qemu.stop_timeout)
-            pod = self._stopped(pod.id)
+            pod = self._vm_ended(pod.id, PodState.SUCCEEDED)
             log.info("pod stopped", pod_id=pod.id)
             self.hooks.post("pod_post_stop", pod=pod)
             return pod
 
-    def _stopped(self, pod_id: str) -> Pod:
-        """The pod's VM is off (or going): release what it held and record the pod stopped."""
-        self._teardown(pod_id)
-        self._vm_gone_under_containers(pod_id)
-        return self.store.transition_pod(pod_id, PodState.SUCCEEDED, finished=now(), vm=None)
-
-    def _vm_gone_under_containers(self, pod_id: str) -> None:
-        # Their exits never came and never will: the VM that ran them is gone.
+    def _vm_ended(self, pod_id: str, state: PodState, error: str | None = None) -> Pod:
+        """The pod's VM is off (or going): containers still recorded running exited
+        (their exits never came and never will), what the VM held is released, and
+        the pod is recorded `state`."""
         for container in self.store.containers(pod_id):
             if container.state == ContainerState.RUNNING:
                 self.container_exited(container.id, None)
+        self._teardown(pod_id)
+        return self.store.transition_pod(pod_id, state, error=error, finished=now(), vm=None)
 
     def remove_pod(self, ref: str) -> None:
         """Stop the pod if it runs, then forget it and everything it owned."""
@@ -326,10 +324,7 @@ class Runtime(ContainerLifecycle):
             if pod.state not in RUNNING_STATES:
                 return
             log.warning("pod failed", pod_id=pod_id, reason=reason)
-            self._vm_gone_under_containers(pod_id)
-            self._teardown(pod_id)
-            pod = self.store.transition_pod(pod_id, PodState.FAILED, error=reason,
-                                            finished=now(), vm=None)
+            pod = self._vm_ended(pod_id, PodState.FAILED, error=reason)
         self.hooks.post("pod_post_stop", pod=pod)
 
     # -- port mappings of a running pod ---------------------------------------
@@ -420,7 +415,7 @@ class Runtime(ContainerLifecycle):
                 return
         self.hypervisor.reap(self.run_dir(pod.id))
         if pod.state == PodState.STOPPING:  # the daemon died while stopping it: finish that
-            self._stopped(pod.id)
+            self._vm_ended(pod.id, PodState.SUCCEEDED)
         else:
             self.vm_lost(pod.id, "the VM was gone when hyperd restarted")
 
