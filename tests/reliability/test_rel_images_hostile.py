@@ -31,6 +31,7 @@ from hypercontainer_plugins.images.build import Blob, Image, Layer
 
 from tests.reliability.support import finish, tree
 from tests.support.daemon import Hyperd
+from tests.support.imagebuild import write_tar
 
 TOKEN = secrets.token_hex(4)
 PWNED = f"hc-pwned-{TOKEN}"  # the name every escape tries to create
@@ -149,15 +150,6 @@ CORPUS: dict[str, Case] = {
         lambda canary: {**image(Layer().file("f", b"x")), f"{CLIMB}tmp/{PWNED}": b"x",
                         f"/tmp/{PWNED}": b"x"}, "contained"),
 }
-
-
-def write_tar(path: Path, files: dict[str, bytes]) -> Path:
-    with tarfile.open(path, "w") as archive:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
+import tarfile
 from functools import cache
 from pathlib import Path
 
@@ -118,3 +120,13 @@ def config_digest(built: Built) -> str:
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+def write_tar(path: Path, files: dict[str, bytes]) -> Path:
+    """A plain tar of regular files, name -> content (hand-made archives, good or bad)."""
+    with tarfile.open(path, "w") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path

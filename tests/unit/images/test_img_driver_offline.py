@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import os
 import tarfile
@@ -15,6 +14,8 @@ from hypercontainer.errors import Conflict, NotFound, UserError
 from hypercontainer_plugins.images import build, digests
 from hypercontainer_plugins.images.build import Image, Layer
 from hypercontainer_plugins.images.driver import OciImages
+
+from tests.support.imagebuild import write_tar
 
 BASE = Layer().dir("bin").file("bin/tool", b"#!/bin/sh\necho tool\n", mode=0o755)
 TOP = Layer().file("etc/motd", b"hi\n").whiteout("bin/tool")
@@ -155,13 +156,6 @@ def test_compressed_archive_loads(driver, tmp_path):
     assert driver.load(tmp_path / "a.tar.gz") == ["x.io/one:latest"]
     assert contents(driver)["tmp"] == []
 
-
-def write_tar(path: Path, files: dict[str, bytes]) -> None:
-    with tarfile.open(path, "w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
 
 
 def tampered(path: Path, member_prefix: str, change) -> Path:
