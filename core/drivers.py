@@ -37,6 +37,7 @@ class Cap:
     USER_NETWORK = "user-network"  # hypervisor has built-in user-mode networking
     TAP_NETWORK = "tap-network"  # hypervisor attaches a host tap device
     HOST_FORWARDS = "host-forwards"  # hypervisor forwards host ports (user-mode)
+    NETNS_TAP = "netns-tap"  # hypervisor takes a tap living in another network namespace
     SHARE_9P = "share-9p"  # hypervisor exports host directories with 9p
     SHARE_VIRTIOFS = "share-virtiofs"
     ROOT = "root"  # driver needs to run as root
@@ -70,6 +71,29 @@ class NetworkAttachment:
     # the network driver implements port mappings (e.g. DNAT) and leaves this empty.
     forwards: list[PortForward] = field(default_factory=list)
     requires: frozenset[str] = frozenset()  # hypervisor capabilities needed
+    # A tap inside another network namespace (core/netjoin.py): its path, and the
+    # interface there whose traffic the tap mirrors.
+    netns: str | None = None
+    interface: str | None = None
+    # What the guest's interface takes over beyond `address` and `gateway`:
+    # every address ("a.b.c.d/len" or IPv6), routes ({"dst": CIDR, "gateway": IP?}), MTU.
+    addresses: list[str] = field(default_factory=list)
+    routes: list[dict[str, str]] = field(default_factory=list)
+    mtu: int | None = None
+
+    def guest_interface(self) -> dict[str, Any] | None:
+        """The interface as the guest agent's start_pod request describes it."""
+        if self.kind == "none":
+            return None
+        interface: dict[str, Any] = {"mac": self.mac, "address": self.address,
+                                     "gateway": self.gateway}
+        if self.addresses:
+            interface["addresses"] = list(self.addresses)
+        if self.routes:
+            interface["routes"] = [dict(route) for route in self.routes]
+        if self.mtu:
+            interface["mtu"] = self.mtu
+        return interface
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)

@@ -76,6 +76,7 @@ class Pod(BaseModel):
     finished: str | None = None
     vm: dict[str, Any] | None = None  # the hypervisor's handle, for re-adoption
     network: dict[str, Any] | None = None  # the NetworkAttachment
+    netns: str | None = None  # a network namespace made by someone else, joined by the VM
     error: str | None = None  # why the pod failed
     # Created by `run`: if its first start does not complete, the pod is removed.
     transient: bool = False

@@ -6,6 +6,7 @@ Pods and containers are named `<image base name>-<10 digits>` (e.g.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import string
@@ -29,3 +30,8 @@ def vm_name() -> str:
 
 def container_id() -> str:
     return secrets.token_hex(32)
+
+
+def tap_name(pod_id: str) -> str:
+    """A short, stable tap device name per pod: 'hc' and 12 hex digits (the limit is 15)."""
+    return "hc" + hashlib.sha256(pod_id.encode()).hexdigest()[:12]

@@ -7,13 +7,14 @@ socket and no network allocation behind. Containers live in containers.py.
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from . import drivers, names
+from . import drivers, names, netjoin, netns
 from . import spec as podspec
 from .config import Config
 from .container_config import LAYERS_TAG, volume_shares
@@ -88,21 +89,24 @@ class Runtime(ContainerLifecycle):
     # -- pods ---------------------------------------------------------------
 
     def create_pod(self, spec: podspec.PodSpec, stdin_open: bool = False,
-                   transient: bool = False) -> Pod:
+                   transient: bool = False, netns_path: str | None = None) -> Pod:
         """Record a pod and its containers (pending); nothing boots yet.
 
         A transient pod (what `run` creates) is removed if its first start fails,
-        even when hyperd dies in the middle of it.
+        even when hyperd dies in the middle of it. A pod given `netns_path` joins that
+        network namespace (core/netjoin.py) instead of the network driver's.
         """
         self.hooks.pre("pod_pre_create", spec=spec)
         if spec.services:
             raise UserError("services: not supported by this runtime")
+        if netns_path is not None:
+            self._check_netns(spec, netns_path)
         volume_shares(spec)  # refuse a missing host directory now, not at boot
         images = {c.image: self.image_for(c.image) for c in spec.containers}
         first_image = spec.containers[0].image if spec.containers else "pod"
         pod_id = spec.id or names.numbered(names.image_base(first_image))
         pod = Pod(id=pod_id, name=pod_id, vm_name=names.vm_name(),
-                  spec=podspec.normalised(spec), transient=transient)
+                  spec=podspec.normalised(spec), transient=transient, netns=netns_path)
         pod.spec["id"] = pod_id
         self.store.add_pod(pod)
         try:
@@ -120,10 +124,22 @@ class Runtime(ContainerLifecycle):
         self.hooks.post("pod_post_create", pod=pod)
         return pod
 
-    def run_pod(self, spec: podspec.PodSpec, stdin_open: bool = False) -> Pod:
+    def run_pod(self, spec: podspec.PodSpec, stdin_open: bool = False,
+                netns_path: str | None = None) -> Pod:
         """Create and start; on failure nothing of the pod remains."""
-        pod = self.create_pod(spec, stdin_open=stdin_open, transient=True)
+        pod = self.create_pod(spec, stdin_open=stdin_open, transient=True, netns_path=netns_path)
         return self.start_pod(pod.id)
+
+    def _check_netns(self, spec: podspec.PodSpec, path: str) -> None:
+        if os.geteuid() != 0:
+            raise UserError("joining a network namespace needs root")
+        netns.check(path)
+        if spec.portmappings:
+            raise UserError("portmappings: a pod joining a network namespace has its ports "
+                            "published by whoever made the namespace")
+        if missing := netjoin.REQUIRES - self.hypervisor.capabilities:
+            raise UserError(f"hypervisor {self.hypervisor.name} cannot join a network "
+                            f"namespace: it lacks {', '.join(sorted(missing))}")
 
     def start_pod(self, ref: str) -> Pod:
         pod = self.store.pod(ref)
@@ -170,7 +186,10 @@ class Runtime(ContainerLifecycle):
     def _boot(self, pod: Pod) -> None:
         spec = self.pod_spec(pod)
         image = self.guest_image()
-        attachment = self.network.attach(pod.id, self._forwards(spec))
+        if pod.netns:
+            attachment = netjoin.join(pod.id, pod.netns)
+        else:
+            attachment = self.network.attach(pod.id, self._forwards(spec))
         self.store.update_pod(pod.id, lambda p: setattr(p, "network", attachment.to_dict()))
         drivers.check_combination(self.hypervisor, self.network, attachment.requires)
         run_dir = self.run_dir(pod.id)
@@ -198,16 +217,9 @@ class Runtime(ContainerLifecycle):
             dns=spec.dns or attachment.dns,
             dns_search=spec.dns_search,
             dns_options=spec.dns_options,
-            interface=self._interface(attachment),
+            interface=attachment.guest_interface(),
             sysctl={},
         )
-
-    @staticmethod
-    def _interface(attachment: NetworkAttachment) -> dict[str, Any] | None:
-        if attachment.kind == "none":
-            return None
-        return {"mac": attachment.mac, "address": attachment.address,
-                "gateway": attachment.gateway}
 
     @staticmethod
     def _forwards(spec: podspec.PodSpec) -> list[PortForward]:
@@ -235,8 +247,11 @@ class Runtime(ContainerLifecycle):
                     self.hypervisor.stop(pod.vm, timeout=0)
             finally:
                 self.hypervisor.cleanup(pod.vm)
-        if pod.network:
+        if pod.netns:  # also when a cut join left its tap unrecorded
+            netjoin.leave(pod_id, pod.netns)
+        elif pod.network:
             self.network.detach(pod_id, NetworkAttachment.from_dict(pod.network))
+        if pod.network:
             self.store.update_pod(pod_id, lambda p: setattr(p, "network", None))
         shutil.rmtree(self.run_dir(pod_id), ignore_errors=True)
 
@@ -331,7 +346,7 @@ class Runtime(ContainerLifecycle):
 
     def ports(self, ref: str) -> list[PortForward]:
         pod = self.store.pod(ref)
-        if not pod.network:
+        if not pod.network or pod.netns:
             return []
         return self.network.forwards(pod.id, NetworkAttachment.from_dict(pod.network))
 
@@ -341,6 +356,9 @@ class Runtime(ContainerLifecycle):
             pod = self.store.pod(pod.id)
             if pod.state not in RUNNING_STATES or not pod.network:
                 raise Conflict(f"pod {pod.name} is not running")
+            if pod.netns:
+                raise UserError(f"pod {pod.name} is on a network namespace it joined: its "
+                                "ports are published by whoever made the namespace")
             attachment = NetworkAttachment.from_dict(pod.network)
             if add:
                 applied = self.network.add_forward(pod.id, attachment, forward) or forward
@@ -405,7 +423,7 @@ class Runtime(ContainerLifecycle):
                 self.hypervisor.stop(pod.vm, timeout=0)
             else:
                 network = NetworkAttachment.from_dict(pod.network) if pod.network else None
-                if network:
+                if network and not pod.netns:  # a joined namespace is its maker's to keep
                     self.network.adopt(pod.id, network)
                 self._connect(pod.id, pod.vm).reconcile()
                 log.info("pod adopted", pod_id=pod.id)

@@ -23,6 +23,10 @@ class CreatePod(Body):
     transient: bool = Field(
         False, description="Remove the pod if its first start fails (what `run` means); "
                            "implied by start")
+    netns: str | None = Field(
+        None, min_length=1, max_length=4096,
+        description="Path of a network namespace someone else configured (e.g. CNI): the "
+                    "pod's VM joins it instead of the configured network; rm leaves it")
 
 
 class CreateContainer(Body):

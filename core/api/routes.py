@@ -60,9 +60,10 @@ def build_router(runtime: Runtime) -> Router:
         body = request.model(models.CreatePod)
         spec = parse_pod_spec(body.spec)
         if body.start:
-            return pod_view(runtime.run_pod(spec, stdin_open=body.stdin_open))
+            return pod_view(runtime.run_pod(spec, stdin_open=body.stdin_open,
+                                            netns_path=body.netns))
         return pod_view(runtime.create_pod(spec, stdin_open=body.stdin_open,
-                                           transient=body.transient))
+                                           transient=body.transient, netns_path=body.netns))
 
     @api.add("GET", "/pods/{ref}", "One pod", answer=models.PodView)
     def get_pod(request: Request) -> models.PodView:

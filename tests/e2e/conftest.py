@@ -1,14 +1,10 @@
 import pytest
 
-from tests.support.daemon import Hyperd
+from tests.support.daemon import busybox_hyperd
 
 
 @pytest.fixture(scope="module")
 def hyperd():
     """A running hyperd with the offline busybox image loaded; cleaned up after the module."""
-    daemon = Hyperd().start()
-    try:
-        daemon.load_busybox()
+    with busybox_hyperd() as daemon:
         yield daemon
-    finally:
-        daemon.cleanup()

@@ -7,17 +7,13 @@ import stat
 import pytest
 from hypercontainer.cli.client import Client, CommandError
 
-from tests.support.daemon import Hyperd, rows
+from tests.support.daemon import Hyperd, busybox_hyperd, rows
 
 
 @pytest.fixture(scope="module")
 def daemon():
-    hyperd = Hyperd().start()
-    try:
-        hyperd.load_busybox()
+    with busybox_hyperd() as hyperd:
         yield hyperd
-    finally:
-        hyperd.cleanup()
 
 
 def raw(daemon, request: bytes) -> tuple[int, dict]:

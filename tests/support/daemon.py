@@ -7,6 +7,7 @@ paths are limited to 108 bytes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from hypercontainer_plugins.images import busybox as busybox_image
@@ -121,6 +123,17 @@ class Hyperd:
             os.kill(pid, signal.SIGKILL)
         shutil.rmtree(self.root, ignore_errors=True)
         assert not leftovers, f"qemu processes outlived their pods: {leftovers}"
+
+
+@contextlib.contextmanager
+def busybox_hyperd(config: str = "") -> Iterator[Hyperd]:
+    """A started hyperd holding the offline busybox image; cleaned up (pods, daemon) after."""
+    daemon = Hyperd(config=config).start()
+    try:
+        daemon.load_busybox()
+        yield daemon
+    finally:
+        daemon.cleanup()
 
 
 def rows(text: str) -> list[list[str]]:

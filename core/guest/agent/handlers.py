@@ -46,8 +46,10 @@ class Handlers:
         interface = args.sub("interface")
         address = None
         if interface is not None:
-            address = pod.configure_interface(interface.str("mac"), interface.str("address"),
-                                              interface.opt_str("gateway"))
+            mtu = interface.int("mtu", 0, high=65535) or None
+            address = pod.configure_interface(
+                interface.str("mac"), interface.str("address"), interface.opt_str("gateway"),
+                mtu=mtu, addresses=interface.strings("addresses"), routes=interface.list("routes"))
         pod.apply_sysctls(sysctl)
         pod.set_hostname(hostname)
         network.hostname, network.address, network.resolv_conf = hostname, address, resolv

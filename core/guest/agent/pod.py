@@ -14,6 +14,7 @@ HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9
 WORD = re.compile(r"[^\s#;]{1,253}")  # a search domain or a resolver option
 SYSCTL = re.compile(r"[a-z0-9_]+([./][A-Za-z0-9_-]+)+")
 MAC = re.compile(r"([0-9a-f]{2}:){5}[0-9a-f]{2}")
+SYS_NET = "/sys/class/net"
 
 
 class PodNetwork:
@@ -82,36 +83,87 @@ def apply_sysctls(sysctl: dict[str, str]) -> None:
             raise Failure(f"sysctl {key}={value}: {exc.strerror}") from None
 
 
-def configure_interface(mac: str, address: str, gateway: str | None) -> str:
-    """Bring up the NIC with this MAC address; returns the address without its prefix."""
+def configure_interface(mac: str, address: str, gateway: str | None, mtu: int | None = None,
+                        addresses: list[str] | None = None,
+                        routes: list[dict[str, str]] | None = None) -> str:
+    """Bring up the pod's NIC with this MAC, MTU, addresses and routes; returns the
+    address without its prefix.
+
+    The NIC is the one with that MAC or, if none has it (a VM cloned from a
+    template, or a MAC the host chose after boot), the only one there is: it
+    takes the MAC. Without `routes`, a `gateway` gives the default route.
+    """
     mac = mac.lower()
     if not MAC.fullmatch(mac):
         raise Failure(f"invalid MAC address {mac[:80]!r}")
+    wanted = [_interface_address(a) for a in dict.fromkeys([address, *(addresses or [])])]
+    table = [_route(r) for r in routes or []]
     try:
-        interface = ipaddress.ip_interface(address)
         router = ipaddress.ip_address(gateway) if gateway else None
     except ValueError as exc:
-        raise Failure(f"invalid interface address: {exc}") from None
-    if "/" not in address:
-        raise Failure(f"interface address {address!r} needs a prefix length, e.g. /24")
+        raise Failure(f"invalid gateway: {exc}") from None
+    if mtu is not None and not 68 <= mtu <= 65535:
+        raise Failure(f"invalid MTU {mtu}: must be 68-65535")
     name = _interface_by_mac(mac)
+    if name is None:
+        name = _only_interface()
+        _ip("link", "set", "dev", name, "down")
+        _ip("link", "set", "dev", name, "address", mac)
+    if mtu is not None:
+        _ip("link", "set", "dev", name, "mtu", str(mtu))
     _ip("link", "set", "dev", name, "up")
-    _ip("addr", "replace", str(interface), "dev", name)
-    if router is not None:
-        _ip("route", "replace", "default", "via", str(router), "dev", name)
-    return str(interface.ip)
+    for interface in wanted:
+        _ip("addr", "replace", str(interface), "dev", name)
+    if not table and router is not None:
+        table = [("default", str(router))]
+    for destination, via in table:
+        _ip("route", "replace", destination, *(("via", via) if via else ()), "dev", name)
+    return str(wanted[0].ip)
 
 
-def _interface_by_mac(mac: str) -> str:
-    root = "/sys/class/net"
-    for name in sorted(os.listdir(root)):
+def _interface_address(address: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
+    if not isinstance(address, str) or "/" not in address:
+        raise Failure(f"interface address {str(address)[:80]!r} needs a prefix length, e.g. /24")
+    try:
+        return ipaddress.ip_interface(address)
+    except ValueError as exc:
+        raise Failure(f"invalid interface address: {exc}") from None
+
+
+def _route(route: dict[str, str]) -> tuple[str, str | None]:
+    """("10.0.0.0/8", "10.1.0.1") from {"dst": ..., "gateway": ...}, checked."""
+    if not isinstance(route, dict) or set(route) - {"dst", "gateway"}:
+        raise Failure(f"invalid route {str(route)[:80]}: expected dst and gateway")
+    try:
+        destination = ipaddress.ip_network(route.get("dst"))
+        via = ipaddress.ip_address(route["gateway"]) if route.get("gateway") else None
+    except (TypeError, ValueError) as exc:
+        raise Failure(f"invalid route {str(route)[:80]}: {exc}") from None
+    if via is not None and via.version != destination.version:
+        raise Failure(f"invalid route {str(route)[:80]}: gateway of another IP version")
+    return str(destination), None if via is None else str(via)
+
+
+def _interface_by_mac(mac: str) -> str | None:
+    for name in _interfaces():
         try:
-            with open(os.path.join(root, name, "address")) as file:
+            with open(os.path.join(SYS_NET, name, "address")) as file:
                 if file.read().strip().lower() == mac:
                     return name
         except OSError:
             continue
-    raise Failure(f"no network interface with MAC address {mac}")
+    return None
+
+
+def _only_interface() -> str:
+    names = [name for name in _interfaces() if name != "lo"]
+    if len(names) != 1:
+        raise Failure(f"no network interface with the pod's MAC, and {len(names)} others")
+    return names[0]
+
+
+def _interfaces() -> list[str]:
+    return sorted(os.listdir(SYS_NET))
 
 
 def _ip(*args: str) -> None:

@@ -78,7 +78,7 @@ def _share(index: int, share: Share) -> list[str]:
     return ["-fsdev", options, "-device", f"virtio-9p-pci,fsdev={fsdev},mount_tag={share.tag}"]
 
 
-def _network(network: NetworkAttachment | None) -> list[str]:
+def _network(network: NetworkAttachment | None, tap_fd: int | None) -> list[str]:
     if network is None or network.kind == "none":
         return []
     if not _MAC.match(network.mac):
@@ -92,6 +92,11 @@ def _network(network: NetworkAttachment | None) -> list[str]:
     if network.kind == "tap":
         if not network.tap or not _IFNAME.match(network.tap):
             raise UserError(f"network: {network.tap!r} is not a network interface name")
+        if network.netns:  # QEMU cannot open a tap of another namespace: it inherits one
+            if not isinstance(tap_fd, int) or tap_fd < 0:
+                raise UserError(f"network: tap {network.tap} in {network.netns} needs an open "
+                                "file descriptor")
+            return ["-netdev", f"tap,id={NETDEV},fd={tap_fd}", *device]
         return ["-netdev", f"tap,id={NETDEV},ifname={network.tap},script=no,downscript=no",
                 *device]
     raise UserError(f"network kind {network.kind!r}: qemu attaches none, user or tap")
@@ -114,8 +119,11 @@ def accel_option(accelerator: str, tcg_cache_mb: int | None) -> str:
 
 
 def build(spec: VMSpec, binary: str, accelerator: str,
-          tcg_cache_mb: int | None = None) -> list[str]:
-    """The full argv; QEMU daemonizes once the VM is set up, leaving a pid file."""
+          tcg_cache_mb: int | None = None, tap_fd: int | None = None) -> list[str]:
+    """The full argv; QEMU daemonizes once the VM is set up, leaving a pid file.
+
+    `tap_fd`: the open tap of a network attachment in another namespace, passed to QEMU.
+    """
     _check_sizes(spec)
     files = RunFiles(spec.run_dir)
     if len(os.fsencode(files.agent_socket)) > _SOCKET_PATH_MAX:
@@ -142,6 +150,6 @@ def build(spec: VMSpec, binary: str, accelerator: str,
         raise UserError(f"share tags must be unique: {', '.join(tags)}")
     for index, share in enumerate(spec.shares):
         argv += _share(index, share)
-    argv += _network(spec.network)
+    argv += _network(spec.network, tap_fd)
     argv += ["-daemonize", "-pidfile", str(files.pidfile)]
     return argv

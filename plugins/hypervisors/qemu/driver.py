@@ -7,16 +7,26 @@ needs to adopt the VM.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import shutil
 import socket
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from hypercontainer.drivers import Cap, Hypervisor, PortForward, VMHandle, VMSpec
+from hypercontainer import netns
+from hypercontainer.drivers import (
+    Cap,
+    Hypervisor,
+    NetworkAttachment,
+    PortForward,
+    VMHandle,
+    VMSpec,
+)
 from hypercontainer.errors import DriverError, UserError
 from hypercontainer.log import get_logger
 
@@ -31,7 +41,8 @@ QUIT_GRACE = 5.0  # after "quit", before SIGKILL
 class QemuHypervisor(Hypervisor):
     name = "qemu"
     capabilities = frozenset(
-        {Cap.PAUSE, Cap.USER_NETWORK, Cap.TAP_NETWORK, Cap.HOST_FORWARDS, Cap.SHARE_9P}
+        {Cap.PAUSE, Cap.USER_NETWORK, Cap.TAP_NETWORK, Cap.NETNS_TAP, Cap.HOST_FORWARDS,
+         Cap.SHARE_9P}
     )
 
     @property
@@ -70,13 +81,19 @@ class QemuHypervisor(Hypervisor):
         for name, path in (("kernel", spec.kernel), ("initrd", spec.initrd)):
             if not Path(path).is_file():
                 raise UserError(f"guest {name} {path} is not a file")
+        with _netns_tap(spec.network) as tap_fd:
+            return self._start(spec, tap_fd)
+
+    def _start(self, spec: VMSpec, tap_fd: int | None) -> VMHandle:
         log = get_logger(pod_id=spec.pod_id, component="qemu")
         files = RunFiles(spec.run_dir)
-        cmdline.build(spec, self.binary, "tcg")  # refuse bad input before touching anything
+        # Refuse bad input before touching anything.
+        cmdline.build(spec, self.binary, "tcg", tap_fd=tap_fd)
         accelerator = accel.choose(
             self.config.qemu.accelerator, self.binary, Path(spec.kernel), self.config.run_root
         )
-        argv = cmdline.build(spec, self.binary, accelerator, self.config.qemu.tcg_cache_mb)
+        argv = cmdline.build(spec, self.binary, accelerator, self.config.qemu.tcg_cache_mb,
+                             tap_fd=tap_fd)
 
         spec.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         spec.console_log.parent.mkdir(parents=True, exist_ok=True)
@@ -84,7 +101,7 @@ class QemuHypervisor(Hypervisor):
             raise DriverError(f"a qemu (pid {running.pid}) already runs in {spec.run_dir}")
         _remove(files)
         try:
-            vmm = _launch(argv, files)
+            vmm = _launch(argv, files, tap_fd)
         except BaseException:
             self.reap(spec.run_dir)
             raise
@@ -205,12 +222,26 @@ def _vmm(handle: VMHandle) -> Vmm | None:
         return None
 
 
-def _launch(argv: list[str], files: RunFiles) -> Vmm:
+@contextlib.contextmanager
+def _netns_tap(network: NetworkAttachment | None) -> Iterator[int | None]:
+    """The open tap of an attachment in another network namespace (None for any other),
+    held until QEMU has inherited its copy."""
+    if network is None or network.kind != "tap" or not network.netns or not network.tap:
+        yield None
+        return
+    fd = netns.open_tap(network.netns, network.tap)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _launch(argv: list[str], files: RunFiles, tap_fd: int | None = None) -> Vmm:
     """Run QEMU; it returns (daemonizing) once the VM is set up, or fails saying why."""
     try:
         done = subprocess.run(
             argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=START_TIMEOUT,
-            start_new_session=True, check=False,
+            start_new_session=True, check=False, pass_fds=() if tap_fd is None else (tap_fd,),
         )
     except subprocess.TimeoutExpired:
         raise DriverError(f"qemu did not finish setting up the VM in {START_TIMEOUT:g} s") \

@@ -16,6 +16,7 @@ from pathlib import Path
 from hypercontainer.drivers import Cap, Network, NetworkAttachment, PortForward
 from hypercontainer.errors import DriverError, UserError
 from hypercontainer.log import get_logger
+from hypercontainer.names import tap_name
 
 from .. import hostports, ports
 from ..mac import mac_for
@@ -46,7 +47,7 @@ class BridgeNetwork(Network):
         log = get_logger(pod_id=pod_id)
         try:
             with self.leases.transaction() as txn:
-                lease = txn.allocate(pod_id, link.tap_name(pod_id), mac_for(pod_id))
+                lease = txn.allocate(pod_id, tap_name(pod_id), mac_for(pod_id))
                 hostports.check_free(txn.add_forwards(pod_id, forwards))
                 self._realise(txn)
                 link.ensure_tap(lease.tap, self.bridge)
@@ -60,7 +61,7 @@ class BridgeNetwork(Network):
         _require_root()
         with self.leases.transaction() as txn:
             lease = txn.release(pod_id)
-            link.delete(lease.tap if lease else attachment.tap or link.tap_name(pod_id))
+            link.delete(lease.tap if lease else attachment.tap or tap_name(pod_id))
             self._realise(txn)
         get_logger(pod_id=pod_id).info("bridge detach", released=bool(lease))
 
@@ -133,7 +134,7 @@ class BridgeNetwork(Network):
         try:
             with self.leases.transaction() as txn:
                 if txn.lease_of(pod_id) is None:
-                    link.delete(link.tap_name(pod_id))
+                    link.delete(tap_name(pod_id))
                 self._realise(txn)
         except (DriverError, OSError) as e:
             get_logger(pod_id=pod_id).warning("bridge cleanup after failed attach", error=str(e))

@@ -6,7 +6,6 @@ is how the tests keep it away from the machine's own network.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import socket
@@ -24,11 +23,6 @@ def check_name(name: str, what: str = "bridge name") -> str:
     if not _IFNAME.fullmatch(name) or name in (".", ".."):
         raise UserError(f"{what} {name[:40]!r}: 1-15 letters, digits, '_', '.' or '-'")
     return name
-
-
-def tap_name(pod_id: str) -> str:
-    """A short, stable device name per pod: 'hc' and 12 hex digits (the limit is 15)."""
-    return "hc" + hashlib.sha256(pod_id.encode()).hexdigest()[:12]
 
 
 def ip(*args: str) -> str:

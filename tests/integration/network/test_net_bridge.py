@@ -13,8 +13,8 @@ import os
 import pytest
 from hypercontainer.drivers import Cap, NetworkAttachment, PortForward
 from hypercontainer.errors import NotFound, UserError
+from hypercontainer.names import tap_name
 from hypercontainer_plugins.network.bridge import BridgeNetwork
-from hypercontainer_plugins.network.bridge.link import tap_name
 from hypercontainer_plugins.network.mac import mac_for
 
 pytestmark = pytest.mark.root

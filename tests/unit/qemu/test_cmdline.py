@@ -122,6 +122,15 @@ def test_tap_network_attaches_the_named_device(spec: VMSpec) -> None:
     assert option(argv, "-netdev") == ["tap,id=net0,ifname=hc-tap0,script=no,downscript=no"]
 
 
+def test_a_tap_in_another_namespace_is_passed_open(spec: VMSpec) -> None:
+    spec.network = NetworkAttachment(kind="tap", mac="52:54:00:aa:bb:cc", tap="hc0123",
+                                     netns="/run/netns/cni-1")
+    argv = cmdline.build(spec, "qemu", "tcg", tap_fd=7)
+    assert option(argv, "-netdev") == ["tap,id=net0,fd=7"]
+    with pytest.raises(UserError, match="needs an open file descriptor"):
+        cmdline.build(spec, "qemu", "tcg")
+
+
 def test_no_network_means_no_nic(spec: VMSpec) -> None:
     spec.network = NetworkAttachment(kind="none")
     argv = cmdline.build(spec, "qemu", "tcg")
