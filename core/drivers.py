@@ -280,6 +280,12 @@ class ImageSummary:
     size: int  # bytes, unpacked
 
 
+@dataclass
+class PushedImage:
+    reference: str  # where it went, normalised, e.g. registry:5000/team/app:1.0
+    digest: str  # the manifest's digest: `reference`'s name @ digest pulls it back
+
+
 ProgressCallback = Callable[[dict[str, Any]], None]
 
 
@@ -316,6 +322,23 @@ class Images(Driver):
     @abc.abstractmethod
     def login(self, registry: str, username: str, password: str) -> None:
         """Check credentials against the registry and store them (mode 0600)."""
+
+    # Optional verbs: a driver that cannot do them refuses with a user error.
+
+    def logout(self, registry: str) -> str:
+        """Forget what `login` stored for `registry`; returns what was done, for the user."""
+        raise UserError(f"the {self.name} images driver has no logout")
+
+    def tag(self, source: str, target: str) -> str:
+        """Name the local image `source` also `target`; returns the normalised name."""
+        raise UserError(f"the {self.name} images driver cannot tag images")
+
+    def push(
+        self, reference: str, destination: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> PushedImage:
+        """Upload a local image to `destination` (default: its own name)."""
+        raise UserError(f"the {self.name} images driver cannot push images")
 
     def recover(self) -> None:
         """hyperd is starting and no pull or load runs: clear what a daemon killed in

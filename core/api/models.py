@@ -52,8 +52,22 @@ class PullBody(Body):
     reference: str = Field(min_length=1, max_length=1024)
 
 
+class PushBody(Body):
+    reference: str = Field(min_length=1, max_length=1024)
+    destination: str | None = Field(default=None, min_length=1, max_length=1024)
+
+
+class TagBody(Body):
+    source: str = Field(min_length=1, max_length=1024)
+    target: str = Field(min_length=1, max_length=1024)
+
+
 class SaveBody(Body):
     references: list[str] = Field(min_length=1, max_length=256)
+
+
+class LogoutBody(Body):
+    registry: str = Field(min_length=1, max_length=255)
 
 
 class LoginBody(Body):

@@ -230,7 +230,25 @@ def build_router(runtime: Runtime) -> Router:
              kind="lines", body=models.PullBody)
     def pull(request: Request) -> Iterator[dict[str, Any]]:
         body = request.model(models.PullBody)
-        return progress_of(lambda report: runtime.images.pull(body.reference, report))
+        return progress_of(
+            lambda report: runtime.images.pull(body.reference, report),
+            lambda image: {"status": "pulled", "id": image.id, "reference": image.reference},
+        )
+
+    @api.add("POST", "/images/push", "Push a local image; progress as JSON lines",
+             kind="lines", body=models.PushBody)
+    def push(request: Request) -> Iterator[dict[str, Any]]:
+        body = request.model(models.PushBody)
+        return progress_of(
+            lambda report: runtime.images.push(body.reference, body.destination, report),
+            lambda pushed: {"status": "pushed", "digest": pushed.digest,
+                            "reference": pushed.reference},
+        )
+
+    @api.add("POST", "/images/tag", "Name a local image", body=models.TagBody)
+    def tag(request: Request) -> models.Message:
+        body = request.model(models.TagBody)
+        return models.Message(message=runtime.images.tag(body.source, body.target))
 
     @api.add("DELETE", "/images/{ref}", "Remove an image", query={"force": "even if used"})
     def remove_image(request: Request) -> list[str]:
@@ -272,6 +290,11 @@ def build_router(runtime: Runtime) -> Router:
         runtime.images.login(body.registry, body.username, body.password)
         return models.Message(message="Login Succeeded")
 
+    @api.add("POST", "/logout", "Forget stored registry credentials", body=models.LogoutBody)
+    def logout(request: Request) -> models.Message:
+        body = request.model(models.LogoutBody)
+        return models.Message(message=runtime.images.logout(body.registry))
+
     return api
 
 
@@ -290,8 +313,9 @@ def file_chunks(path: Path) -> Iterator[bytes]:
         path.unlink(missing_ok=True)
 
 
-def progress_of(work) -> Iterator[dict[str, Any]]:
-    """Run `work(report)` in a thread, yielding its progress events, then the result."""
+def progress_of(work, last_word) -> Iterator[dict[str, Any]]:
+    """Run `work(report)` in a thread, yielding its progress events, then
+    `last_word(result)` (or the error) as the last line."""
     import queue
     import threading
 
@@ -299,8 +323,7 @@ def progress_of(work) -> Iterator[dict[str, Any]]:
 
     def run() -> None:
         try:
-            image = work(events.put)
-            events.put({"status": "pulled", "id": image.id, "reference": image.reference})
+            events.put(last_word(work(events.put)))
         except Exception as e:  # delivered to the client as the last line
             events.put({"error": str(e).splitlines()[0] if str(e) else type(e).__name__})
         events.put(None)

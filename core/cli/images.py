@@ -1,4 +1,4 @@
-"""Image verbs: pull, images, rmi, load, save, login."""
+"""Image verbs: pull, push, tag, images, rmi, load, save, login, logout."""
 
 from __future__ import annotations
 
@@ -14,6 +14,16 @@ def register(verbs) -> None:
     pull_ = verbs.add_parser("pull", help="pull an image from its registry")
     pull_.add_argument("image")
     pull_.set_defaults(handler=do_pull)
+
+    push = verbs.add_parser("push", help="push a local image to a registry")
+    push.add_argument("image")
+    push.add_argument("destination", nargs="?", help="where to (default: the image's name)")
+    push.set_defaults(handler=do_push)
+
+    tag = verbs.add_parser("tag", help="give a local image another name")
+    tag.add_argument("source", metavar="SOURCE")
+    tag.add_argument("target", metavar="TARGET")
+    tag.set_defaults(handler=do_tag)
 
     images = verbs.add_parser("images", help="list local images")
     images.add_argument("-q", "--quiet", action="store_true", help="image ids only")
@@ -40,28 +50,51 @@ def register(verbs) -> None:
     login.add_argument("server", nargs="?", default="docker.io")
     login.set_defaults(handler=do_login)
 
+    logout = verbs.add_parser("logout", help="forget the credentials stored for a registry")
+    logout.add_argument("server", nargs="?", default="docker.io")
+    logout.set_defaults(handler=do_logout)
+
 
 def pull(client: Client, image: str) -> dict:
+    return _with_progress(client, "/images/pull", {"reference": image}, "pulled", "pull", image)
+
+
+def _with_progress(client: Client, path: str, body: dict, last: str, verb: str,
+                   image: str) -> dict:
+    """Draw a transfer's progress lines; the final event (status `last`) is returned."""
     from .progress import ProgressRenderer
 
-    renderer = ProgressRenderer(sys.stderr)
+    renderer = ProgressRenderer(sys.stderr, verb=last)
     result: dict = {}
     try:
-        for event in client.lines("POST", "/images/pull", {"reference": image}):
-            if event.get("status") == "pulled":
+        for event in client.lines("POST", path, body):
+            if event.get("status") == last:
                 result = event
             else:
                 renderer.update(event)
     finally:
         renderer.close()
-    if not result:  # the stream ended without its last word: hyperd went away mid-pull
-        raise CommandError(f"pull of {image} did not finish: hyperd stopped answering")
+    if not result:  # the stream ended without its last word: hyperd went away mid-transfer
+        raise CommandError(f"{verb} of {image} did not finish: hyperd stopped answering")
     return result
 
 
 def do_pull(client: Client, args) -> int:
     result = pull(client, args.image)
     print(f"Successfully pulled {result.get('reference', args.image)} ({result.get('id', '')})")
+    return 0
+
+
+def do_push(client: Client, args) -> int:
+    body = {"reference": args.image, "destination": args.destination}
+    result = _with_progress(client, "/images/push", body, "pushed", "push", args.image)
+    print(f"Successfully pushed {result.get('reference', args.image)} "
+          f"({result.get('digest', '')})")
+    return 0
+
+
+def do_tag(client: Client, args) -> int:
+    client.request("POST", "/images/tag", {"source": args.source, "target": args.target})
     return 0
 
 
@@ -121,4 +154,9 @@ def do_login(client: Client, args) -> int:
         password = args.password or getpass.getpass("Password: ")
     body = {"registry": args.server, "username": username, "password": password}
     print(client.request("POST", "/login", body)["message"])
+    return 0
+
+
+def do_logout(client: Client, args) -> int:
+    print(client.request("POST", "/logout", {"registry": args.server})["message"])
     return 0

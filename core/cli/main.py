@@ -10,7 +10,8 @@ from .client import Client, CommandError
 
 VERBS = (
     "run", "create", "start", "stop", "rm", "list", "exec", "logs", "attach", "kill",
-    "pause", "unpause", "ports", "pull", "images", "rmi", "load", "save", "login",
+    "pause", "unpause", "ports", "pull", "push", "tag", "images", "rmi", "load", "save",
+    "login", "logout",
     "info", "version", "schema", "validate",
 )  # fmt: skip
 

@@ -1,4 +1,4 @@
-"""Pull progress for hyperctl: one line per layer on a terminal, a summary otherwise.
+"""Pull and push progress for hyperctl: one line per blob on a terminal, a summary otherwise.
 
 Events come from the images driver, e.g.
 {"id": "f9cb99f02131", "status": "downloading", "current": 1048576, "total": 2097152}.
@@ -21,8 +21,15 @@ LABELS = {
     "extracting": "Extracting",
     "done": "Pull complete",
     "exists": "Already exists",
+    # push
+    "preparing": "Preparing",
+    "pushing": "Pushing",
+    "pushed": "Pushed",
+    "present": "Layer already exists",
+    "mounted": "Mounted from",
 }
-FINISHED = ("done", "exists")
+TRANSFERRED = ("done", "pushed")  # bytes moved; the other finished states moved none
+FINISHED = (*TRANSFERRED, "exists", "present", "mounted")
 BAR_WIDTH = 30
 
 
@@ -39,14 +46,20 @@ def describe(event: dict[str, Any]) -> str:
     status = event.get("status", "")
     line = f"{event.get('id', '?')}: {LABELS.get(status, status)}"
     current, total = int(event.get("current") or 0), int(event.get("total") or 0)
-    if status == "downloading" and total:
+    if status in ("downloading", "pushing") and total:
         line += f" {bar(current, total)} {human_size(current)}/{human_size(total)}"
+    elif status == "mounted":
+        line += f" {event.get('from', '?')}"
     return line
 
 
 class ProgressRenderer:
-    def __init__(self, stream: TextIO, tty: bool | None = None, width: int | None = None) -> None:
+    def __init__(
+        self, stream: TextIO, tty: bool | None = None, width: int | None = None,
+        verb: str = "pulled",
+    ) -> None:
         self.stream = stream
+        self.verb = verb  # for the summary: "3 layer(s) pulled"
         self.tty = stream.isatty() if tty is None else tty
         self.width = width or shutil.get_terminal_size().columns
         self.layers: dict[str, dict[str, Any]] = {}  # layer id -> latest event, in order
@@ -65,9 +78,9 @@ class ProgressRenderer:
         events = list(self.layers.values())
         if self.tty or not events or any(e["status"] not in FINISHED for e in events):
             return
-        fetched = [e for e in events if e["status"] == "done"]
+        fetched = [e for e in events if e["status"] in TRANSFERRED]
         size = sum(int(e.get("total") or 0) for e in fetched)
-        summary = f"{len(fetched)} layer(s) pulled ({human_size(size)})"
+        summary = f"{len(fetched)} layer(s) {self.verb} ({human_size(size)})"
         if len(fetched) < len(events):
             summary += f", {len(events) - len(fetched)} already present"
         self.stream.write(summary + "\n")

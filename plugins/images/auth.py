@@ -63,12 +63,25 @@ class CredentialStore:
             atomic_write(self.path, json.dumps(data, indent=2).encode(), mode=0o600)
 
     def remove(self, registry: str) -> bool:
+        """Forget every entry of ours naming `registry` (under any of its spellings:
+        `docker.io`, `https://index.docker.io/v1/`, `http://host:port`); False if none."""
+        key = registry_key(registry)
         with locked(self.path.with_suffix(".lock"), exclusive=True):
             data = _load(self.path)
-            if data.get("auths", {}).pop(registry_key(registry), None) is None:
+            auths = data.get("auths")
+            if not isinstance(auths, dict):
                 return False
+            names = [name for name in auths if registry_key(name) == key]
+            if not names:
+                return False
+            for name in names:
+                del auths[name]
             atomic_write(self.path, json.dumps(data, indent=2).encode(), mode=0o600)
             return True
+
+    def in_docker_config(self, registry: str) -> bool:
+        """Whether Docker's config.json (which we only read) holds credentials for it."""
+        return registry_key(registry) in _read_auths(self.docker_config)
 
 
 def docker_config_path() -> Path:

@@ -105,6 +105,27 @@ class OciImages(Images):
         self.credentials.save(name, credentials)
         log.info("logged in", registry=name, username=username)
 
+    def logout(self, registry: str) -> str:
+        name = parse_registry(registry or self.settings.default_registry)
+        removed = self.credentials.remove(name)
+        if removed:
+            log.info("logged out", registry=name)
+        message = f"Removing login credentials for {name}" if removed else (
+            f"Not logged in to {name}")
+        if self.credentials.in_docker_config(name):
+            message += (f"; {self.credentials.docker_config} still holds credentials for it, "
+                        f"used until `docker logout {name}`")
+        return message
+
+    def tag(self, source: str, target: str) -> str:
+        image_id, _ = self._find(source)
+        ref = parse(target.strip(), self.settings.default_registry)
+        if ref.digest:
+            raise UserError(f"cannot tag {target!r}: a tag names an image, a digest is fixed")
+        self.store.index.tag(str(ref), image_id)
+        log.info("image tagged", id=image_id, reference=str(ref))
+        return str(ref)
+
     def recover(self) -> None:
         # A killed pull or load leaves work in tmp/ and blobs no image names yet.
         gone = self.store.collect()

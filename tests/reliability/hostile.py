@@ -256,6 +256,17 @@ ROUTES: list[Case] = [
     Case("POST", "/login", body=shaped({"registry": st.sampled_from(
         ["localhost:1", "127.0.0.1:1", "", "x" * 300, "/", "busybox"]), "username": text,
         "password": text})),
+    Case("POST", "/logout", body=shaped({"registry": st.sampled_from(
+        ["localhost:1", "127.0.0.1:1", "", "x" * 300, "/", "busybox", "https://a/v1/"])})),
+    Case("POST", "/images/tag", body=shaped({
+        "source": st.one_of(st.sampled_from(REAL_IMAGES), text),
+        "target": st.one_of(text, st.sampled_from(
+            ["busybox", "escape", "x@sha256:" + "0" * 64, "127.0.0.1:1/a/b:c", "A/B"]))})),
+    # Destinations on loopback ports nobody serves: nothing may leave the machine.
+    Case("POST", "/images/push", body=shaped({
+        "reference": st.one_of(st.sampled_from(REAL_IMAGES), text),
+        "destination": st.sampled_from(
+            ["127.0.0.1:1/x", "localhost:1/busybox:1", "127.0.0.1:1/a/../b", "x" * 2000])})),
 ]
 
 

@@ -77,7 +77,9 @@ class World:
             # The database and the guest's console change on their own; the images
             # store's scratch directory comes and goes (what is left in it is not skipped).
             relative = path.relative_to(self.daemon.state_root)
-            return (path.name.startswith("state.db") or path.name == "console.log"
+            # The images index is compared by what `GET /images` lists instead (a tag
+            # added and removed again is no change).
+            return (path.name.startswith(("state.db", "index.db")) or path.name == "console.log"
                     or relative == Path("images/tmp"))
 
         return {
@@ -100,6 +102,7 @@ class World:
         for container in self.get("/containers"):
             if container["id"] not in containers:
                 assert self.send("DELETE", f"/containers/{container['id']}").status == 200
+        self._restore_tags(baseline["images"])
         for forward in self.get("/pods/target/ports"):
             if forward not in baseline["ports"]:
                 body = {"protocol": forward["protocol"], "host_ip": forward["host_ip"],
@@ -107,6 +110,20 @@ class World:
                         "container_port": forward["guest_port"]}
                 answer = self.send("POST", "/pods/target/ports/delete", json.dumps(body).encode())
                 assert answer.status == 200, answer
+
+
+    def _restore_tags(self, baseline: list[dict[str, Any]]) -> None:
+        """Give moved tags back to their images, then drop the tags that were added."""
+        def name(row: dict[str, Any]) -> str:
+            return f"{row['repository']}:{row['tag']}"
+
+        for row in baseline:
+            if row not in self.get("/images"):
+                body = json.dumps({"source": row["id"], "target": name(row)}).encode()
+                assert self.send("POST", "/images/tag", body).status == 200
+        for row in self.get("/images"):
+            if row not in baseline:
+                assert self.send("DELETE", f"/images/{quote(name(row), safe='')}").status == 200
 
 
 def escape_image(path: Path) -> Path:
