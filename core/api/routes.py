@@ -241,7 +241,7 @@ def build_router(runtime: Runtime) -> Router:
         body = request.model(models.PushBody)
         return progress_of(
             lambda report: runtime.images.push(body.reference, body.destination, report),
-            lambda pushed: {"status": "pushed", "digest": pushed.digest,
+            lambda pushed: {"status": "push complete", "digest": pushed.digest,
                             "reference": pushed.reference},
         )
 

@@ -64,7 +64,7 @@ def _with_progress(client: Client, path: str, body: dict, last: str, verb: str,
     """Draw a transfer's progress lines; the final event (status `last`) is returned."""
     from .progress import ProgressRenderer
 
-    renderer = ProgressRenderer(sys.stderr, verb=last)
+    renderer = ProgressRenderer(sys.stderr, verb=f"{verb}ed")
     result: dict = {}
     try:
         for event in client.lines("POST", path, body):
@@ -87,7 +87,7 @@ def do_pull(client: Client, args) -> int:
 
 def do_push(client: Client, args) -> int:
     body = {"reference": args.image, "destination": args.destination}
-    result = _with_progress(client, "/images/push", body, "pushed", "push", args.image)
+    result = _with_progress(client, "/images/push", body, "push complete", "push", args.image)
     print(f"Successfully pushed {result.get('reference', args.image)} "
           f"({result.get('digest', '')})")
     return 0

@@ -66,6 +66,8 @@ class CredentialStore:
         """Forget every entry of ours naming `registry` (under any of its spellings:
         `docker.io`, `https://index.docker.io/v1/`, `http://host:port`); False if none."""
         key = registry_key(registry)
+        if not self.path.exists():  # never logged in: leave no lock file behind either
+            return False
         with locked(self.path.with_suffix(".lock"), exclusive=True):
             data = _load(self.path)
             auths = data.get("auths")

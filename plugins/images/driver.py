@@ -11,6 +11,7 @@ from hypercontainer.drivers import (
     Images,
     ImageSummary,
     ProgressCallback,
+    PushedImage,
     ResolvedImage,
 )
 from hypercontainer.errors import Conflict, NotFound, UserError
@@ -23,6 +24,7 @@ from .extract import overlay_xattr_namespace
 from .importer import Limits, Progress
 from .index import ImageRecord
 from .pull import pull as pull_image
+from .push import Pusher, mount_sources
 from .reference import Reference, familiar, parse, parse_registry
 from .registry import RegistryClient
 from .store import Store
@@ -122,9 +124,35 @@ class OciImages(Images):
         ref = parse(target.strip(), self.settings.default_registry)
         if ref.digest:
             raise UserError(f"cannot tag {target!r}: a tag names an image, a digest is fixed")
-        self.store.index.tag(str(ref), image_id)
+        self.store.index.name(str(ref), image_id)
         log.info("image tagged", id=image_id, reference=str(ref))
         return str(ref)
+
+    def push(
+        self, reference: str, destination: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> PushedImage:
+        image_id, name = self._find(reference)
+        if not (destination or name):
+            raise UserError(f"{reference!r} is an image id: name where to push it "
+                            "(hyperctl push ID REGISTRY/REPOSITORY:TAG)")
+        dest = parse((destination or name).strip(), self.settings.default_registry)
+        if dest.digest:
+            raise UserError(f"cannot push to {dest}: a push names a tag, the registry "
+                            "computes the digest")
+        client = RegistryClient(dest.registry, self.credentials, self.settings.insecure_registries)
+        refs = [r for r, _, _ in self.store.index.refs(image_id)]
+        with self.store.reading():
+            record = self.store.image(image_id)
+            digest = Pusher(
+                self.store, client, dest, mount_sources(refs, dest, parse),
+                self.settings.push_chunk_size, self.settings.concurrent_uploads,
+                Progress(progress),
+            ).run(record)
+        # Remembered as where the image is: a later push to this registry mounts from it.
+        self.store.index.name(f"{dest.name}@{digest}", image_id, kind="digest")
+        log.info("image pushed", reference=str(dest), digest=digest)
+        return PushedImage(str(dest), digest)
 
     def recover(self) -> None:
         # A killed pull or load leaves work in tmp/ and blobs no image names yet.

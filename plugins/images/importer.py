@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime
 import threading
 from collections.abc import Iterator
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -22,6 +21,7 @@ from . import digests, imageconfig
 from .decompress import size_limit
 from .index import ImageRecord, LayerRecord
 from .manifest import MAX_CONFIG_SIZE, Descriptor, Manifest
+from .parallel import Cancelled, run_all
 from .store import Store
 
 
@@ -42,10 +42,6 @@ class Limits:
         return size_limit(compressed_size, self.max_layer_size, self.max_compression_ratio)
 
 
-class Cancelled(Exception):
-    """Another layer failed: stop reading this one."""
-
-
 class Progress:
     """Serialises progress events from worker threads into one callback."""
 
@@ -53,10 +49,13 @@ class Progress:
         self._callback = callback
         self._lock = threading.Lock()
 
-    def __call__(self, digest: str, status: str, current: int = 0, total: int = 0) -> None:
+    def __call__(
+        self, digest: str, status: str, current: int = 0, total: int = 0, **extra: str
+    ) -> None:
         if self._callback is None:
             return
-        event = {"id": digests.short(digest), "status": status, "current": current, "total": total}
+        event = {"id": digests.short(digest), "status": status, "current": current,
+                 "total": total, **extra}
         with self._lock:
             self._callback(event)
 
@@ -110,18 +109,8 @@ class Importer:
         unique = list({(layer.digest, layer.diff_id): layer for layer in layers}.values())
         for layer in unique:
             self.progress(layer.digest, "waiting", 0, layer.size)
-        cancel = threading.Event()
-        with ThreadPoolExecutor(max_workers=max(1, self.source.workers)) as pool:
-            futures = {pool.submit(self._layer, layer, cancel): layer for layer in unique}
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in done if f.exception() is not None]
-            if failed:
-                cancel.set()
-                for future in pending:
-                    future.cancel()
-                wait(pending)
-                raise failed[0].exception()
-        return {layer.diff_id: future.result() for future, layer in futures.items()}
+        sizes = run_all(self._layer, unique, self.source.workers)
+        return {layer.diff_id: size for layer, size in zip(unique, sizes, strict=True)}
 
     def _layer(self, layer: LayerRecord, cancel: threading.Event) -> int:
         what = f"layer {digests.short(layer.digest)}"

@@ -145,10 +145,11 @@ class Index:
             rows += [(d, record.id, "digest") for d in digest_refs]
             db.executemany("INSERT OR REPLACE INTO refs VALUES (?, ?, ?)", rows)
 
-    def tag(self, reference: str, image_id: str) -> None:
-        """Point the tag `reference` at `image_id`, moving it from any other image."""
+    def name(self, reference: str, image_id: str, kind: str = "tag") -> None:
+        """Point `reference` (a tag or a `name@digest`) at `image_id`, moving it from any
+        other image."""
         with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO refs VALUES (?, ?, 'tag')", (reference, image_id))
+            db.execute("INSERT OR REPLACE INTO refs VALUES (?, ?, ?)", (reference, image_id, kind))
 
     def untag(self, reference: str) -> None:
         with self.transaction() as db:

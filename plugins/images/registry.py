@@ -3,8 +3,10 @@
 It finds the registry's scheme with the `/v2/` ping (HTTPS, verified; an
 insecure or loopback registry is tried with unverified HTTPS and then plain
 HTTP, as Docker does), answers `401` challenges with basic auth or a bearer
-token fetched from the challenge's realm, and hands out manifests and blob
-streams. Verifying what comes back is the caller's job.
+token fetched from the challenge's realm (scope `pull`, or `pull,push` for a
+push), and hands out manifests and blob streams; `request()` is the same
+machinery for the push protocol (push.py). Verifying what comes back is the
+caller's job. Failures are told in the user's terms: which registry, and why.
 """
 
 from __future__ import annotations
@@ -12,14 +14,16 @@ from __future__ import annotations
 import base64
 import ipaddress
 import threading
-from collections.abc import Iterable, Iterator
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import requests
 import urllib3
 from hypercontainer.errors import NotFound, UserError
 from hypercontainer.log import get_logger
 
-from . import digests, manifest
+from . import digests, manifest, neterrors
 from .auth import Challenge, Credentials, CredentialStore, parse_challenges
 from .reference import DOCKER_HUB, Reference, host_of, is_loopback
 
@@ -62,7 +66,7 @@ class RegistryClient:
         self.session.headers["User-Agent"] = "hypercontainer"
         self._base: str | None = None
         self._challenge: Challenge | None = None
-        self._tokens: dict[str, str] = {}
+        self._tokens: dict[tuple[str, ...], str] = {}
         self._lock = threading.Lock()
         self.log = log.bind(registry=registry)
 
@@ -82,7 +86,7 @@ class RegistryClient:
             headers={"Accept": ", ".join(manifest.ACCEPTED + manifest.SCHEMA1)}, stream=True,
         )
         with response:
-            body = _read_limited(response, manifest.MAX_MANIFEST_SIZE, "manifest")
+            body = self._read_limited(response, manifest.MAX_MANIFEST_SIZE, "manifest")
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         if target.startswith(("sha256:", "sha512:")):
             digests.verify_bytes(body, target, f"manifest {ref.name}@{target}")
@@ -103,8 +107,8 @@ class RegistryClient:
                 # Raw bytes: a Content-Encoding must not be undone before hashing.
                 yield from response.raw.stream(CHUNK, decode_content=False)
             except (urllib3.exceptions.HTTPError, OSError) as e:
-                raise UserError(f"blob {digests.short(digest)}: download failed: "
-                                f"{_oneline(e)}") from None
+                raise UserError(f"blob {digests.short(digest)} of {ref.name}: download failed: "
+                                f"{self._explain(e)}") from None
 
     def login(self, credentials: Credentials) -> None:
         """Refuse `credentials` unless the registry accepts them."""
@@ -114,49 +118,99 @@ class RegistryClient:
         challenge = self._challenge
         if challenge and challenge.scheme == "bearer":
             try:
-                self._fetch_token(challenge, scope=None, credentials=credentials)
+                self._fetch_token(challenge, scopes=(), credentials=credentials)
             except UserError as e:
                 raise UserError(f"login to {self.registry} failed: {e}") from None
             return
-        check = self._send(f"{self._base}/v2/", {"Authorization": _basic(credentials)})
+        check = self._send("GET", f"{self._base}/v2/", {"Authorization": _basic(credentials)})
         if check.status_code != 200:
             raise UserError(f"login to {self.registry} failed: {_reason(check)}")
 
     # -- requests, authentication -------------------------------------------
 
-    def _get(self, ref: Reference, path: str, what: str, **kwargs) -> requests.Response:
+    def request(
+        self, method: str, ref: Reference, path: str, *, push: bool = False,
+        mount_from: str | None = None, body: Callable[[], Any] | None = None,
+        headers: dict[str, str] | None = None, **kwargs,
+    ) -> requests.Response:
+        """One authenticated request about `ref`'s repository, whatever its status but 401.
+
+        `path` is below `/v2/<repository>/`, or a URL the registry handed out (an upload's
+        Location). `body()` makes the request body afresh for each attempt (a token may
+        have to be renewed and the request sent again).
+        """
         if self._base is None:
             self._ping()
-        scope = f"repository:{ref.repository}:pull"
-        url = f"{self._base}/v2/{ref.repository}/{path}"
-        headers = dict(kwargs.pop("headers", {}))
+        url = self._url(ref, path)
+        scopes = [f"repository:{ref.repository}:{'pull,push' if push else 'pull'}"]
+        if mount_from:
+            scopes.append(f"repository:{mount_from}:pull")
+        # Credentials go to the registry only, never to a host it sends us on to.
+        ours = urllib.parse.urlsplit(url).netloc == urllib.parse.urlsplit(self._base).netloc
         for attempt in range(2):
-            authorization = self._authorization(scope, renew=attempt > 0)
+            sent = dict(headers or {})
+            authorization = self._authorization(tuple(scopes), renew=attempt > 0) if ours else None
             if authorization:
-                headers["Authorization"] = authorization
-            response = self._send(url, headers, **kwargs)
+                sent["Authorization"] = authorization
+            data = body() if body else None
+            response = self._send(method, url, sent, data=data, **kwargs)
             if response.status_code != 401:
-                break
+                return response
             self._remember_challenge(response)
             response.close()
-        if response.status_code == 401:
-            raise UserError(
-                f"{ref.name}: access denied by {self.registry} ({_reason(response)}); "
-                f"try `hyperctl login {self.registry}`"
-            )
+        raise self._denied(ref, response, push)
+
+    def refused(self, ref: Reference, response: requests.Response, what: str) -> UserError:
+        """The error for an answer the protocol does not allow at this point."""
         if response.status_code == 404:
-            raise NotFound(f"{what} not found ({_reason(response)})")
+            return NotFound(f"{what} not found ({_reason(response)})")
+        if response.status_code == 403:
+            return self._denied(ref, response, push=False)
+        return UserError(f"{what}: registry {self.registry} answered {_reason(response)}")
+
+    def _denied(self, ref: Reference, response: requests.Response, push: bool) -> UserError:
+        action = "push to " if push else ""
+        return UserError(f"{action}{ref.name}: access denied by {self.registry} "
+                         f"({_reason(response)}); {self._login_hint()}")
+
+    def _login_hint(self) -> str:
+        if self.credentials.get(self.registry):
+            return f"the credentials stored for {self.registry} are not allowed that"
+        return f"try `hyperctl login {self.registry}`"
+
+    def _url(self, ref: Reference, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
+        if path.startswith("/"):  # a Location relative to the registry
+            return urllib.parse.urljoin(self._base, path)
+        return f"{self._base}/v2/{ref.repository}/{path}"
+
+    def _get(self, ref: Reference, path: str, what: str, **kwargs) -> requests.Response:
+        response = self.request("GET", ref, path, **kwargs)
         if response.status_code != 200:
-            raise UserError(f"{ref.name}: registry {self.registry} answered {_reason(response)}")
+            with response:
+                raise self.refused(ref, response, what)
         return response
 
-    def _send(self, url: str, headers: dict[str, str], **kwargs) -> requests.Response:
+    def _send(self, method: str, url: str, headers: dict[str, str], **kwargs) -> requests.Response:
         try:
-            return self.session.get(
-                url, headers=headers, timeout=TIMEOUT, verify=not self.insecure, **kwargs
+            return self.session.request(
+                method, url, headers=headers, timeout=TIMEOUT, verify=not self.insecure, **kwargs
             )
         except requests.RequestException as e:
-            raise UserError(f"registry {self.registry}: {_oneline(e)}") from None
+            raise UserError(f"registry {self.registry} failed: {self._explain(e)}") from None
+
+    def _explain(self, error: BaseException) -> str:
+        return neterrors.explain(error, *TIMEOUT)
+
+    def _read_limited(self, response: requests.Response, limit: int, what: str) -> bytes:
+        try:
+            body = response.raw.read(limit + 1, decode_content=True)
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise UserError(f"{what} from {self.registry}: {self._explain(e)}") from None
+        if len(body) > limit:
+            raise UserError(f"{what} larger than {limit} bytes")
+        return body
 
     def _ping(self) -> requests.Response:
         """Find a scheme that answers `/v2/`; remember its challenge if any."""
@@ -169,7 +223,7 @@ class RegistryClient:
                     f"{base}/v2/", timeout=TIMEOUT, verify=not self.insecure
                 )
             except requests.RequestException as e:
-                failure = _oneline(e)
+                failure = self._explain(e)
                 continue
             if response.status_code in (200, 401):
                 self._base = base
@@ -177,6 +231,7 @@ class RegistryClient:
                 self.log.debug("registry found", base=base, status=response.status_code)
                 return response
             failure = f"{base}/v2/ answered {_reason(response)}"
+            response.close()
         raise UserError(f"cannot reach registry {self.registry}: {failure}")
 
     def _remember_challenge(self, response: requests.Response) -> None:
@@ -185,7 +240,7 @@ class RegistryClient:
         if found:
             self._challenge = found[0]
 
-    def _authorization(self, scope: str, renew: bool) -> str | None:
+    def _authorization(self, scopes: tuple[str, ...], renew: bool) -> str | None:
         challenge = self._challenge
         if challenge is None:
             return None
@@ -193,26 +248,28 @@ class RegistryClient:
         if challenge.scheme == "basic":
             return _basic(credentials) if credentials else None
         with self._lock:
-            if renew or scope not in self._tokens:
-                self._tokens[scope] = self._fetch_token(challenge, scope, credentials)
-            return f"Bearer {self._tokens[scope]}"
+            if renew or scopes not in self._tokens:
+                self._tokens[scopes] = self._fetch_token(challenge, scopes, credentials)
+            return f"Bearer {self._tokens[scopes]}"
 
     def _fetch_token(
-        self, challenge: Challenge, scope: str | None, credentials: Credentials | None
+        self, challenge: Challenge, scopes: tuple[str, ...], credentials: Credentials | None
     ) -> str:
         realm = challenge.params.get("realm", "")
         if not realm.startswith(("https://", "http://")):
             raise UserError(f"registry {self.registry} names an invalid token realm {realm!r}")
-        params = {"service": challenge.params.get("service", "")}
-        if scope:
-            params["scope"] = scope
+        params: dict[str, Any] = {"service": challenge.params.get("service", "")}
+        if scopes:
+            params["scope"] = list(scopes)  # one `scope=` parameter each
         headers = {"Authorization": _basic(credentials)} if credentials else {}
         try:
             response = self.session.get(
                 realm, params=params, headers=headers, timeout=TIMEOUT, verify=not self.insecure
             )
         except requests.RequestException as e:
-            raise UserError(f"token server of {self.registry}: {_oneline(e)}") from None
+            where = urllib.parse.urlsplit(realm).netloc
+            raise UserError(f"cannot reach the token server of {self.registry} ({where}): "
+                            f"{self._explain(e)}") from None
         if response.status_code != 200:
             raise UserError(f"token server of {self.registry} refused: {_reason(response)}")
         try:
@@ -228,13 +285,6 @@ class RegistryClient:
 def _basic(credentials: Credentials) -> str:
     raw = f"{credentials.username}:{credentials.password}".encode()
     return "Basic " + base64.b64encode(raw).decode()
-
-
-def _read_limited(response: requests.Response, limit: int, what: str) -> bytes:
-    body = response.raw.read(limit + 1, decode_content=True)
-    if len(body) > limit:
-        raise UserError(f"{what} larger than {limit} bytes")
-    return body
 
 
 def _reason(response: requests.Response) -> str:

@@ -1,4 +1,4 @@
-"""What an image store holds on disk, to show an operation left no trace."""
+"""What an image store holds on disk, to show an operation left no trace; what progress said."""
 
 from __future__ import annotations
 
@@ -16,3 +16,13 @@ def store_state(images) -> dict:
         "images": [r.id for r in images.store.index.images()],
         "refs": [r for r, _, _ in images.store.index.refs()],
     }
+
+
+def statuses(events: list[dict]) -> dict[str, list[str]]:
+    """Per layer id, the progress statuses in the order they came, repeats collapsed."""
+    seen: dict[str, list[str]] = {}
+    for event in events:
+        history = seen.setdefault(event["id"], [])
+        if not history or history[-1] != event["status"]:
+            history.append(event["status"])
+    return seen

@@ -15,20 +15,10 @@ from hypercontainer_plugins.images.reference import parse
 from hypercontainer_plugins.images.registry import RegistryClient
 
 from tests.support import imagebuild
-from tests.support.imagestore import EMPTY, store_state
+from tests.support.imagestore import EMPTY, statuses, store_state
 from tests.support.registry import free_port
 
 pytestmark = pytest.mark.registry
-
-
-def statuses(events: list[dict]) -> dict[str, list[str]]:
-    """Per layer id, the statuses in the order they came, repeats collapsed."""
-    seen: dict[str, list[str]] = {}
-    for event in events:
-        history = seen.setdefault(event["id"], [])
-        if not history or history[-1] != event["status"]:
-            history.append(event["status"])
-    return seen
 
 
 def test_pull_two_layers_with_whiteout_and_opaque_dir(registry, images):

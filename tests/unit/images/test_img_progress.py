@@ -83,3 +83,31 @@ def test_bar_fills_with_progress():
     assert bar(0, 10, width=10) == "[>         ]"
     assert bar(5, 10, width=10) == "[=====>    ]"
     assert bar(10, 10, width=10) == "[==========]"
+
+
+def test_push_lines_on_a_terminal_and_its_summary_elsewhere():
+    pushes = [
+        {"id": "aaaaaaaaaaaa", "status": "preparing", "current": 0, "total": 2_000_000},
+        {"id": "bbbbbbbbbbbb", "status": "preparing", "current": 0, "total": 500},
+        {"id": "cccccccccccc", "status": "preparing", "current": 0, "total": 700},
+        {"id": "aaaaaaaaaaaa", "status": "pushing", "current": 1_000_000, "total": 2_000_000},
+        {"id": "bbbbbbbbbbbb", "status": "present", "current": 500, "total": 500},
+        {"id": "cccccccccccc", "status": "mounted", "current": 700, "total": 700,
+         "from": "team/base"},
+    ]
+    out = io.StringIO()
+    renderer = ProgressRenderer(out, tty=True, width=120, verb="pushed")
+    for event in pushes:
+        renderer.update(event)
+    assert screen(out.getvalue()) == [
+        f"aaaaaaaaaaaa: Pushing {bar(1, 2)} 1 MB/2 MB",
+        "bbbbbbbbbbbb: Layer already exists",
+        "cccccccccccc: Mounted from team/base",
+    ]
+    quiet = io.StringIO()
+    renderer = ProgressRenderer(quiet, tty=False, verb="pushed")
+    for event in [*pushes, {"id": "aaaaaaaaaaaa", "status": "pushed", "current": 2_000_000,
+                            "total": 2_000_000}]:
+        renderer.update(event)
+    renderer.close()
+    assert quiet.getvalue() == "1 layer(s) pushed (2 MB), 2 already present\n"
