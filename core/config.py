@@ -62,6 +62,15 @@ class UserNetConfig(Section):
     host_ip: str = "127.0.0.1"
 
 
+class CniConfig(Section):
+    conf_dir: Path = Path("/etc/cni/net.d")  # network configuration lists (*.conflist)
+    bin_dir: str = "/usr/lib/cni:/opt/cni/bin"  # plugin directories, as CNI_PATH: ':'-separated
+    # The conflist (by its "name") pods join; the default one is written to conf_dir if absent.
+    network: str = "hypercontainer"
+    cache_dir: Path = Path("/var/lib/cni")  # libcni's layout: results/<network>-<id>-<ifname>
+    host_ip: str = "0.0.0.0"  # where port mappings listen by default: every local address
+
+
 class ImagesConfig(Section):
     default_registry: str = "docker.io"
     insecure_registries: list[str] = Field(default_factory=list)
@@ -91,6 +100,7 @@ class Config(Section):
     cloud_hypervisor: CloudHypervisorConfig = Field(default_factory=CloudHypervisorConfig)
     bridge: BridgeConfig = Field(default_factory=BridgeConfig)
     user_network: UserNetConfig = Field(default_factory=UserNetConfig)
+    cni: CniConfig = Field(default_factory=CniConfig)
     registry: ImagesConfig = Field(default_factory=ImagesConfig)
 
     @property

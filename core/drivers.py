@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import abc
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -226,6 +226,11 @@ class Network(Driver):
 
     def adopt(self, pod_id: str, attachment: NetworkAttachment) -> None:
         """Re-establish host state for a pod adopted after a daemon restart."""
+
+    def recover(self, attached: Collection[str]) -> None:
+        """hyperd is starting and has adopted its pods; `attached` are the pods whose
+        attachment it holds. Release what this driver allocated for any other pod (an
+        attach that a killed hyperd never recorded). Nothing to do by default."""
 
     def add_forward(
         self, pod_id: str, attachment: NetworkAttachment, fwd: PortForward

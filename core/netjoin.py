@@ -31,10 +31,11 @@ REQUIRES = frozenset({Cap.TAP_NETWORK, Cap.NETNS_TAP})  # of the hypervisor
 PREFERRED = "eth0"  # the name CNI and CRI give the pod's interface
 
 
-def join(pod_id: str, path: str) -> NetworkAttachment:
-    """Mirror the namespace's interface to a new tap for this pod's VM; describe both."""
+def join(pod_id: str, path: str, interface: str | None = None) -> NetworkAttachment:
+    """Mirror the namespace's interface (`interface`, or the one there is) to a new tap for
+    this pod's VM; describe both."""
     netns.check(path)
-    attachment = netns.run_inside(path, _join, tap_name(pod_id), path)
+    attachment = netns.run_inside(path, _join, tap_name(pod_id), path, interface)
     get_logger(pod_id=pod_id).info("joined network namespace", netns=path,
                                    interface=attachment.interface, tap=attachment.tap,
                                    address=attachment.address)
@@ -50,11 +51,13 @@ def leave(pod_id: str, path: str) -> None:
 # -- inside the namespace ------------------------------------------------------
 
 
-def _join(tap: str, path: str) -> NetworkAttachment:
+def _join(tap: str, path: str, interface: str | None) -> NetworkAttachment:
     if tap in _links():  # an earlier join of this pod was cut short: start afresh
         _undo(tap)
     links = _links()
-    name = _choose(links, path)
+    if interface is not None and interface not in links:
+        raise UserError(f"netns {path}: no interface {interface}")
+    name = interface or _choose(links, path)
     link = links[name]
     if "UP" not in link.get("flags", []):
         raise UserError(f"netns {path}: interface {name} is down")

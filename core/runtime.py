@@ -388,6 +388,7 @@ class Runtime(ContainerLifecycle):
                 self._adopt(pod)
             except Exception as e:  # one bad pod must not keep the daemon down
                 log.error("adoption failed", pod_id=pod.id, error=str(e))
+        self.network.recover({p.id for p in self.store.pods() if p.network and not p.netns})
         runs = self.config.run_root / "pods"
         for leftover in runs.iterdir() if runs.is_dir() else ():
             if leftover.name not in known:

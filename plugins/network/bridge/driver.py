@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from pathlib import Path
 
 from hypercontainer.drivers import Cap, Network, NetworkAttachment, PortForward
 from hypercontainer.errors import DriverError, UserError
@@ -20,11 +19,9 @@ from hypercontainer.names import tap_name
 
 from .. import hostports, ports
 from ..mac import mac_for
+from ..resolv import nameservers
 from . import link, nft
 from .ipam import Lease, Leases, Subnet, Transaction
-from .resolv import nameservers
-
-RESOLV_CONF = Path("/etc/resolv.conf")
 
 
 class BridgeNetwork(Network):
@@ -160,7 +157,7 @@ class BridgeNetwork(Network):
             tap=lease.tap,
             address=self.subnet.cidr_of(lease.address),
             gateway=str(self.subnet.gateway),
-            dns=nameservers(RESOLV_CONF),
+            dns=nameservers(),
             requires=frozenset({Cap.TAP_NETWORK}),
         )
 

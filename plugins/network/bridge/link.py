@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import re
 import socket
-import subprocess
 from pathlib import Path
 
 from hypercontainer.errors import DriverError, UserError
+
+from ..iproute import ip
 
 # What the kernel accepts as an interface name (dev_valid_name), kept to plain characters.
 _IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
@@ -23,16 +24,6 @@ def check_name(name: str, what: str = "bridge name") -> str:
     if not _IFNAME.fullmatch(name) or name in (".", ".."):
         raise UserError(f"{what} {name[:40]!r}: 1-15 letters, digits, '_', '.' or '-'")
     return name
-
-
-def ip(*args: str) -> str:
-    try:
-        done = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        raise DriverError("the bridge network needs iproute2 ('ip' is not installed)") from None
-    if done.returncode != 0:
-        raise DriverError(f"ip {' '.join(args)}: {done.stderr.strip()}")
-    return done.stdout
 
 
 def exists(name: str) -> bool:

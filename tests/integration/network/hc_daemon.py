@@ -21,8 +21,15 @@ DAEMON_START = 60.0
 
 
 class Daemon:
-    def __init__(self, workdir: Path, network: str, netns: str | None = None) -> None:
-        self.prefix = ["ip", "netns", "exec", netns] if netns else []
+    def __init__(self, workdir: Path, network: str, netns: str | None = None,
+                 config: str = "", netns_only: bool = False) -> None:
+        """`netns_only`: enter only the namespace's network (nsenter), not the mount
+        namespace `ip netns exec` makes: named namespaces this hyperd creates are then
+        the machine's, seen by the test and by a hyperd started again."""
+        if netns and netns_only:
+            self.prefix = ["nsenter", f"--net=/run/netns/{netns}", "--"]
+        else:
+            self.prefix = ["ip", "netns", "exec", netns] if netns else []
         # Unix socket paths are limited to 107 bytes: keep the run root short.
         self.run_root = Path(tempfile.mkdtemp(prefix="hcn-", dir="/tmp"))
         self.config = workdir / "config.toml"
@@ -31,9 +38,15 @@ class Daemon:
             f'state_root = "{workdir / "state"}"\n'
             f'run_root = "{self.run_root}"\n'
             # The machine's guest image cache: building the image is not under test here.
-            f'cache_root = "{load(environ={}).cache_root}"\n'
+            f'cache_root = "{load(environ={}).cache_root}"\n' + config
         )
         self.log = workdir / "hyperd.log"
+        self.start()
+        archive = workdir / "busybox.tar"
+        busybox.write(archive)
+        self.hyperctl("load", "-i", str(archive))
+
+    def start(self) -> None:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [*self.prefix, sys.executable, "-m", "hypercontainer.api.server",
@@ -41,9 +54,11 @@ class Daemon:
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
             )
         self._wait_for_socket(self.run_root / "hyperd.sock")
-        archive = workdir / "busybox.tar"
-        busybox.write(archive)
-        self.hyperctl("load", "-i", str(archive))
+
+    def kill(self) -> None:
+        """kill -9 hyperd (its VMs live on)."""
+        self.process.kill()
+        self.process.wait(timeout=60)
 
     def _wait_for_socket(self, path: Path) -> None:
         # Another process binding a socket: nothing to wait on but the socket itself.

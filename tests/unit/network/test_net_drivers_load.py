@@ -26,7 +26,7 @@ def hypervisor(config, *caps):
 
 
 def test_both_drivers_load_by_entry_point(config):
-    assert {"user", "bridge"} <= set(drivers.installed("network"))
+    assert {"user", "bridge", "cni"} <= set(drivers.installed("network"))
     assert drivers.load("network", "user", config).name == "user"
     assert drivers.load("network", "bridge", config).name == "bridge"
 
@@ -62,3 +62,23 @@ def test_bridge_config_is_checked(config, section, value, message):
     setattr(config.bridge, section, value)
     with pytest.raises(UserError, match=message):
         drivers.load("network", "bridge", config)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the root check passes only as root")
+def test_cni_network_needs_a_tap_in_another_namespace(config):
+    cni = drivers.load("network", "cni", config)
+    drivers.check_combination(hypervisor(config, Cap.TAP_NETWORK, Cap.NETNS_TAP), cni)
+    with pytest.raises(UserError, match="cannot serve network cni: it lacks netns-tap"):
+        drivers.check_combination(hypervisor(config, Cap.TAP_NETWORK), cni)
+    assert drivers.load("hypervisor", "cloud-hypervisor", config).capabilities.isdisjoint(
+        {Cap.NETNS_TAP})
+
+
+@pytest.mark.parametrize(("section", "value", "message"), [
+    ("bin_dir", "relative/bin", "cni.bin_dir 'relative/bin': absolute directories"),
+    ("host_ip", "banana", "host address 'banana'"),
+])
+def test_cni_config_is_checked(config, section, value, message):
+    setattr(config.cni, section, value)
+    with pytest.raises(UserError, match=message):
+        drivers.load("network", "cni", config)

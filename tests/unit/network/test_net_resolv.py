@@ -1,4 +1,4 @@
-from hypercontainer_plugins.network.bridge.resolv import nameservers
+from hypercontainer_plugins.network.resolv import nameservers
 
 
 def test_nameservers_skip_loopback_and_ipv6(tmp_path):

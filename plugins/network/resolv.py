@@ -1,4 +1,4 @@
-"""The DNS servers a pod on the bridge can use: the host's, unless only local."""
+"""The DNS servers a pod can use when its network names none: the host's, unless only local."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import ipaddress
 from pathlib import Path
 
 MAX_SERVERS = 3  # what a resolver reads from resolv.conf
+RESOLV_CONF = Path("/etc/resolv.conf")
 
 
-def nameservers(resolv_conf: Path) -> list[str]:
+def nameservers(resolv_conf: Path = RESOLV_CONF) -> list[str]:
     """IPv4 name servers of the host, skipping loopback ones the guest cannot reach."""
     try:
         text = resolv_conf.read_text(errors="replace")
