@@ -1,166 +1,198 @@
-"""Benchmark: `hyperctl pull` against `skopeo copy docker://... oci:...` for one image.
+"""Benchmark: `hyperctl pull` against `podman pull` and `skopeo copy`, for two images.
 
-    python bench/pull.py [--megabytes 64] [--layers 4] [--runs 5] [--write-docs]
+    python bench/pull.py [--runs 5] [--images random,small-files] [--write-docs]
 
-Starts Debian's docker-registry on 127.0.0.1, pushes an image of busybox plus
-`--layers` layers of incompressible data with skopeo, starts a private hyperd
-(state in a temporary directory), then times, alternately and `--runs` times
-each, a cold `hyperctl pull` (the store emptied with `hyperctl rmi` between
-runs, untimed) and a cold `skopeo copy` into a fresh OCI layout. hyperctl
-does more: it also unpacks every layer into the store, ready to run.
-`--write-docs` records the result in docs/benchmarks.md.
+Starts Debian's docker-registry on 127.0.0.1 and pushes two images to it with
+skopeo: `random` (busybox plus 4 layers of incompressible data, 64 MiB) and
+`small-files` (busybox plus this machine's /usr/lib/python3, /usr/share/perl and
+/usr/share/locale, one layer each: many small files, the shape of real images).
+Then, per image and `--runs` times, each tool pulls it cold, in an order that
+rotates every run so that the load of a shared machine falls on all alike:
+
+- `hyperctl pull` against a private hyperd (state in a temporary directory),
+  the image removed with `hyperctl rmi` between runs (untimed);
+- `podman pull` (Debian's podman, storage of its own, overlay driver), the
+  image removed with `podman rmi` between runs (untimed);
+- `skopeo copy docker://... oci:DIR`, into a fresh directory: blobs only, no
+  unpacking (the floor of what a pull costs).
+
+hyperctl and podman both end with every layer unpacked, ready to run. The ratio
+hyperctl / podman is taken per run (they ran back to back) and its median is
+the figure. Samples go to bench/results/pull.json; `--write-docs` records the
+summary in docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # tests.support: the registry and image helpers
+from common import (
+    REPO,
+    arguments,
+    conditions,
+    hyperctl_command,
+    machine,
+    summary,
+    table,
+    timed,
+    write_results,
+    write_section,
+)
+
+sys.path.insert(0, str(REPO))
 
 from tests.support import imagebuild  # noqa: E402
+from tests.support.daemon import Hyperd  # noqa: E402
 from tests.support.registry import Registry  # noqa: E402
 
-DOCS = REPO / "docs/benchmarks.md"
-SECTION = "## Image pull (bench/pull.py)"
-DAEMON_TIMEOUT = 30.0
+HEADING = "## Image pull (bench/pull.py)"
+SMALL_FILES_TREES = ["/usr/lib/python3", "/usr/share/perl", "/usr/share/locale"]
+IMAGES = {
+    "random": lambda: imagebuild.bulky(64, 4),
+    "small-files": lambda: imagebuild.host_trees(SMALL_FILES_TREES),
+}
+TOOLS = ("hyperctl pull", "podman pull", "skopeo copy")
 
 
-def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(command, check=True, capture_output=True, text=True, **kwargs)
-
-
-def timed(command: list[str]) -> float:
-    start = time.perf_counter()
-    run(command)
-    return time.perf_counter() - start
-
-
-class Daemon:
-    """A hyperd of our own, on a temporary state root; stopped by its pid."""
+class Podman:
+    """Debian's podman with a storage of its own under `workdir`."""
 
     def __init__(self, workdir: Path) -> None:
-        self.config = workdir / "config.toml"
-        self.config.write_text(
-            f'state_root = "{workdir / "state"}"\nrun_root = "{workdir / "run"}"\n'
-            f'cache_root = "{workdir / "cache"}"\n'
-        )
-        self.socket = workdir / "run/hyperd.sock"
-        self.log = workdir / "hyperd.log"
-        self.process: subprocess.Popen | None = None
+        self.base = ["podman", "--root", str(workdir / "root"), "--runroot",
+                     str(workdir / "run"), "--storage-driver", "overlay",
+                     "--events-backend", "none", "--log-level", "error"]
 
-    def start(self) -> None:
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "hypercontainer.api.server", "--config", str(self.config)],
-                stdout=log, stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + DAEMON_TIMEOUT
-        while not self.socket.exists():  # polling: the daemon has no other readiness signal
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"hyperd did not start; see {self.log}")
-            time.sleep(0.05)
+    def pull(self, reference: str) -> list[str]:
+        return [*self.base, "pull", "--quiet", "--tls-verify=false", reference]
 
-    def hyperctl(self, *args: str) -> list[str]:
-        return ["hyperctl", "--config", str(self.config), *args]
+    def remove_all(self) -> None:
+        subprocess.run([*self.base, "rmi", "--all", "--force"], check=True,
+                       capture_output=True)
 
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
+    def driver(self) -> str:
+        done = subprocess.run([*self.base, "info", "--format", "{{.Store.GraphDriverName}}"],
+                              check=True, capture_output=True, text=True)
+        return done.stdout.strip()
 
 
-def measure(args: argparse.Namespace, workdir: Path) -> dict:
+def measure_image(name: str, reference: str, runs: int, daemon: Hyperd, podman: Podman,
+                  workdir: Path) -> dict[str, list[float]]:
+    hyperctl = [*hyperctl_command(), "--config", str(daemon.config_file)]
+    times: dict[str, list[float]] = {tool: [] for tool in TOOLS}
+    for run in range(runs):
+        order = TOOLS[run % len(TOOLS):] + TOOLS[:run % len(TOOLS)]
+        for tool in order:
+            if tool == "hyperctl pull":
+                times[tool].append(timed([*hyperctl, "pull", reference], daemon.env)[0])
+                timed([*hyperctl, "rmi", reference], daemon.env)
+            elif tool == "podman pull":
+                times[tool].append(timed(podman.pull(reference))[0])
+                podman.remove_all()
+            else:
+                layout = workdir / f"skopeo-{name}-{run}"
+                times[tool].append(timed([
+                    "skopeo", "--insecure-policy", "copy", "--quiet", "--src-tls-verify=false",
+                    f"docker://{reference}", f"oci:{layout}:image"])[0])
+                shutil.rmtree(layout)
+        print(f"{name} run {run + 1}/{runs}: " + ", ".join(
+            f"{tool} {times[tool][-1]:.2f} s" for tool in TOOLS), flush=True)
+    return times
+
+
+def measure(names: list[str], runs: int, workdir: Path) -> dict:
     registry = Registry.start(workdir / "registry")
-    daemon = Daemon(workdir)
+    daemon = Hyperd()
+    podman = Podman(workdir / "podman")
     try:
-        built = imagebuild.bulky(args.megabytes, args.layers)
-        imagebuild.write_layout(workdir / "layout", {"bulky": built})
-        registry.push(workdir / "layout", "bulky", "bench/bulky:latest")
-        reference = f"{registry.address}/bench/bulky:latest"
-        blob_bytes = sum(b.descriptor()["size"] for b in built[1])
+        described = {}
+        for name in names:
+            print(f"building and pushing the {name} image", flush=True)
+            built = IMAGES[name]()
+            imagebuild.write_layout(workdir / "layout", {name: built})
+            registry.push(workdir / "layout", name, f"bench/{name}:latest")
+            top, blobs = built
+            described[name] = {"layers": len(blobs) - 1,
+                               "blob_bytes": sum(len(b.data) for b in blobs[1:])}
+            shutil.rmtree(workdir / "layout")
         daemon.start()
-        times: dict[str, list[float]] = {
-            "hyperctl pull": [], "skopeo copy": [], "hyperctl version (baseline)": [],
-        }
-        for i in range(args.runs):
-            times["hyperctl version (baseline)"].append(timed(daemon.hyperctl("version")))
-            times["hyperctl pull"].append(timed(daemon.hyperctl("pull", reference)))
-            run(daemon.hyperctl("rmi", reference))
-            layout = workdir / f"skopeo-{i}"
-            times["skopeo copy"].append(timed([
-                "skopeo", "--insecure-policy", "copy", "--quiet", "--src-tls-verify=false",
-                f"docker://{reference}", f"oci:{layout}:bulky",
-            ]))
-            shutil.rmtree(layout)
-        return {"times": times, "blob_bytes": blob_bytes, "layers": args.layers + 1,
-                "load": os.getloadavg()[0]}
+        start = machine()
+        results = {}
+        for name in names:
+            reference = f"{registry.address}/bench/{name}:latest"
+            times = measure_image(name, reference, runs, daemon, podman, workdir)
+            ratios = [h / p for h, p in zip(times["hyperctl pull"], times["podman pull"],
+                                            strict=True)]
+            results[name] = {**described[name], "times": times, "ratio_to_podman": ratios}
+        return {"start": start, "end": machine(), "podman_driver": podman.driver(),
+                "podman": _version(["podman", "--version"]),
+                "skopeo": _version(["skopeo", "--version"]), "images": results}
     finally:
         daemon.stop()
+        shutil.rmtree(daemon.root, ignore_errors=True)
         registry.stop()
 
 
+def _version(argv: list[str]) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, check=False).stdout.strip()
+
+
+DESCRIPTION = {
+    "random": "busybox + 4 layers of random data",
+    "small-files": "busybox + Debian's /usr/lib/python3, /usr/share/perl, /usr/share/locale",
+}
+
+
 def report(result: dict, runs: int) -> str:
-    medians = {tool: statistics.median(t) for tool, t in result["times"].items()}
-    ratio = medians["hyperctl pull"] / medians["skopeo copy"]
     lines = [
-        SECTION,
-        "",
-        f"Image: {result['layers']} layers, {result['blob_bytes'] / 1e6:.1f} MB of blobs "
-        f"(busybox + random data, gzip), from docker-registry on 127.0.0.1. "
-        f"{runs} cold runs each, alternating; {os.cpu_count()} CPUs, load average "
-        f"{result['load']:.1f} at the end (the machine is shared), {time.strftime('%Y-%m-%d')}.",
-        "",
-        "| tool | median (s) | min (s) | max (s) |",
-        "|---|---|---|---|",
+        HEADING, "",
+        f"Cold pulls from docker-registry on 127.0.0.1, {runs} runs of each tool per image, "
+        f"the order rotating every run; {conditions(result['start'], result['end'])} "
+        f"{result['podman']} ({result['podman_driver']} storage), {result['skopeo']}. "
+        "hyperctl and podman end with every layer unpacked, ready to run; skopeo only "
+        "stores the blobs. The hyperctl times include its CLI start and the daemon round trip.",
     ]
-    for tool, samples in result["times"].items():
-        lines.append(f"| {tool} | {medians[tool]:.2f} | {min(samples):.2f} | {max(samples):.2f} |")
-    lines += [
-        "",
-        f"Ratio hyperctl / skopeo (medians): **{ratio:.2f}**. hyperctl also unpacks every "
-        "layer into the store (ready to run: a second write of the data and a second "
-        "digest, of the uncompressed stream) and includes its CLI start and the daemon "
-        "round trip (the baseline row); skopeo only stores the blobs.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def write_docs(section: str) -> None:
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n\n"
-    if SECTION in text:
-        start = text.index(SECTION)
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS.write_text(text)
+    for name, image in result["images"].items():
+        ratio = summary(image["ratio_to_podman"])
+        medians = {tool: statistics.median(samples) for tool, samples in image["times"].items()}
+        to_skopeo = medians["hyperctl pull"] / medians["skopeo copy"]
+        lines += [
+            "", f"**{name}** ({DESCRIPTION[name]}): {image['layers']} layers, "
+            f"{image['blob_bytes'] / 1e6:.1f} MB of gzip blobs.", "",
+            *table([(tool, samples) for tool, samples in image["times"].items()], "s"),
+            "", f"Ratio hyperctl pull / podman pull, per run: **{ratio['median']:.2f}** median "
+            f"({ratio['min']:.2f}–{ratio['max']:.2f}); hyperctl / skopeo (medians) "
+            f"{to_skopeo:.2f}.",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--megabytes", type=int, default=64, help="random data in the image")
-    parser.add_argument("--layers", type=int, default=4, help="layers of random data")
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
+    parser = arguments(__doc__, runs=5)
+    parser.add_argument("--images", default=",".join(IMAGES),
+                        help="comma-separated: " + ", ".join(IMAGES))
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-pull-") as tmp:
-        result = measure(args, Path(tmp))
+    names = args.images.split(",")
+    if set(names) - set(IMAGES):
+        parser.error(f"unknown image(s): {', '.join(sorted(set(names) - set(IMAGES)))}")
+    for tool in ("podman", "skopeo", "docker-registry"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is not installed (scripts/install --test installs it)")
+    with tempfile.TemporaryDirectory(prefix="hcbench-pull-", dir="/tmp") as tmp:
+        result = measure(names, args.runs, Path(tmp))
     section = report(result, args.runs)
     print(section)
+    write_results(args.results_dir, "pull", {"runs": args.runs, **result})
     if args.write_docs:
-        write_docs(section)
+        write_section(HEADING, section)
     return 0
 
 
 if __name__ == "__main__":
+    os.chdir(REPO)
     sys.exit(main())

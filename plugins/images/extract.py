@@ -31,6 +31,25 @@ MAX_ID = 2**32 - 2  # uid/gid beyond this are not real ids (-1 means "unchanged"
 # user.* (but never user.overlay.*, which would steer the guest's overlayfs).
 KEPT_XATTRS = ("security.capability", "user.")
 MAX_HEADER_EXTENSION = 1 << 20  # a PAX record set or GNU long name; real ones are tiny
+FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask would, for every thread)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o777  # unknown: every file then gets its mode set explicitly
+
+
+UMASK = _umask()
+# Who a file belongs to as created: a root unpacker makes files root's (the
+# directories being written carry no set-gid bit yet: their modes come last).
+CREATED_AS = (os.geteuid(), os.getegid())
 
 
 class _BoundedTarInfo(tarfile.TarInfo):
@@ -68,10 +87,10 @@ def extract(stream: TarStream, work: Path, privileged: bool, what: str) -> tuple
     """
     root = Root(work)
     try:
-        extractor = _Extractor(root, privileged)
-        with tarfile.open(
-            fileobj=stream, mode="r|", bufsize=COPY_CHUNK, tarinfo=_BoundedTarInfo
-        ) as archive:
+        extractor = _Extractor(root, privileged, stream)
+        # "r:" and not "r|": TarStream seeks forward, and tarfile then slices headers out
+        # of its buffer instead of copying the buffer for each one.
+        with tarfile.open(fileobj=stream, mode="r:", tarinfo=_BoundedTarInfo) as archive:
             for member in archive:
                 root.trim()
                 try:
@@ -94,6 +113,7 @@ def extract(stream: TarStream, work: Path, privileged: bool, what: str) -> tuple
 class _Extractor:
     root: Root
     privileged: bool
+    stream: TarStream
     size: int = 0
     dirs: list[tuple[Parts, tarfile.TarInfo]] = field(default_factory=list)
     # Opaque directories, also listed apart: the guest cannot read the xattr over 9p.
@@ -115,19 +135,18 @@ class _Extractor:
             self._make_dir(parent, parts)
             self.dirs.append((parts, member))
             return
-        self._remove(parent, parts)
         if member.isreg():
-            self._write_file(parent, name, member, archive)
+            self._write_file(parent, parts, member, archive)
         elif member.issym():
-            os.symlink(member.linkname, name, dir_fd=parent)
+            self._create(parent, parts, lambda: os.symlink(member.linkname, name, dir_fd=parent))
             self._own(parent, name, member)
             self._times(parent, name, member)
         elif member.islnk():
-            self._hard_link(parent, name, member)
+            self._hard_link(parent, parts, member)
         elif member.ischr() or member.isblk():
-            self._device(parent, name, member)
+            self._device(parent, parts, member)
         elif member.isfifo():
-            os.mkfifo(name, 0o600, dir_fd=parent)
+            self._create(parent, parts, lambda: os.mkfifo(name, 0o600, dir_fd=parent))
             self._own(parent, name, member)
             os.chmod(name, member.mode & 0o7777, dir_fd=parent)
             self._times(parent, name, member)
@@ -158,44 +177,66 @@ class _Extractor:
         self.root.dir(parts)
 
     def _write_file(
-        self, parent: int, name: str, member: tarfile.TarInfo, archive: tarfile.TarFile
+        self, parent: int, parts: Parts, member: tarfile.TarInfo, archive: tarfile.TarFile
     ) -> None:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(name, flags, 0o600, dir_fd=parent)
+        name, mode = parts[-1], member.mode & 0o7777
+        fd = self._create(parent, parts, lambda: os.open(name, FILE_FLAGS, mode & 0o777,
+                                                         dir_fd=parent))
         try:
-            source = archive.extractfile(member)
-            with os.fdopen(os.dup(fd), "wb") as out:
-                shutil.copyfileobj(source, out, COPY_CHUNK)
+            if member.issparse():
+                source = archive.extractfile(member)
+                while chunk := source.read(COPY_CHUNK):
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(fd, view):]
+            else:  # straight from the stream's buffer to the file
+                self.stream.seek(member.offset_data)
+                if self.stream.copy_to(fd, member.size) != member.size:
+                    raise EOFError("the layer ends inside a file")
             self.size += member.size
-            if self.privileged:
-                os.fchown(fd, _id(member.uid), _id(member.gid))
-            os.fchmod(fd, member.mode & 0o7777)
+            owner = (_id(member.uid), _id(member.gid))
+            if self.privileged and owner != CREATED_AS:
+                os.fchown(fd, *owner)  # (clears set-uid bits: the mode comes after)
+                os.fchmod(fd, mode)
+            elif mode != mode & 0o777 & ~UMASK:  # open() gave it less than the layer says
+                os.fchmod(fd, mode)
             self._xattrs(fd, member)
             _set_times(fd, member)
         finally:
             os.close(fd)
 
-    def _hard_link(self, parent: int, name: str, member: tarfile.TarInfo) -> None:
+    def _create(self, parent: int, parts: Parts, make):
+        """`make()` the entry; if the name is taken (by an earlier entry of this layer:
+        the directory started empty), remove that and make it again, as tar does."""
+        try:
+            return make()
+        except FileExistsError:
+            self._remove(parent, parts)
+            return make()
+
+    def _hard_link(self, parent: int, parts: Parts, member: tarfile.TarInfo) -> None:
         target = clean(member.linkname, f"hard link {member.name[:100]!r} to")
         target_parent = self.root.dir(target[:-1], create=False) if target else None
         if not target or stat.S_ISDIR(_lstat_mode(target[-1], target_parent)):
             raise UserError(f"hard link {member.name[:200]!r} points at a directory")
         try:
             # follow_symlinks=False: link the entry itself, never what a symlink names.
-            os.link(
-                target[-1], name, src_dir_fd=target_parent, dst_dir_fd=parent,
+            self._create(parent, parts, lambda: os.link(
+                target[-1], parts[-1], src_dir_fd=target_parent, dst_dir_fd=parent,
                 follow_symlinks=False,
-            )
+            ))
         except FileNotFoundError:
             raise UserError(
                 f"hard link {member.name[:200]!r} to missing {show(target)!r}"
             ) from None
 
-    def _device(self, parent: int, name: str, member: tarfile.TarInfo) -> None:
+    def _device(self, parent: int, parts: Parts, member: tarfile.TarInfo) -> None:
         if not self.privileged:
             raise UserError(f"device node {member.name[:200]!r} needs root to unpack")
+        name = parts[-1]
         kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
-        os.mknod(name, kind | 0o600, os.makedev(member.devmajor, member.devminor), dir_fd=parent)
+        device = os.makedev(member.devmajor, member.devminor)
+        self._create(parent, parts, lambda: os.mknod(name, kind | 0o600, device, dir_fd=parent))
         self._own(parent, name, member)
         os.chmod(name, member.mode & 0o7777, dir_fd=parent)
         self._times(parent, name, member)

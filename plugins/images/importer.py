@@ -115,29 +115,40 @@ class Importer:
     def _layer(self, layer: LayerRecord, cancel: threading.Event) -> int:
         what = f"layer {digests.short(layer.digest)}"
         have_blob = self.store.blobs.has(layer.digest)
-        if have_blob and self.store.has_layer(layer.diff_id):
+        have_layer = self.store.has_layer(layer.diff_id)
+        if have_blob and have_layer:
             self.progress(layer.digest, "exists", layer.size, layer.size)
             return self.store.index.layer_size(layer.diff_id) or 0
-        if not have_blob:
-            self._download(layer, cancel, what)
-        self.progress(layer.digest, "extracting", layer.size, layer.size)
         limit = self.limits.for_blob(layer.size)
-        size = self.store.unpack_layer(layer.digest, layer.diff_id, limit, what)
+        if have_blob:  # unpacked layers went (garbage collection), the blob stayed
+            self.progress(layer.digest, "extracting", layer.size, layer.size)
+            size = self.store.unpack_layer(layer.digest, layer.diff_id, limit, what)
+        elif have_layer:  # the same files came before in another blob: only store this one
+            with self._blob_writer(layer, what) as blob:
+                for chunk in self._chunks(layer, cancel):
+                    blob.write(chunk)
+                blob.commit()
+            size = self.store.index.layer_size(layer.diff_id) or 0
+        else:  # the usual case: one pass, unpacked while it downloads
+            with self._blob_writer(layer, what) as blob:
+                size = self.store.unpack_download(
+                    self._chunks(layer, cancel), blob, layer.diff_id, limit, what)
         self.progress(layer.digest, "done", layer.size, layer.size)
         return size
 
-    def _download(self, layer: LayerRecord, cancel: threading.Event, what: str) -> None:
+    def _chunks(self, layer: LayerRecord, cancel: threading.Event) -> Iterator[bytes]:
         descriptor = Descriptor(layer.media_type, layer.digest, layer.size)
+        for chunk in self.source.chunks(descriptor):
+            if cancel.is_set():
+                raise Cancelled()
+            yield chunk
 
-        def chunks() -> Iterator[bytes]:
-            for chunk in self.source.chunks(descriptor):
-                if cancel.is_set():
-                    raise Cancelled()
-                yield chunk
-
+    def _blob_writer(self, layer: LayerRecord, what: str):
         def report(written: int) -> None:
+            # Unpacking keeps pace with the download: what is left once all has come
+            # is the tail of the extraction and the two digests.
             status = "verifying" if written == layer.size else "downloading"
             self.progress(layer.digest, status, written, layer.size)
 
         self.progress(layer.digest, "downloading", 0, layer.size)
-        self.store.blobs.ingest(chunks(), layer.digest, layer.size, what, progress=report)
+        return self.store.blobs.writer(layer.digest, layer.size, what, progress=report)

@@ -15,14 +15,14 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from hypercontainer.errors import UserError
 from hypercontainer.log import get_logger
 
 from . import digests
-from .blobstore import BlobStore
+from .blobstore import BlobStore, BlobWriter
 from .fsutil import locked, remove_tree
 from .index import ImageRecord, Index
 from .unpack import opaque_list_path, read_opaque_list, unpack
@@ -72,6 +72,33 @@ class Store:
             self.blobs.path(blob_digest), dest, self.tmp, limit, what,
             expected_diff_id=diff_id, privileged=self.privileged,
         )
+        self.index.record_layer(diff_id, result.size)
+        return result.size
+
+    def unpack_download(
+        self, chunks: Iterable[bytes], blob: BlobWriter, diff_id: str, limit: int, what: str
+    ) -> int:
+        """One pass over a layer blob as it downloads: stored as `blob` and unpacked as the
+        layer `diff_id`. The layer is published only after both digests matched and the
+        blob was stored; on any failure neither is left."""
+        source = blob.reader(chunks)
+
+        def store_blob() -> None:
+            source.drain()
+            blob.commit()
+
+        try:
+            result = unpack(
+                source, self.layer_path(diff_id), self.tmp, limit, what,
+                expected_diff_id=diff_id, privileged=self.privileged, before_publish=store_blob,
+            )
+        except UserError:
+            # A blob damaged on the way fails to unpack before its digest can be checked:
+            # say what is wrong with the blob, if anything, rather than with its content.
+            if not source.broken:
+                source.drain()
+                blob.verify()
+            raise
         self.index.record_layer(diff_id, result.size)
         return result.size
 

@@ -2,24 +2,28 @@
 
 The layer goes to a private temporary directory which is renamed into place
 only once every entry is written and the uncompressed digest (the diff id)
-has been checked, so a half-unpacked layer is never visible.
+has been checked, so a half-unpacked layer is never visible. The blob may be a
+stored file or a download still arriving: `before_publish` then verifies and
+stores the blob itself, in the same pass, before the layer appears.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import tarfile
 import tempfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import zstandard
 from hypercontainer.errors import UserError
 
-from .decompress import TarStream
+from .decompress import Readable, TarStream
 from .extract import describe_error, extract
 from .fsutil import remove_tree
 
@@ -45,21 +49,25 @@ def read_opaque_list(layer: Path) -> list[str]:
 
 
 def unpack(
-    blob: Path,
+    blob: Path | Readable,
     dest: Path,
     tmp: Path,
     limit: int,
     what: str,
     expected_diff_id: str | None = None,
     privileged: bool | None = None,
+    before_publish: Callable[[], None] | None = None,
 ) -> LayerResult:
-    """Unpack `blob` to `dest` (which must not exist yet); all or nothing."""
+    """Unpack `blob` (a file, or a stream of its bytes) to `dest` (which must not exist
+    yet); all or nothing. `before_publish()` runs once the diff id is verified; if it
+    raises, nothing is published."""
     privileged = os.geteuid() == 0 if privileged is None else privileged
     tmp.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=tmp, prefix="layer-"))
     try:
-        with blob.open("rb") as f:
-            stream = TarStream(f, limit, what)
+        with contextlib.ExitStack() as opened:
+            source = opened.enter_context(blob.open("rb")) if isinstance(blob, Path) else blob
+            stream = TarStream(source, limit, what)
             size, opaque = extract(stream, work, privileged, what)
             stream.drain()
         if expected_diff_id and stream.diff_id != expected_diff_id:
@@ -67,6 +75,8 @@ def unpack(
                 f"{what}: uncompressed digest {stream.diff_id} does not match "
                 f"the image config's {expected_diff_id}"
             )
+        if before_publish:
+            before_publish()
         if opaque:  # written first: a published layer always has its list
             dest.parent.mkdir(parents=True, exist_ok=True)
             opaque_list_path(dest).write_text(json.dumps(opaque))

@@ -6,6 +6,8 @@
 - `multi_platform()`: an index with linux/amd64 and linux/arm64/v8 images that
   differ by one file and one label.
 - `bulky(megabytes, layers)`: busybox plus incompressible data, for the bench.
+- `host_trees(directories)`: busybox plus one layer per host directory (the bench's
+  image of many small files: Debian's Python, Perl and locale files).
 """
 
 from __future__ import annotations
@@ -90,6 +92,29 @@ def bulky(megabytes: int, layers: int, seed: int = 0) -> Built:
         chunk = _random_bytes(per_layer, seed * 1000 + i)
         data_layers.append(Layer().file(f"data/blob-{i}.bin", chunk))
     return Image([busybox_base(), *data_layers], compression="gzip").build()
+
+
+def host_trees(directories: list[str]) -> Built:
+    """busybox plus one layer per directory of this machine, copied as it is (files,
+    directories, symbolic links; modes kept, times and owners fixed)."""
+    return Image([busybox_base(), *(host_tree_layer(Path(d)) for d in directories)],
+                 compression="gzip").build()
+
+
+def host_tree_layer(top: Path) -> Layer:
+    layer = Layer()
+    for directory, dirnames, filenames in os.walk(top):
+        dirnames.sort()
+        base = Path(directory)
+        layer.dir(str(base).lstrip("/"), mode=base.stat().st_mode & 0o7777)
+        for name in sorted(filenames + [d for d in dirnames if (base / d).is_symlink()]):
+            path = base / name
+            relative = str(path).lstrip("/")
+            if path.is_symlink():
+                layer.symlink(relative, os.readlink(path))
+            elif path.is_file():
+                layer.file(relative, path.read_bytes(), mode=path.stat().st_mode & 0o7777)
+    return layer
 
 
 def _random_bytes(size: int, seed: int) -> bytes:

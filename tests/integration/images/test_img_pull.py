@@ -36,9 +36,10 @@ def test_pull_two_layers_with_whiteout_and_opaque_dir(registry, images):
     assert os.getxattr(top / "usr/sbin", "trusted.overlay.opaque") == b"y"
 
     layer_ids = [digests.short(d) for d in imagebuild.layer_digests(imagebuild.two_layers())]
+    # One pass: a layer is unpacked while it downloads ("extracting" is only reported
+    # when a layer is unpacked from a blob already stored).
     assert statuses(events) == {
-        layer: ["waiting", "downloading", "verifying", "extracting", "done"]
-        for layer in layer_ids
+        layer: ["waiting", "downloading", "verifying", "done"] for layer in layer_ids
     }
     assert all(e["total"] > 0 and 0 <= e["current"] <= e["total"] for e in events)
     assert [(r.repository, r.tag) for r in images.list()] == [

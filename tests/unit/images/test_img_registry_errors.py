@@ -15,10 +15,31 @@ from collections.abc import Iterator
 import pytest
 from hypercontainer.config import Config
 from hypercontainer.errors import UserError
-from hypercontainer_plugins.images.build import Image, Layer
+from hypercontainer_plugins.images.build import Blob, Image, Layer, canonical_json
 from hypercontainer_plugins.images.driver import OciImages
 
 MANIFEST, BLOBS = Image([Layer().file("f", b"x" * 5000)]).build()
+
+
+def with_wrong_diff_id() -> tuple[Blob, list[Blob]]:
+    """The same layer, under a config that names another diff id for it."""
+    config = json.loads(BLOBS[0].data)
+    config["rootfs"]["diff_ids"] = ["sha256:" + "1" * 64]
+    bad_config = Blob(BLOBS[0].media_type, canonical_json(config))
+    manifest = json.loads(MANIFEST.data)
+    manifest["config"] = bad_config.descriptor()
+    return Blob(MANIFEST.media_type, canonical_json(manifest)), [bad_config, *BLOBS[1:]]
+
+
+WRONG_DIFF_MANIFEST, WRONG_DIFF_BLOBS = with_wrong_diff_id()
+
+
+def damaged_gzip_mtime(data: bytes) -> bytes:
+    """The blob with its gzip header's MTIME changed: it still inflates to the very same
+    tar (the CRC covers the content only), but no longer hashes to its digest."""
+    changed = bytearray(data)
+    changed[4] ^= 0xFF
+    return bytes(changed)
 
 
 class Scripted(http.server.BaseHTTPRequestHandler):
@@ -37,11 +58,22 @@ class Scripted(http.server.BaseHTTPRequestHandler):
                 return self._send(200, body, "application/vnd.docker.distribution.manifest.v1+json")
             if fault == "error":
                 return self._send(500, b'{"errors":[{"code":"UNKNOWN","message":"boom"}]}')
-            digest = "sha256:" + "0" * 64 if fault == "lying-digest" else MANIFEST.digest
-            return self._send(200, MANIFEST.data, MANIFEST.media_type, digest)
+            top = WRONG_DIFF_MANIFEST if fault == "wrong-diff-id" else MANIFEST
+            digest = "sha256:" + "0" * 64 if fault == "lying-digest" else top.digest
+            return self._send(200, top.data, top.media_type, digest)
         if "/blobs/" in self.path:
             self.seen_authorization.append(self.headers.get("Authorization"))
-            blob = next(b for b in BLOBS if self.path.endswith(b.digest))
+            blob = next(b for b in BLOBS + WRONG_DIFF_BLOBS if self.path.endswith(b.digest))
+            is_layer = blob.media_type.endswith("gzip")
+            if fault == "gzip-mtime" and is_layer:
+                return self._send(200, damaged_gzip_mtime(blob.data), "application/octet-stream")
+            if fault == "cut-late" and is_layer:  # most of the layer, then the connection goes
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(blob.data)))
+                self.end_headers()
+                self.wfile.write(blob.data[: len(blob.data) * 9 // 10])
+                self.close_connection = True
+                return None
             if fault == "redirect" and not self.path.startswith("/moved"):
                 self.send_response(307)
                 self.send_header("Location", f"/moved{self.path}")
@@ -99,6 +131,10 @@ def nothing_stored(images: OciImages) -> bool:
         ("lying-digest", "digest mismatch"),
         ("schema1", "schema 1"),
         ("error", "answered 500 Internal Server Error: UNKNOWN boom"),
+        # The streaming path: unpacked while downloading, committed only if both match.
+        ("gzip-mtime", "layer .*: digest mismatch"),  # content fine, blob not: nothing kept
+        ("wrong-diff-id", "uncompressed digest .* does not match the image config's"),
+        ("cut-late", "download failed: the connection was cut"),
     ],
 )
 def test_misbehaving_registry_gives_one_line_and_no_trace(server, images, repository, message):
