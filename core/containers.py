@@ -16,7 +16,7 @@ from . import names
 from . import spec as podspec
 from .container_config import agent_config
 from .drivers import ResolvedImage
-from .errors import AgentError, AgentTimeout, Conflict, NotFound, UserError
+from .errors import AgentError, AgentTimeout, Conflict, HyperError, NotFound, UserError
 from .guest.agent.protocol import KEY_SEPARATOR, process_key
 from .log import get_logger
 from .model import Container, ContainerState, Pod, PodState, container_final_state, now
@@ -185,10 +185,14 @@ class ContainerLifecycle:
         self.hooks.post("container_post_stop", container=container, exit_code=code)
         self._maybe_restart(container)
 
-    def _maybe_restart(self: Runtime, container: Container) -> None:
+    def _restart_wanted(self: Runtime, container: Container) -> bool:
         policy = self.container_spec(container).restart_policy
         wanted = policy == "always" or (policy == "onFailure" and container.exit_code != 0)
-        if not wanted or container.user_stopped or container.exit_code is None:
+        return wanted and not container.user_stopped and container.exit_code is not None
+
+    def _maybe_restart(self: Runtime, container: Container) -> None:
+        if not self._restart_wanted(container):
+            self._maybe_finish_pod(container)
             return
         restarts = getattr(self, "_restarts", {})
         self._restarts = restarts
@@ -206,6 +210,37 @@ class ContainerLifecycle:
         timer = threading.Timer(delay, restart)
         timer.daemon = True
         timer.start()
+
+    def _maybe_finish_pod(self: Runtime, container: Container) -> None:
+        """A container ended by itself and will not restart: if it was the pod's last,
+        the pod ends (in a thread: stopping waits for exits this caller delivers)."""
+        if container.user_stopped or container.exit_code is None:
+            return
+        threading.Thread(target=self._finish_pod, args=(container.pod_id,), daemon=True,
+                         name=f"finish-{container.pod_id}").start()
+
+    def _finish_pod(self: Runtime, pod_id: str) -> None:
+        """Every container exited, none restarts: the VM stops and the pod is
+        succeeded if every exit code is 0, failed otherwise. Exit codes stay."""
+        with self.lock(pod_id):
+            try:
+                pod = self.store.pod(pod_id)
+            except NotFound:
+                return
+            containers = self.store.containers(pod_id)
+            finished = (ContainerState.SUCCEEDED, ContainerState.FAILED)
+            if (pod.state != PodState.RUNNING or not containers
+                    or any(c.state not in finished or self._restart_wanted(c)
+                           for c in containers)):
+                return
+            ok = all(c.exit_code == 0 for c in containers)
+            log.info("every container exited", pod_id=pod_id)
+            try:
+                self.stop_pod(pod_id, timeout=0,
+                              state=PodState.SUCCEEDED if ok else PodState.FAILED)
+            except HyperError as e:
+                log.warning("pod did not stop after its containers", pod_id=pod_id,
+                            error=str(e))
 
     # -- stop, kill, remove -----------------------------------------------
 
@@ -275,6 +310,18 @@ class ContainerLifecycle:
         self.sessions[container.pod_id].agent.signal(container.id, number)
         return container
 
+    def signal_exec(self: Runtime, container_id: str, exec_id: str, signum: int) -> None:
+        """Signal an exec'd process; one that already ended is left alone."""
+        container = self.store.container(container_id)
+        session = self.sessions.get(container.pod_id)
+        if session is None:
+            return
+        try:
+            session.agent.signal(container.id, signal_number(signum), exec_id)
+        except AgentError as e:
+            log.debug("exec not signalled", container_id=container.id, exec_id=exec_id,
+                      error=str(e))
+
     def remove_container(self: Runtime, ref: str) -> None:
         container = self.store.container(ref)
         with self.lock(container.pod_id):
@@ -319,6 +366,12 @@ class ContainerLifecycle:
             raise
         listener.started()
         return exec_id
+
+    def end_streams(self: Runtime, pod_id: str, error: str) -> None:
+        """Clients attached to the pod's containers learn at once that no process
+        will come (the pod failed to start, or is gone): they must not wait for ever."""
+        for container in self.store.containers(pod_id):
+            self.subscribers.exit(container.id, None, error)
 
     def session_for(self: Runtime, key: str, container_id: str):
         container = self.store.container(container_id)

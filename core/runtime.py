@@ -157,6 +157,7 @@ class Runtime(ContainerLifecycle):
                 self._teardown(pod.id)
                 self.store.transition_pod(pod.id, PodState.FAILED, error=str(e),
                                           finished=now(), vm=None, starting=False)
+                self.end_streams(pod.id, str(e))
                 if pod.transient:
                     self.remove_pod(pod.id)
                 raise
@@ -255,7 +256,8 @@ class Runtime(ContainerLifecycle):
             self.store.update_pod(pod_id, lambda p: setattr(p, "network", None))
         shutil.rmtree(self.run_dir(pod_id), ignore_errors=True)
 
-    def stop_pod(self, ref: str, timeout: float = 10.0) -> Pod:
+    def stop_pod(self, ref: str, timeout: float = 10.0,
+                 state: PodState = PodState.SUCCEEDED) -> Pod:
         pod = self.store.pod(ref)
         with self.lock(pod.id):
             pod = self.store.pod(pod.id)
@@ -272,7 +274,7 @@ class Runtime(ContainerLifecycle):
             if session and answering:  # a silent guest is not asked again: the VMM ends it
                 session.shutdown_guest()
             self.hypervisor.stop(pod.vm, timeout=self.config.qemu.stop_timeout)
-            pod = self._vm_ended(pod.id, PodState.SUCCEEDED)
+            pod = self._vm_ended(pod.id, state)
             log.info("pod stopped", pod_id=pod.id)
             self.hooks.post("pod_post_stop", pod=pod)
             return pod
@@ -305,6 +307,7 @@ class Runtime(ContainerLifecycle):
     def _forget(self, pod_id: str) -> None:
         """Release what the pod holds and delete its record, logs and directories."""
         self._teardown(pod_id)
+        self.end_streams(pod_id, f"pod {pod_id} was removed")
         for container in self.store.containers(pod_id):
             self._logs.pop(container.id, None)
         self.store.remove_pod(pod_id)

@@ -14,13 +14,15 @@ from typing import Any
 
 
 class Listener:
-    """What one stream receives: ("started",), ("out", fd, data) items, then ("exit", code).
+    """What one stream receives: ("started",), ("out", fd, data) items, then ("exit", code,
+    error) or ("gone",).
 
     "started" says the process exists, so input sent from then on reaches it.
     """
 
     def __init__(self) -> None:
         self.items: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        self.detached = False  # the stream's client said it leaves the process running
 
     def started(self) -> None:
         self.items.put(("started",))

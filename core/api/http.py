@@ -166,6 +166,9 @@ class Handler(BaseHTTPRequestHandler):
             if route.kind == "raw":
                 return self._raw(result)
             self._json(200, result)
+        except (BrokenPipeError, ConnectionResetError):  # the client left before the answer
+            log.debug("client went away before its answer", path=self.path)
+            self.close_connection = True
         except HyperError as e:
             self._error(e)
         except Exception as e:  # noqa: BLE001 - a bug must not kill the daemon
@@ -239,6 +242,7 @@ class Handler(BaseHTTPRequestHandler):
     def _upgrade(self, route: Route, request: Request) -> None:
         """Validate first (errors are plain JSON answers), then switch protocols."""
         start = route.handler(request)  # returns a callable taking the connection
+        request.body()  # read even if unused: what follows it is the stream's first frame
         self.send_response(101)
         self.send_header("Connection", "Upgrade")
         self.send_header("Upgrade", "hc-stream")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -181,11 +182,11 @@ def build_router(runtime: Runtime) -> Router:
             listener.exit(container.exit_code)
         elif container.state == ContainerState.RUNNING:
             listener.started()
-        stdin = stdin_of(container.id, container.id)
+        stdin = stdin_of(container.id, None)
 
         def run(connection, rfile) -> None:
             streams.serve(connection, rfile, listener, stdin,
-                          lambda: runtime.detach(container.id, listener))
+                          lambda outcome: runtime.detach(container.id, listener))
 
         return run
 
@@ -197,22 +198,35 @@ def build_router(runtime: Runtime) -> Router:
         listener = Listener()
         exec_id = runtime.exec(container.id, body.command, body.tty, listener, env=body.env)
         key = process_key(container.id, exec_id)
-        stdin = stdin_of(container.id, key)
+        stdin = stdin_of(container.id, exec_id)
+
+        def end(outcome: str) -> None:
+            runtime.detach(key, listener)
+            if outcome == streams.GONE:  # an exec lives as long as its client
+                runtime.signal_exec(container.id, exec_id, signal.SIGKILL)
 
         def run(connection, rfile) -> None:
-            streams.serve(connection, rfile, listener, stdin,
-                          lambda: runtime.detach(key, listener))
+            streams.serve(connection, rfile, listener, stdin, end)
 
         return run
 
-    def stdin_of(container_id: str, key: str) -> streams.Stdin:
+    def stdin_of(container_id: str, exec_id: str | None) -> streams.Stdin:
+        key = process_key(container_id, exec_id)
+
         def agent():
             return runtime.session_for(key, container_id).agent
+
+        def send_signal(signum: int) -> None:
+            if exec_id is None:
+                runtime.kill_container(container_id, signum)
+            else:
+                runtime.signal_exec(container_id, exec_id, signum)
 
         return streams.Stdin(
             write=lambda data: agent().write_stdin(key, data),
             close=lambda: agent().close_stdin(key),
             resize=lambda rows, cols: agent().resize(key, rows, cols),
+            signal=send_signal,
         )
 
     # -- images ---------------------------------------------------------------------

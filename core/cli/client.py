@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -110,7 +110,21 @@ class Client:
 
     def request(self, method: str, path: str, body: Any = None,
                 query: dict[str, Any] | None = None) -> Any:
-        response = self._send(method, path, body, query)
+        return self.send(method, path, body, query)()
+
+    def send(self, method: str, path: str, body: Any = None,
+             query: dict[str, Any] | None = None) -> Callable[[], Any]:
+        """Send a request now; the returned function waits for its answer. Once sent,
+        hyperd carries it out even if hyperctl is interrupted while waiting."""
+        sock = self._deliver(method, path, body, query)
+        return lambda: self._answer(sock)
+
+    def _answer(self, sock: socket.socket) -> Any:
+        try:
+            response = _Response(sock)
+        except OSError as e:
+            sock.close()
+            raise CommandError(f"cannot reach hyperd at {self.socket_path}: {e}") from None
         try:
             data = response.read()
         finally:
@@ -183,6 +197,16 @@ class Client:
 
     def _send(self, method: str, path: str, body: Any = None,
               query: dict[str, Any] | None = None) -> _Response:
+        sock = self._deliver(method, path, body, query)
+        try:
+            return _Response(sock)
+        except OSError as e:
+            sock.close()
+            raise CommandError(f"cannot reach hyperd at {self.socket_path}: {e}") from None
+
+    def _deliver(self, method: str, path: str, body: Any = None,
+                 query: dict[str, Any] | None = None) -> socket.socket:
+        """Connect and send a request; the answer is read from the socket returned."""
         if query:
             query = {k: v for k, v in query.items() if v is not None}
             if query:
@@ -194,10 +218,10 @@ class Client:
         sock = self._connect()
         try:
             sock.sendall(_head(method, path, headers) + payload)
-            return _Response(sock)
         except OSError as e:
             sock.close()
             raise CommandError(f"cannot reach hyperd at {self.socket_path}: {e}") from None
+        return sock
 
     # -- resolving names -------------------------------------------------------------
 
@@ -228,9 +252,10 @@ class _BufferedSocket:
     def sendall(self, data: bytes) -> None:
         self.sock.sendall(data)
 
-    def shutdown_write(self) -> None:
+    def shutdown(self) -> None:
+        """End the stream both ways: a thread blocked reading it wakes up."""
         try:
-            self.sock.shutdown(socket.SHUT_WR)
+            self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 from typing import Any
 
 from .client import Client, CommandError, path_of
 from .tables import table
-from .terminal import run_stream
+from .terminal import DETACH_KEYS, FORWARD, Detached, Interrupted, Session
 
 
 def register(verbs) -> None:
@@ -19,7 +18,12 @@ def register(verbs) -> None:
     run.add_argument("-y", "--yaml", action="store_true", help="the pod file is YAML")
     _container_options(run)
     run.add_argument("-d", "--detach", action="store_true", help="do not attach; print the pod id")
-    run.add_argument("-a", "--attach", action="store_true", help="attach (the default without -d)")
+    run.add_argument("-a", "--attach", action="store_true",
+                     help="attach to a pod file's first container (an image's is attached"
+                          " unless -d)")
+    run.add_argument("-i", "--interactive", action="store_true",
+                     help="keep stdin open for a later attach (an attached run always"
+                          " passes stdin)")
     run.add_argument("--name", help="pod name")
     run.add_argument("--cpu", type=int, help="vCPUs of the pod's VM")
     run.add_argument("--memory", type=int, help="memory of the pod's VM, in MB")
@@ -59,6 +63,8 @@ def register(verbs) -> None:
 
     exec_ = verbs.add_parser("exec", help="run a command in a running container")
     exec_.add_argument("-t", "--tty", action="store_true", help="allocate a terminal")
+    exec_.add_argument("-i", "--interactive", action="store_true",
+                       help="pass stdin (always done; accepted as Docker users type it)")
     exec_.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
     exec_.add_argument("target", metavar="CONTAINER|POD")
     exec_.add_argument("command", nargs=argparse.REMAINDER)
@@ -71,7 +77,10 @@ def register(verbs) -> None:
     logs.set_defaults(handler=do_logs)
 
     attach = verbs.add_parser("attach", help="attach to a container's stdio")
-    attach.add_argument("-t", "--tty", action="store_true", help="raw terminal mode")
+    attach.add_argument("-t", "--tty", action="store_true",
+                        help="raw terminal mode (the default for a container with a terminal)")
+    attach.add_argument("-i", "--interactive", action="store_true",
+                        help="pass stdin (always done; accepted as Docker users type it)")
     attach.add_argument("target", metavar="CONTAINER|POD")
     attach.set_defaults(handler=do_attach)
 
@@ -212,42 +221,18 @@ def ensure_images(client: Client, spec: dict[str, Any]) -> None:
 
 
 def do_run(client: Client, args) -> int:
+    from .run import run_attached, run_detached
+
+    from_file = bool(args.podfile)
+    detach = args.detach or (from_file and not args.attach)
+    if detach and args.rm:
+        raise CommandError("--rm removes the pod when an attached run ends: with a detached "
+                           "pod (-d, or a pod file without -a) use hyperctl rm")
     spec = pod_from_args(args)
     ensure_images(client, spec)
-    if args.detach:
-        pod = client.request("POST", "/pods", {"spec": spec, "start": True})
-        print(f"POD id is {pod['id']}")
-        return 0
-    pod = client.request("POST", "/pods", {"spec": spec, "start": False, "stdin_open": True,
-                                           "transient": True})
-    try:
-        if not pod["containers"]:
-            client.request("POST", path_of("/pods/{}/start", pod["id"]))
-            print(f"POD id is {pod['id']}")
-            return 0
-        container = pod["containers"][0]
-        conn = client.upgrade(path_of("/containers/{}/attach", container))
-        failure: list[str] = []
-
-        def start() -> None:
-            try:
-                client.request("POST", path_of("/pods/{}/start", pod["id"]))
-            except CommandError as e:
-                failure.append(str(e))
-                conn.shutdown_write()
-                conn.sock.close()
-
-        threading.Thread(target=start, daemon=True).start()
-        code = run_stream(conn, stdin=True, tty_mode=args.tty)
-        if failure:
-            raise CommandError(failure[0])
-        return code
-    finally:
-        if args.rm:
-            try:
-                client.request("DELETE", path_of("/pods/{}", pod["id"]))
-            except CommandError:
-                pass  # a failed first start already removed it
+    if detach:
+        return run_detached(client, spec, stdin_open=args.interactive)
+    return run_attached(client, spec, args.tty, args.rm)
 
 
 def do_create(client: Client, args) -> int:
@@ -331,18 +316,34 @@ def do_list(client: Client, args) -> int:
 
 
 def do_exec(client: Client, args) -> int:
+    """An exec lives as long as its session: hyperd kills it if hyperctl goes first."""
     if not args.command:
         raise CommandError("exec needs a command")
     container = client.container_or_pod(args.target)
     body = {"command": args.command, "tty": args.tty, "env": args.env}
     conn = client.upgrade(path_of("/containers/{}/exec", container["id"]), body)
-    return run_stream(conn, stdin=True, tty_mode=args.tty)
+    session = Session(conn, args.tty, stdin=True, detach_keys=DETACH_KEYS, interrupt=FORWARD)
+    try:
+        return session.run()
+    except Interrupted as e:
+        return e.exit_code
+    except Detached:
+        print("detached; the command keeps running", file=sys.stderr)
+        return 0
 
 
 def do_attach(client: Client, args) -> int:
+    """Attaching does not own the container: leaving it (detach keys, a second
+    interrupt) leaves it running."""
     container = client.container_or_pod(args.target)
+    tty = args.tty or bool(container["spec"].get("tty"))
     conn = client.upgrade(path_of("/containers/{}/attach", container["id"]))
-    return run_stream(conn, stdin=True, tty_mode=args.tty)
+    session = Session(conn, tty, stdin=True, detach_keys=DETACH_KEYS, interrupt=FORWARD)
+    try:
+        return session.run()
+    except (Detached, Interrupted) as e:
+        print(f"detached from {container['name']}", file=sys.stderr)
+        return e.exit_code if isinstance(e, Interrupted) else 0
 
 
 def do_logs(client: Client, args) -> int:

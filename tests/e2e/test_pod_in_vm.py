@@ -11,7 +11,7 @@ import signal
 
 import pytest
 
-from tests.support.daemon import qemu_pids, rows, wait_for
+from tests.support.daemon import announced_pod, qemu_pids, rows, wait_for
 
 pytestmark = pytest.mark.vm
 
@@ -29,7 +29,10 @@ def test_run_reports_the_exit_code_and_the_container_shows_failed(hyperd):
     result = hyperd.hyperctl("run", "--name", "seventeen", "busybox", "sh", "-c", "exit 17")
     assert result.returncode == 17, result.stderr
     assert container_states(hyperd, "seventeen") == {"seventeen": "failed"}
-    assert rows(hyperd.hyperctl("list").stdout)[0][3] == "running"  # the pod stays
+    # Its only container exited: the pod ended with it, its VM is gone.
+    wait_for(lambda: rows(hyperd.hyperctl("list").stdout)[0][3] == "failed", 60,
+             what="the pod to end with its container")
+    assert not (hyperd.run_root / "pods" / "seventeen").exists()
     hyperd.hyperctl("rm", "seventeen", check=True)
 
 
@@ -52,7 +55,7 @@ def test_a_pod_and_its_containers(hyperd, tmp_path):
         ],
     }))
     out = hyperd.hyperctl("run", "-d", "-p", str(podfile), check=True).stdout
-    assert out == "POD id is twins\n"
+    assert announced_pod(out) == "twins"
 
     # Two containers of one pod share its network: the client reached the server.
     wait_for(lambda: "pong-from-server" in hyperd.hyperctl("logs", "client").stdout,

@@ -16,12 +16,12 @@ def test_the_original_session(hyperd, tmp_path):
     podfile = tmp_path / "podfile.json"
     podfile.write_text('{"id": "from-file", "containers": [{"image": "busybox",'
                        ' "command": ["echo", "hello from a pod file"]}]}')
-    ran = hyperd.hyperctl("run", "-p", str(podfile), check=True)
+    ran = hyperd.hyperctl("run", "-a", "-p", str(podfile), check=True)
     assert "hello from a pod file" in ran.stdout
     hyperd.hyperctl("rm", "from-file", check=True)
 
     out = hyperd.hyperctl("run", "-d", "busybox", *SERVE, check=True).stdout
-    pod = re.fullmatch(r"POD id is (busybox-\d{10})\n", out)
+    pod = re.fullmatch(r"POD id is (busybox-\d{10})\nTime to run a POD is \d+ ms\n", out)
     assert pod, out
     pod = pod[1]
 

@@ -21,7 +21,7 @@ from hypercontainer.cli.client import Client
 from tests.integration.network.hc_daemon import Daemon
 from tests.integration.network.hc_netns import NetNs, host_network
 from tests.reliability.support import SLEEPER
-from tests.support.daemon import HYPERCTL, qemu_pids
+from tests.support.daemon import HYPERCTL, announced_pod, qemu_pids
 
 pytestmark = [pytest.mark.vm, pytest.mark.root]
 
@@ -81,7 +81,7 @@ def daemon(tmp_path_factory):
 def pods(daemon) -> list[dict]:
     results = at_once(daemon, [["run", "-d", "busybox", *SLEEPER]] * PODS)
     assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
-    announced = [r.stdout.removeprefix("POD id is ").strip() for r in results]
+    announced = [announced_pod(r.stdout) for r in results]
     return [api(daemon, f"/pods/{pod}") for pod in announced]
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.reliability.support import SLEEPER, cut_short, states
-from tests.support.daemon import Hyperd, qemu_pids
+from tests.support.daemon import Hyperd, announced_pod, qemu_pids
 
 pytestmark = pytest.mark.vm
 
@@ -50,7 +50,7 @@ class Aftermath:
 
 def cut(daemon: Hyperd, verb: str, point: Callable[[Hyperd], bool]) -> Aftermath:
     """Run a pod, start `hyperctl VERB POD`, kill hyperd at `point`, start it again."""
-    pod_id = daemon.hyperctl("run", "-d", "busybox", *SLEEPER, check=True).stdout.split()[-1]
+    pod_id = announced_pod(daemon.hyperctl("run", "-d", "busybox", *SLEEPER, check=True).stdout)
     command = cut_short(daemon, [verb, pod_id], point)
     try:
         return Aftermath(

@@ -150,5 +150,13 @@ def wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
         time.sleep(0.2)
 
 
+def announced_pod(text: str) -> str:
+    """The pod id in `run -d`'s output: "POD id is <id>", then the time it took."""
+    first, *rest = text.splitlines()
+    assert first.startswith("POD id is "), text
+    assert all(line.startswith("Time to run a POD is ") for line in rest), text
+    return first.removeprefix("POD id is ")
+
+
 def as_json(text: str):
     return json.loads(text)

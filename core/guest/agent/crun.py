@@ -24,6 +24,10 @@ class Crun:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.root = settings.path("crun")
+        # Console sockets live apart from the container's directory: under it, an
+        # exec's path (containers/<64 hex>/execs/<id>/) is longer than a unix socket
+        # path may be (108 bytes).
+        self.consoles = settings.path("tty")
 
     def _argv(self, log: str | None, *args: str) -> list[str]:
         argv = [self.settings.crun, "--root", self.root, *self.settings.crun_args]
@@ -47,9 +51,8 @@ class Crun:
         extra = ["--pid-file", pid_file]
         listener = None
         if terminal:
-            console = os.path.join(workdir, "console.sock")
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(console)
+            os.makedirs(self.consoles, mode=0o700, exist_ok=True)
+            console = os.path.join(self.consoles, f"{os.urandom(8).hex()}.sock")
             listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             listener.bind(console)
             listener.listen(1)
@@ -76,6 +79,7 @@ class Crun:
         finally:
             if listener is not None:
                 listener.close()
+                os.unlink(console)
         return pid, master
 
     def start(self, container_id: str) -> None:

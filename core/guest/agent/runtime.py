@@ -2,7 +2,7 @@
 
 A container's directory, under the state directory, holds its overlay
 (`upper`, `work`, the mounted `rootfs`), its OCI bundle (`config.json` next to
-`rootfs`) and what crun leaves there (log, pid file, console socket).
+`rootfs`) and what crun leaves there (its log, the pid file).
 """
 
 from __future__ import annotations

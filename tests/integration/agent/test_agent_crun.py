@@ -119,9 +119,11 @@ def test_stdin_pipe(agent):
 
 
 def test_terminal_exec_with_resize(agent):
-    agent.client.create_container(container_config("c1", ["sleep", "1000"]))
-    agent.client.start_container("c1")
-    key = agent.client.exec("c1", "t", ["sh", "-c", "read x; tty; stty size; echo got $x"],
+    # Ids as long as hyperd's: the console socket's path must still fit a unix socket's.
+    cid, exec_id = "c" * 64, "exec-" + "e" * 16
+    agent.client.create_container(container_config(cid, ["sleep", "1000"]))
+    agent.client.start_container(cid)
+    key = agent.client.exec(cid, exec_id, ["sh", "-c", "read x; tty; stty size; echo got $x"],
                             terminal=True, stdin=True)
     agent.client.resize(key, 33, 111)
     agent.client.write_stdin(key, b"hello\n")

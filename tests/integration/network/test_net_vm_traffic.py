@@ -157,8 +157,9 @@ def test_bridge_pods_reach_each_other_and_published_ports(tmp_path, netns):
         assert "served-over-the-bridge" in from_host("http://192.168.123.1:8080/")
 
         # A second pod reaches the first one directly over the bridge.
-        daemon.hyperctl("run", "-d", "--name", "client", "busybox",
-                        "wget", "-qO-", "http://192.168.123.2/")
+        # It stays up after its request: a pod whose containers all exited stops.
+        daemon.hyperctl("run", "-d", "--name", "client", "busybox", "sh", "-c",
+                        "wget -qO- http://192.168.123.2/; exec sleep 1000")
         assert "192.168.123.3" in daemon.hyperctl("list")
         eventually(lambda: "served-over-the-bridge" in daemon.logs_of("client"),
                    "the second pod's request")
