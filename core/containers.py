@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal as signals
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from . import names
@@ -381,9 +382,10 @@ class ContainerLifecycle:
         return session
 
     def logs(self: Runtime, ref: str, tail: int | None = None, follow: bool = False,
-             stop: threading.Event | None = None) -> Iterator[tuple[str, bytes]]:
+             stop: threading.Event | None = None,
+             since: datetime | None = None) -> Iterator[tuple[str, str, bytes]]:
         container = self.store.container(ref)
         log_file = self.container_log(container)
         if container.state != ContainerState.RUNNING:
             log_file.end()
-        return log_file.read(tail=tail, follow=follow, stop=stop)
+        return log_file.read(tail=tail, follow=follow, stop=stop, since=since)

@@ -1,8 +1,8 @@
 """Container logs: one JSON-lines file per container, and live followers.
 
-Each line is {"time", "stream", "log"}; bytes that are not UTF-8 survive as
-surrogate escapes. Followers in the daemon wait on a condition that the
-writer notifies, so `logs -f` never polls the file.
+Each line is {"time", "stream", "log"} (time: UTC, ISO 8601, microseconds);
+bytes that are not UTF-8 survive as surrogate escapes. Followers in the daemon
+wait on a condition that the writer notifies, so `logs -f` never polls the file.
 """
 
 from __future__ import annotations
@@ -17,13 +17,18 @@ from pathlib import Path
 
 def encode_line(stream: str, data: bytes) -> str:
     text = data.decode("utf-8", "surrogateescape")
-    time = datetime.now(UTC).isoformat(timespec="microseconds")
-    return json.dumps({"time": time, "stream": stream, "log": text}) + "\n"
+    return json.dumps({"time": stamp(datetime.now(UTC)), "stream": stream, "log": text}) + "\n"
 
 
-def decode_line(line: str) -> tuple[str, bytes]:
+def stamp(moment: datetime) -> str:
+    """A time as log lines hold it: UTC, microseconds; such texts sort as times do."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def decode_line(line: str) -> tuple[str, str, bytes]:
+    """(time, stream, data) of one log line."""
     entry = json.loads(line)
-    return entry["stream"], entry["log"].encode("utf-8", "surrogateescape")
+    return entry["time"], entry["stream"], entry["log"].encode("utf-8", "surrogateescape")
 
 
 class ContainerLog:
@@ -55,13 +60,19 @@ class ContainerLog:
             self.changed.notify_all()
 
     def read(self, tail: int | None = None, follow: bool = False,
-             stop: threading.Event | None = None) -> Iterator[tuple[str, bytes]]:
-        """Entries so far (the last `tail` of them), then new ones while following."""
+             stop: threading.Event | None = None,
+             since: datetime | None = None) -> Iterator[tuple[str, str, bytes]]:
+        """(time, stream, data) entries so far (those from `since`, the last `tail` of
+        them), then new ones while following."""
         offset = 0
         lines, offset = self._read_from(offset)
+        entries = (decode_line(line) for line in lines)
+        if since is not None:
+            first = stamp(since)
+            entries = (entry for entry in entries if entry[0] >= first)
         if tail is not None:
-            lines = deque(lines, maxlen=tail) if tail > 0 else []
-        yield from (decode_line(line) for line in lines)
+            entries = iter(deque(entries, maxlen=tail) if tail > 0 else [])
+        yield from entries
         while follow and not (stop and stop.is_set()):
             with self.changed:
                 lines, offset = self._read_from(offset)

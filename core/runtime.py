@@ -14,7 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from . import drivers, names, netjoin, netns
+from . import drivers, events, names, netjoin, netns
 from . import spec as podspec
 from .config import Config
 from .container_config import LAYERS_TAG, volume_shares
@@ -41,6 +41,8 @@ class Runtime(ContainerLifecycle):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.store = Store(config.database_path)
         self.hooks = hooks or Hooks(config.disabled_hooks)
+        self.events = events.Events()  # a built-in hook plugin, blocked like any other
+        self.hooks.register(self.events, events.NAME)
         self.hypervisor: drivers.Hypervisor = drivers.load("hypervisor", config.hypervisor, config)
         self.images: drivers.Images = drivers.load("images", config.images, config)
         self.network: drivers.Network = drivers.load("network", config.network, config)

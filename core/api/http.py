@@ -16,6 +16,7 @@ import socketserver
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -80,6 +81,19 @@ class Request:
             raise UserError(f"query parameter {name}: {value[:20]!r} is not a number "
                             f"from 0 to {MAX_QUERY_NUMBER:g}")
         return number
+
+
+    def time(self, name: str) -> datetime | None:
+        """An ISO 8601 time (UTC unless it says otherwise); absent, None."""
+        value = self.query.get(name)
+        if value is None:
+            return None
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise UserError(f"query parameter {name}: {value[:40]!r} is not a time like "
+                            "2026-01-02T15:04:05Z") from None
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @dataclass

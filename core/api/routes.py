@@ -10,11 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, drivers
+from .. import __version__, drivers, events
 from .. import spec as podspec
 from ..drivers import PortForward
 from ..errors import UserError
 from ..guest.agent.protocol import process_key
+from ..logs import stamp
 from ..model import ContainerState, PodState
 from ..runtime import Runtime
 from ..specload import parse_pod_spec
@@ -163,12 +164,28 @@ def build_router(runtime: Runtime) -> Router:
         return models.Message(message=container.name)
 
     @api.add("GET", "/containers/{ref}/logs", "A container's output, as JSON lines",
-             kind="lines", query={"follow": "keep streaming", "tail": "last N entries"})
+             kind="lines", query={"follow": "keep streaming", "tail": "last N entries",
+                                  "since": "only entries from this time (ISO 8601)"})
     def logs(request: Request) -> Iterator[dict[str, Any]]:
         tail = request.number("tail")
         entries = runtime.logs(request.params["ref"], tail=None if tail is None else int(tail),
-                               follow=request.flag("follow"))
-        return ({"stream": s, "log": d.decode("utf-8", "surrogateescape")} for s, d in entries)
+                               follow=request.flag("follow"), since=request.time("since"))
+        return ({"time": t, "stream": s, "log": d.decode("utf-8", "surrogateescape")}
+                for t, s, d in entries)
+
+    # -- events -----------------------------------------------------------------------
+
+    @api.add("GET", "/events", "Lifecycle events as JSON lines: those since a time, then new ones",
+             kind="lines", query={"since": "replay events from this time (ISO 8601)",
+                                  "until": "stop at this time (ISO 8601)",
+                                  "follow": "keep streaming (default 1)"})
+    def list_events(request: Request) -> Iterator[dict[str, Any]]:
+        if runtime.hooks.manager.is_blocked(events.NAME):
+            raise UserError("events are off: the events hook is in disabled_hooks")
+        since, until = request.time("since"), request.time("until")
+        return runtime.events.follow(
+            since=stamp(since) if since else "", until=stamp(until) if until else "",
+            follow=request.query.get("follow", "1") not in ("0", "false", "no"))
 
     @api.add("POST", "/containers/{ref}/attach", "Attach to a container's stdio (upgrade)",
              kind="upgrade")

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 from .client import Client, CommandError, path_of
+from .formats import add_option as add_format_option
+from .formats import output
 from .tables import human_size, table
 
 
@@ -27,6 +29,7 @@ def register(verbs) -> None:
 
     images = verbs.add_parser("images", help="list local images")
     images.add_argument("-q", "--quiet", action="store_true", help="image ids only")
+    add_format_option(images)
     images.set_defaults(handler=do_images)
 
     rmi = verbs.add_parser("rmi", help="remove images")
@@ -100,6 +103,9 @@ def do_tag(client: Client, args) -> int:
 
 def do_images(client: Client, args) -> int:
     images = client.request("GET", "/images")
+    if args.format:
+        output(args.format, images)
+        return 0
     if args.quiet:
         print("\n".join(dict.fromkeys(i["id"].removeprefix("sha256:")[:12] for i in images)))
         return 0

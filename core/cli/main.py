@@ -12,12 +12,12 @@ VERBS = (
     "run", "create", "start", "stop", "rm", "list", "exec", "logs", "attach", "kill",
     "pause", "unpause", "ports", "pull", "push", "tag", "images", "rmi", "load", "save",
     "login", "logout",
-    "info", "version", "schema", "validate",
+    "info", "version", "schema", "validate", "inspect", "events",
 )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import images, pods, system
+    from . import images, pods, system, views
 
     parser = argparse.ArgumentParser(
         prog="hyperctl", description="Run pods, each in its own virtual machine.")
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND")
     verbs.required = True
-    for module in (pods, images, system):
+    for module in (pods, views, images, system):
         module.register(verbs)
     return parser
 

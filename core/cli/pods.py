@@ -1,4 +1,4 @@
-"""Pod and container verbs: run, create, start, stop, rm, list, exec, logs, attach, ..."""
+"""Pod and container verbs: run, create, start, stop, rm, exec, attach, kill, pause, ports."""
 
 from __future__ import annotations
 
@@ -55,11 +55,6 @@ def register(verbs) -> None:
                                 help="seconds to wait before SIGKILL")
         parser.set_defaults(handler=do_lifecycle, verb=verb)
 
-    listing = verbs.add_parser("list", help="list pods, containers or VMs")
-    listing.add_argument("kind", nargs="?", default="pod", choices=("pod", "container", "vm"))
-    listing.add_argument("-p", "--pod", help="only this pod's")
-    listing.add_argument("-q", "--quiet", action="store_true", help="ids only")
-    listing.set_defaults(handler=do_list)
 
     exec_ = verbs.add_parser("exec", help="run a command in a running container")
     exec_.add_argument("-t", "--tty", action="store_true", help="allocate a terminal")
@@ -70,11 +65,6 @@ def register(verbs) -> None:
     exec_.add_argument("command", nargs=argparse.REMAINDER)
     exec_.set_defaults(handler=do_exec)
 
-    logs = verbs.add_parser("logs", help="a container's output")
-    logs.add_argument("-f", "--follow", action="store_true", help="keep following")
-    logs.add_argument("--tail", type=int, help="only the last N entries")
-    logs.add_argument("target", metavar="CONTAINER|POD")
-    logs.set_defaults(handler=do_logs)
 
     attach = verbs.add_parser("attach", help="attach to a container's stdio")
     attach.add_argument("-t", "--tty", action="store_true",
@@ -289,32 +279,6 @@ def _one_lifecycle(client: Client, args, name: str) -> None:
         print(f"Successfully stopped the Pod({record['id']})")
 
 
-def do_list(client: Client, args) -> int:
-    if args.kind == "container":
-        query = {"pod": args.pod} if args.pod else None
-        containers = client.request("GET", "/containers", query=query)
-        if args.quiet:
-            print("\n".join(c["id"] for c in containers))
-            return 0
-        rows = [(c["id"], c["name"], c["pod_id"], c["state"]) for c in containers]
-        print(table(("Container ID", "Name", "POD ID", "Status"), rows))
-        return 0
-    pods = client.request("GET", "/pods")
-    if args.pod:
-        pods = [p for p in pods if args.pod in (p["id"], p["name"])]
-    if args.quiet:
-        key = "vm_name" if args.kind == "vm" else "id"
-        print("\n".join(p[key] for p in pods))
-        return 0
-    if args.kind == "vm":
-        rows = [(p["vm_name"], p["id"], p["state"]) for p in pods]
-        print(table(("VM name", "POD ID", "Status"), rows))
-        return 0
-    rows = [(p["id"], p["name"], p["vm_name"], p["state"], p["address"] or "-") for p in pods]
-    print(table(("POD ID", "POD Name", "VM name", "Status", "IP"), rows))
-    return 0
-
-
 def do_exec(client: Client, args) -> int:
     """An exec lives as long as its session: hyperd kills it if hyperctl goes first."""
     if not args.command:
@@ -344,18 +308,6 @@ def do_attach(client: Client, args) -> int:
     except (Detached, Interrupted) as e:
         print(f"detached from {container['name']}", file=sys.stderr)
         return e.exit_code if isinstance(e, Interrupted) else 0
-
-
-def do_logs(client: Client, args) -> int:
-    container = client.container_or_pod(args.target)
-    query = {"follow": "1" if args.follow else None, "tail": args.tail}
-    out, err = sys.stdout.buffer, sys.stderr.buffer
-    for entry in client.lines("GET", path_of("/containers/{}/logs", container["id"]),
-                              query=query):
-        target = err if entry["stream"] == "stderr" else out
-        target.write(entry["log"].encode("utf-8", "surrogateescape"))
-        target.flush()
-    return 0
 
 
 def do_kill(client: Client, args) -> int:
