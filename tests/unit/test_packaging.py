@@ -39,6 +39,8 @@ def test_the_wheel_holds_only_the_namespaced_packages(wheel: Path) -> None:
     assert {t for t in top if not t.endswith(".dist-info")} == {
         "hypercontainer", "hypercontainer_plugins"}
     assert "hypercontainer/guest/init" in names  # the guest's /init, not a Python file
+    assert ("hypercontainer/shim/proto/github.com/containerd/containerd/runtime/v2/task/"
+            "shim.proto") in names  # the shim compiles its protocol at first use
 
 
 def test_the_wheel_declares_the_scripts_and_every_driver(wheel: Path) -> None:
