@@ -12,9 +12,11 @@ import base64
 from pathlib import Path
 from typing import Any
 
+from . import podshare
 from . import spec as podspec
 from .drivers import ImageConfig, ResolvedImage, Share
 from .errors import UserError
+from .podshare import POD_SHARE_TAG
 
 LAYERS_TAG = "hc_layers"
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -74,7 +76,8 @@ def user_of(container: podspec.Container, image: ImageConfig) -> tuple[str, list
     return image.user, []
 
 
-def mounts(pod: podspec.PodSpec, container: podspec.Container) -> list[dict[str, Any]]:
+def mounts(pod: podspec.PodSpec, container: podspec.Container,
+           container_id: str = "") -> list[dict[str, Any]]:
     index = {v.name: (i, v) for i, v in enumerate(pod.volumes)}
     result = []
     for ref in container.volumes:
@@ -86,6 +89,13 @@ def mounts(pod: podspec.PodSpec, container: podspec.Container) -> list[dict[str,
         else:
             result.append({"type": "share", "tag": volume_tag(i),
                            "destination": ref.path, "readonly": readonly})
+    for n, bind in enumerate(container.binds):  # bound below the pod share by hyperd
+        result.append({"type": "share", "tag": POD_SHARE_TAG,
+                       "path": podshare.bind_path(container_id, n),
+                       "destination": bind.path, "readonly": bind.read_only})
+    for tmpfs in container.tmpfs:
+        result.append({"type": "tmpfs", "destination": tmpfs.path,
+                       "options": list(tmpfs.options)})
     return result
 
 
@@ -113,15 +123,22 @@ def rlimits(container: podspec.Container) -> list[dict[str, Any]]:
 def agent_config(
     container_id: str,
     container: podspec.Container,
-    image: ResolvedImage,
+    image: ResolvedImage | None,
     pod: podspec.PodSpec,
     hostname: str,
     stdin_open: bool = False,
 ) -> dict[str, Any]:
-    """The create_container request for the guest agent."""
+    """The create_container request for the guest agent (`image` None: the container's
+    root is a host directory, bound below the pod share)."""
+    if image is None:
+        image = ResolvedImage(id="", reference="", layers=[], config=ImageConfig())
     user, groups = user_of(container, image.config)
+    rootfs = None
+    if container.rootfs:
+        rootfs = {"tag": POD_SHARE_TAG, "path": podshare.rootfs_path(container_id)}
     return {
         "id": container_id,
+        "rootfs": rootfs,
         "layers": list(image.layers),
         "opaque": {layer: ["/" + d for d in dirs] for layer, dirs in image.opaque_dirs.items()},
         "process": {
@@ -136,7 +153,7 @@ def agent_config(
         },
         "hostname": hostname,
         "readonly_rootfs": container.read_only,
-        "mounts": mounts(pod, container),
+        "mounts": mounts(pod, container, container_id),
         "files": files(pod, container),
         "sysctl": dict(container.sysctl),
         "rlimits": rlimits(container),

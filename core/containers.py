@@ -7,13 +7,14 @@ or again) gets a fresh root filesystem over the shared image layers.
 
 from __future__ import annotations
 
+import os
 import signal as signals
 import threading
 from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from . import names
+from . import hostpaths, names
 from . import spec as podspec
 from .container_config import agent_config
 from .drivers import ResolvedImage
@@ -21,6 +22,8 @@ from .errors import AgentError, AgentTimeout, Conflict, HyperError, NotFound, Us
 from .guest.agent.protocol import KEY_SEPARATOR, process_key
 from .log import get_logger
 from .model import Container, ContainerState, Pod, PodState, container_final_state, now
+from .mounts import MountError
+from .podshare import ShareError
 from .subscribers import Listener
 
 if TYPE_CHECKING:
@@ -66,7 +69,7 @@ class ContainerLifecycle:
                           image_id: str, stdin_open: bool = False) -> Container:
         spec = spec.model_copy(update={"name": name})
         container = Container(
-            id=names.container_id(), name=name, pod_id=pod.id, image=spec.image,
+            id=names.container_id(), name=name, pod_id=pod.id, image=spec.image or "",
             image_id=image_id, spec=spec.model_dump(mode="json", by_alias=True,
                                                     exclude_none=True),
             stdin_open=stdin_open,
@@ -84,7 +87,7 @@ class ContainerLifecycle:
             if pod.state not in (PodState.PENDING, PodState.RUNNING):
                 raise Conflict(f"pod {pod.name} is {pod.state}: containers are added to a "
                                "pending or running pod")
-            name = spec.name or names.numbered(names.image_base(spec.image))
+            name = spec.name or names.numbered(names.image_base(spec.origin))
             pod_spec = self.pod_spec(pod).with_container(spec.model_copy(update={"name": name}))
             new_spec = pod_spec.containers[-1]
             if new_spec.volumes and pod.state == PodState.RUNNING:
@@ -92,14 +95,30 @@ class ContainerLifecycle:
                 late = [r.volume for r in new_spec.volumes if r.volume in shared]
                 if late and not self.pod_shares_include(pod, late):
                     raise UserError("host volumes of a running pod must be named in its pod file")
+            self.check_host_paths(new_spec)
             self.hooks.pre("container_pre_create", pod=pod, spec=new_spec)
-            image = self.image_for(new_spec.image)
-            container = self._record_container(pod, new_spec, name, image.id, stdin_open)
+            image_id = self.image_for(new_spec.image).id if new_spec.image else ""
+            container = self._record_container(pod, new_spec, name, image_id, stdin_open)
             log.info("container created", pod_id=pod.id, container_id=container.id)
             self.hooks.post("container_post_create", container=container)
             if start and pod.state == PodState.RUNNING:
                 self._start_in_running_pod(pod, container)
             return self.store.container(container.id)
+
+    def check_host_paths(self: Runtime, spec: podspec.Container) -> None:
+        """A root directory or binds from the host: hyperd must be able to mount them
+        below the pod share, and they must be paths a container may get."""
+        if not spec.rootfs and not spec.binds:
+            return
+        if os.geteuid() != 0:
+            raise UserError("a container with a host root directory or binds needs hyperd "
+                            "to run as root")
+        protected = self.own_paths
+        if spec.rootfs:
+            if not os.path.isdir(hostpaths.check(spec.rootfs, "rootfs", protected)):
+                raise UserError(f"rootfs: {spec.rootfs} is not a directory")
+        for i, bind in enumerate(spec.binds):
+            hostpaths.check(bind.source, f"binds[{i}].source", protected)
 
     def pod_shares_include(self: Runtime, pod: Pod, volumes: list[str]) -> bool:
         """Whether the pod booted with these volumes (shares cannot be hot-added)."""
@@ -128,7 +147,12 @@ class ContainerLifecycle:
         self.hooks.pre("container_pre_start", container=container)
         spec = self.container_spec(container)
         try:
-            image = self.images.resolve(container.image_id or container.image)
+            image = None
+            if spec.image:
+                image = self.images.resolve(container.image_id or container.image)
+            if spec.rootfs or spec.binds:
+                self.pod_share(pod.id).attach(container.id, spec.rootfs,
+                                              [(b.source, b.read_only) for b in spec.binds])
             config = agent_config(container.id, spec, image, self.pod_spec(pod),
                                   pod.spec.get("hostname") or pod.name[:63],
                                   stdin_open=container.stdin_open)
@@ -136,7 +160,7 @@ class ContainerLifecycle:
             session.agent.create_container(config)
             self.container_log(container).reopen()
             session.agent.start_container(container.id)
-        except (AgentError, UserError) as e:
+        except (AgentError, UserError, ShareError, MountError) as e:
             log.warning("container failed to start", container_id=container.id, error=str(e))
             self.container_log(container).append("stderr", f"{e}\n".encode())
             self.store.transition_container(container.id, ContainerState.FAILED,
@@ -301,11 +325,15 @@ class ContainerLifecycle:
             thread.join()
         return not silent
 
-    def kill_container(self: Runtime, ref: str, signal: str | int | None = None) -> Container:
+    def kill_container(self: Runtime, ref: str, signal: str | int | None = None,
+                       exec_id: str | None = None) -> Container:
         container = self.store.container(ref)
         if container.state != ContainerState.RUNNING:
             raise Conflict(f"container {container.name} is not running")
         number = signal_number(signal, default=signals.SIGKILL)
+        if exec_id is not None:
+            self.sessions[container.pod_id].agent.signal(container.id, number, exec_id)
+            return container
         if number in (signals.SIGKILL, signals.SIGTERM, signals.SIGINT):
             self.store.update_container(container.id, lambda c: setattr(c, "user_stopped", True))
         self.sessions[container.pod_id].agent.signal(container.id, number)
@@ -333,6 +361,7 @@ class ContainerLifecycle:
             session = self.sessions.get(container.pod_id)
             if session:
                 session.forget(container.id)
+            self.pod_share(container.pod_id).detach(container.id)
             self.store.remove_container(container.id)
             log_file = self._logs.pop(container.id, None)
             if log_file:
@@ -350,18 +379,20 @@ class ContainerLifecycle:
         self.subscribers.remove(key, listener)
 
     def exec(self: Runtime, ref: str, args: list[str], tty: bool, listener: Listener,
-             env: list[str] | None = None) -> str:
+             env: list[str] | None = None, cwd: str | None = None, user: str | None = None,
+             exec_id: str | None = None) -> str:
         container = self.store.container(ref)
         if container.state != ContainerState.RUNNING:
             raise Conflict(f"container {container.name} is not running")
         if not args:
             raise UserError("exec needs a command")
-        exec_id = "exec-" + names.container_id()[:16]
+        exec_id = exec_id or "exec-" + names.container_id()[:16]
         key = process_key(container.id, exec_id)
         self.subscribers.add(key, listener)
         try:
             self.sessions[container.pod_id].agent.exec(
-                container.id, exec_id, args, env=env, terminal=tty, stdin=True)
+                container.id, exec_id, args, env=env, cwd=cwd, user=user, terminal=tty,
+                stdin=True)
         except BaseException:
             self.subscribers.remove(key, listener)
             raise
@@ -373,6 +404,17 @@ class ContainerLifecycle:
         will come (the pod failed to start, or is gone): they must not wait for ever."""
         for container in self.store.containers(pod_id):
             self.subscribers.exit(container.id, None, error)
+
+    def processes(self: Runtime, ref: str) -> dict:
+        """{"pid": main process, "execs": {exec id: pid}} as the guest numbers them."""
+        container = self.store.container(ref)
+        session = self.sessions.get(container.pod_id)
+        if container.state != ContainerState.RUNNING or session is None:
+            raise Conflict(f"container {container.name} is not running")
+        state = session.agent.state()["containers"].get(container.id) or {}
+        execs = {eid: e.get("pid") for eid, e in (state.get("execs") or {}).items()
+                 if e.get("status") == "running"}
+        return {"pid": state.get("pid"), "execs": execs}
 
     def session_for(self: Runtime, key: str, container_id: str):
         container = self.store.container(container_id)

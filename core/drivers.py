@@ -119,6 +119,7 @@ class Share:
     tag: str
     host_path: Path
     readonly: bool = True
+    mounts_below: bool = False  # other file systems get mounted below it while the VM runs
 
 
 @dataclass

@@ -62,7 +62,8 @@ def container_final_state(exit_code: int) -> ContainerState:
 
 
 def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    # Microseconds: containerd reports exit times, and an exit is timed to the event.
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 class Pod(BaseModel):

@@ -26,6 +26,7 @@ from .log import get_logger
 from .logs import ContainerLog
 from .model import Container, ContainerState, Pod, PodState, now
 from .pod_session import PodSession
+from .podshare import PodShare, ShareError
 from .store import Store
 from .subscribers import Subscribers
 
@@ -67,6 +68,14 @@ class Runtime(ContainerLifecycle):
         return self.config.run_root / "pods" / pod_id
 
     @property
+    def own_paths(self) -> list[Path]:
+        """hyperd's own directories, which no container may be given."""
+        return [self.config.state_root, self.config.run_root, self.config.cache_root]
+
+    def pod_share(self, pod_id: str) -> PodShare:
+        return PodShare(self.pod_dir(pod_id) / "share", protected=self.own_paths)
+
+    @property
     def transfers_dir(self) -> Path:
         """Where image archives sent to or from hyperd are staged (made by adopt())."""
         return self.config.state_root / "transfers"
@@ -104,8 +113,10 @@ class Runtime(ContainerLifecycle):
         if netns_path is not None:
             self._check_netns(spec, netns_path)
         volume_shares(spec)  # refuse a missing host directory now, not at boot
-        images = {c.image: self.image_for(c.image) for c in spec.containers}
-        first_image = spec.containers[0].image if spec.containers else "pod"
+        for container in spec.containers:
+            self.check_host_paths(container)
+        images = {c.image: self.image_for(c.image) for c in spec.containers if c.image}
+        first_image = spec.containers[0].origin if spec.containers else "pod"
         pod_id = spec.id or names.numbered(names.image_base(first_image))
         pod = Pod(id=pod_id, name=pod_id, vm_name=names.vm_name(),
                   spec=podspec.normalised(spec), transient=transient, netns=netns_path)
@@ -115,10 +126,10 @@ class Runtime(ContainerLifecycle):
             for container in spec.containers:
                 name = container.name or (
                     pod_id if len(spec.containers) == 1 else
-                    names.numbered(names.image_base(container.image))
+                    names.numbered(names.image_base(container.origin))
                 )
-                self._record_container(pod, container, name, images[container.image].id,
-                                       stdin_open)
+                image_id = images[container.image].id if container.image else ""
+                self._record_container(pod, container, name, image_id, stdin_open)
         except BaseException:
             self.store.remove_pod(pod.id)
             raise
@@ -209,7 +220,7 @@ class Runtime(ContainerLifecycle):
             run_dir=run_dir,
             console_log=self.pod_dir(pod.id) / "console.log",
             shares=[Share(LAYERS_TAG, self.images.layers_root(), readonly=True),
-                    *volume_shares(spec)],
+                    self.pod_share(pod.id).share(), *volume_shares(spec)],
             network=attachment,
         )
         handle = self.hypervisor.start(vm)
@@ -313,7 +324,12 @@ class Runtime(ContainerLifecycle):
         for container in self.store.containers(pod_id):
             self._logs.pop(container.id, None)
         self.store.remove_pod(pod_id)
-        shutil.rmtree(self.pod_dir(pod_id), ignore_errors=True)
+        try:
+            self.pod_share(pod_id).remove()
+        except ShareError as e:  # a mount left below: deleting would reach the host's files
+            log.error("pod directory kept", pod_id=pod_id, error=str(e))
+        else:
+            shutil.rmtree(self.pod_dir(pod_id), ignore_errors=True)
         log.info("pod removed", pod_id=pod_id)
 
     def pause_pod(self, ref: str) -> Pod:

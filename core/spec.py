@@ -39,10 +39,14 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     AfterValidator,
+    ConfigDict,
     Field,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 from .specfields import (
     IP,
@@ -66,6 +70,7 @@ from .specfields import (
     Domain,
     EnvName,
     Hostname,
+    HostPath,
     Image,
     Labels,
     Loc,
@@ -82,6 +87,7 @@ from .specfields import (
     SpecError,
     SpecModel,
     SysctlKey,
+    TmpfsOption,
     absolute_path,
     items,
     matching,
@@ -129,6 +135,22 @@ class FileRef(SpecModel):
         return int(self.perm, 8)
 
 
+class Bind(SpecModel):
+    """A host file or directory mounted into the container (hypercontainer's own key,
+    used by the containerd shim): it reaches the VM through the pod's share."""
+
+    source: HostPath
+    path: ContainerPath
+    read_only: bool = False
+
+
+class Tmpfs(SpecModel):
+    """A fresh tmpfs at `path`, in the guest's memory, with mount options like size=64m."""
+
+    path: ContainerPath
+    options: list[TmpfsOption] = items(16)
+
+
 class User(SpecModel):
     name: Owner = ""
     group: Owner = ""
@@ -168,8 +190,12 @@ class Container(SpecModel):
         "id": "container ids are assigned by hyperd",
         "logPath": "log files are placed by hyperd",
     }
+    model_config = ConfigDict(json_schema_extra={
+        "oneOf": [{"required": ["image"]}, {"required": ["rootfs"]}]})
     name: Name | None = None  # None: the runtime names it
-    image: Image
+    # A host directory as the root filesystem instead of an image (containerd's snapshot).
+    rootfs: HostPath | None = None
+    image: Annotated[Image | None, Field(validate_default=True)] = None  # or a rootfs
     command: list[Arg] = items(MAX_ARGS)
     # None: the image's entrypoint; [] (given empty) clears it, as Docker's --entrypoint "".
     entrypoint: Annotated[list[Arg], Field(max_length=MAX_ARGS)] | None = None
@@ -188,13 +214,36 @@ class Container(SpecModel):
         default_factory=dict
     )
     ulimits: list[Ulimit] = items(len(ULIMITS))
+    binds: list[Bind] = items()
+    tmpfs: list[Tmpfs] = items(64)
+
+    @field_validator("image")
+    @classmethod
+    def _image_or_rootfs(cls, image: str | None, info: ValidationInfo) -> str | None:
+        rootfs = info.data.get("rootfs")
+        if image is None and rootfs is None:
+            raise PydanticCustomError("missing", "field required")
+        if image is not None and rootfs is not None:
+            raise ValueError("a container runs from an image or a rootfs, not both")
+        return image
+
+    @property
+    def origin(self) -> str:
+        """What the container runs from, for names: its image, or its root directory."""
+        return self.image or self.rootfs or ""
 
     def problems(self) -> Iterator[tuple[Loc, str]]:
         """Rules inside one container, as (location, reason)."""
         yield from _duplicates(self.envs, "envs", "env", "environment variable")
         yield from _duplicates(self.volumes, "volumes", "volume", "volume")
-        yield from _duplicates(self.volumes, "volumes", "path", "mount path")
         yield from _duplicates(self.ulimits, "ulimits", "name", "ulimit")
+        first: dict[str, tuple] = {}
+        for field in ("volumes", "binds", "tmpfs"):
+            for i, item in enumerate(getattr(self, field)):
+                if item.path in first:
+                    where = render_loc(first[item.path])
+                    yield (field, i, "path"), f"mount path {show(item.path)} repeats {where}"
+                first.setdefault(item.path, (field, i))
 
 
 def _duplicates(items: list[Any], field: str, attr: str, what: str) -> Iterator[tuple[Loc, str]]:

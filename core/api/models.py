@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..model import Container, Pod
 
 MAX_ARGS = 1024
+EXEC_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
 class Body(BaseModel):
@@ -46,6 +47,13 @@ class ExecBody(Body):
     command: list[str] = Field(min_length=1, max_length=MAX_ARGS)
     tty: bool = False
     env: list[str] = Field(default_factory=list, max_length=MAX_ARGS)
+    cwd: str | None = Field(None, max_length=4096, pattern="^/",
+                            description="Working directory (default: the container's)")
+    user: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$",
+                             description="user[:group], names or ids (default: the container's)")
+    exec_id: str | None = Field(None, pattern=EXEC_ID,
+                                description="The process's id (default: hyperd picks one); "
+                                            "kill takes it as ?exec=")
 
 
 class PullBody(Body):

@@ -145,10 +145,17 @@ def build_router(runtime: Runtime) -> Router:
     def stop_container(request: Request) -> Any:
         return runtime.stop_container(request.params["ref"], timeout=request.number("t", 10.0))
 
-    @api.add("POST", "/containers/{ref}/kill", "Send a signal to a container",
-             answer=models.ContainerView, query={"signal": "name or number (default KILL)"})
+    @api.add("POST", "/containers/{ref}/kill", "Send a signal to a container or one of its execs",
+             answer=models.ContainerView, query={"signal": "name or number (default KILL)",
+                                                 "exec": "an exec's id: signal that process"})
     def kill_container(request: Request) -> Any:
-        return runtime.kill_container(request.params["ref"], request.query.get("signal"))
+        return runtime.kill_container(request.params["ref"], request.query.get("signal"),
+                                      exec_id=request.query.get("exec"))
+
+    @api.add("GET", "/containers/{ref}/processes",
+             "The guest's process ids of a running container and of its execs")
+    def processes(request: Request) -> dict[str, Any]:
+        return runtime.processes(request.params["ref"])
 
     @api.add("POST", "/containers/{ref}/wait", "Wait until a container is not running",
              answer=models.ExitCode, query={"timeout": "seconds"})
@@ -213,7 +220,8 @@ def build_router(runtime: Runtime) -> Router:
         body = request.model(models.ExecBody)
         container = store.container(request.params["ref"])
         listener = Listener()
-        exec_id = runtime.exec(container.id, body.command, body.tty, listener, env=body.env)
+        exec_id = runtime.exec(container.id, body.command, body.tty, listener, env=body.env,
+                               cwd=body.cwd, user=body.user, exec_id=body.exec_id)
         key = process_key(container.id, exec_id)
         stdin = stdin_of(container.id, exec_id)
 

@@ -17,6 +17,9 @@ RLIMITS = {
     "AS", "CORE", "CPU", "DATA", "FSIZE", "LOCKS", "MEMLOCK", "MSGQUEUE", "NICE", "NOFILE",
     "NPROC", "RSS", "RTPRIO", "RTTIME", "SIGPENDING", "STACK",
 }
+TMPFS_OPTION = re.compile(
+    r"size=[0-9]+[kmg%]?|nr_inodes=[0-9]+[kmg]?|mode=[0-7]{3,4}|uid=[0-9]+|gid=[0-9]+"
+    r"|ro|rw|nosuid|suid|nodev|dev|noexec|exec|noatime|atime|strictatime|relatime")
 MAX_CHUNK = 512 << 10  # file bytes per write_file / read_file request
 SIGNALS = range(1, 65)
 
@@ -136,6 +139,7 @@ def container_spec(config: Args) -> dict:
     pod.check_sysctls(sysctl)
     return {
         "id": config.id("id"),
+        "rootfs": _share_dir(config.sub("rootfs")),
         "layers": layers,
         "opaque": _opaque(config, layers),
         "process": {
@@ -195,14 +199,31 @@ def _mount(mount: Args) -> dict:
         raise mount.fail("cannot mount a volume on /")
     result = {"type": kind, "destination": destination, "readonly": mount.bool("readonly")}
     if kind == "share":
-        result["tag"] = mount.id("tag")
-        if result["tag"] == LAYERS_TAG:
-            raise mount.fail(f"{LAYERS_TAG} holds image layers, not a volume")
+        result.update(_share_dir(mount))
     elif kind == "empty":
         result["name"] = mount.id("name")
+    elif kind == "tmpfs":
+        options = mount.strings("options")
+        for option in options:
+            if not TMPFS_OPTION.fullmatch(option):
+                raise mount.fail(f"tmpfs option {option[:40]!r} is not allowed")
+        result["options"] = options
     else:
-        raise mount.fail(f"unknown mount type {kind[:40]!r} (share or empty)")
+        raise mount.fail(f"unknown mount type {kind[:40]!r} (share, empty or tmpfs)")
     return result
+
+
+def _share_dir(share: Args | None) -> dict | None:
+    """A share's tag and a directory or file below it (`path`, relative), checked."""
+    if share is None:
+        return None
+    tag = share.id("tag")
+    if tag == LAYERS_TAG:
+        raise share.fail(f"{LAYERS_TAG} holds image layers, not a volume")
+    path = share.opt_str("path") or ""
+    if path and (not LAYER.fullmatch(path) or ".." in path.split("/")):
+        raise share.fail(f"invalid path {path[:80]!r} below share {tag}")
+    return {"tag": tag, "path": path}
 
 
 def _file(item: Args) -> dict:

@@ -96,13 +96,18 @@ class Runtime:
         os.makedirs(container.dir)
         for name in ("upper", "work", "rootfs"):
             os.mkdir(os.path.join(container.dir, name))
-        mount_overlay(container.dir, self.shares, spec["layers"], spec["opaque"])
         rootfs = container.rootfs
         hostname = spec["hostname"] or self.network.hostname
-        safepath.write_file(rootfs, "/etc/hostname", f"{hostname}\n".encode())
-        safepath.write_file(rootfs, "/etc/hosts", self.network.hosts(hostname).encode())
-        if self.network.resolv_conf:
-            safepath.write_file(rootfs, "/etc/resolv.conf", self.network.resolv_conf.encode())
+        if spec["rootfs"] is not None:
+            # A host directory (containerd's snapshot): whoever made it owns its /etc.
+            mounts.bind(self._share_source(spec["rootfs"]), rootfs)
+        else:
+            mount_overlay(container.dir, self.shares, spec["layers"], spec["opaque"])
+            safepath.write_file(rootfs, "/etc/hostname", f"{hostname}\n".encode())
+            safepath.write_file(rootfs, "/etc/hosts", self.network.hosts(hostname).encode())
+            if self.network.resolv_conf:
+                safepath.write_file(rootfs, "/etc/resolv.conf",
+                                    self.network.resolv_conf.encode())
         oci_mounts = [self._volume(container, mount) for mount in spec["mounts"]]
         for item in spec["files"]:
             self._write_spec_file(rootfs, item)
@@ -117,9 +122,19 @@ class Runtime:
         with open(os.path.join(container.dir, "config.json"), "w") as file:
             json.dump(config, file, indent=1)
 
+    def _share_source(self, share: dict) -> str:
+        source = os.path.join(self.shares.get(share["tag"], readonly=False), share["path"])
+        if not os.path.lexists(source):
+            raise Failure(f"nothing at {share['path']} in share {share['tag']}")
+        return source
+
     def _volume(self, container: Container, mount: dict) -> dict:
+        if mount["type"] == "tmpfs":
+            options = list(mount["options"]) + (["ro"] if mount["readonly"] else [])
+            return {"destination": mount["destination"], "type": "tmpfs", "source": "tmpfs",
+                    "options": options or ["nosuid", "nodev"]}
         if mount["type"] == "share":
-            source = self.shares.get(mount["tag"], readonly=False)
+            source = self._share_source(mount)
         else:
             source = self.settings.path("volumes", mount["name"])
             os.makedirs(source, exist_ok=True)

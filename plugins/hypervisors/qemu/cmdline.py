@@ -75,6 +75,8 @@ def _share(index: int, share: Share) -> list[str]:
     options = f"local,id={fsdev},path={escape(share.host_path)},security_model=passthrough"
     if share.readonly:
         options += ",readonly=on"
+    if share.mounts_below:  # distinct inode numbers across the file systems mounted below
+        options += ",multidevs=remap"
     return ["-fsdev", options, "-device", f"virtio-9p-pci,fsdev={fsdev},mount_tag={share.tag}"]
 
 

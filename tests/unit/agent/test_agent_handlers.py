@@ -17,7 +17,7 @@ def spec(**overrides) -> dict:
 
 def test_defaults():
     assert spec() == {
-        "id": "c1", "layers": ["sha256/aa", "sha256/bb"], "opaque": {},
+        "id": "c1", "rootfs": None, "layers": ["sha256/aa", "sha256/bb"], "opaque": {},
         "process": {"args": ["sh"], "env": [], "cwd": "/", "user": "", "additional_groups": [],
                     "terminal": False, "stdin": False},
         "hostname": None, "readonly_rootfs": False, "mounts": [], "files": [], "sysctl": {},
@@ -33,12 +33,29 @@ def test_mounts_files_rlimits_are_normalised():
         rlimits=[{"type": "nofile", "soft": 1024, "hard": 4096}],
     )
     assert result["mounts"] == [
-        {"type": "share", "tag": "hc_vol_0", "destination": "/data", "readonly": False},
+        {"type": "share", "tag": "hc_vol_0", "path": "", "destination": "/data",
+         "readonly": False},
         {"type": "empty", "name": "cache", "destination": "/c", "readonly": True},
     ]
     assert result["files"] == [{"path": "/etc/x", "content_b64": "eA==", "mode": 0o644,
                                  "user": "", "group": ""}]
     assert result["rlimits"] == [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 4096}]
+
+
+def test_a_host_root_directory_binds_and_tmpfs_are_normalised():
+    result = spec(
+        layers=[], rootfs={"tag": "hc_pod", "path": "c1/rootfs"},
+        mounts=[{"type": "share", "tag": "hc_pod", "path": "c1/binds/0",
+                 "destination": "/etc/hosts", "readonly": True},
+                {"type": "tmpfs", "destination": "/run", "options": ["size=64m", "nosuid"]}],
+    )
+    assert result["rootfs"] == {"tag": "hc_pod", "path": "c1/rootfs"}
+    assert result["mounts"] == [
+        {"type": "share", "tag": "hc_pod", "path": "c1/binds/0", "destination": "/etc/hosts",
+         "readonly": True},
+        {"type": "tmpfs", "destination": "/run", "readonly": False,
+         "options": ["size=64m", "nosuid"]},
+    ]
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -58,6 +75,13 @@ def test_mounts_files_rlimits_are_normalised():
     ({"mounts": [{"type": "share", "tag": "t", "destination": "/a/../../etc"}]},
      "must be an absolute path without '..'"),
     ({"mounts": ["x"]}, "config: mounts[0] must be an object"),
+    ({"rootfs": {"tag": "hc_pod", "path": "../../etc"}}, "invalid path '../../etc'"),
+    ({"rootfs": {"tag": "hc_pod", "path": "/abs"}}, "invalid path '/abs'"),
+    ({"rootfs": {"tag": "hc_layers", "path": "x"}}, "hc_layers holds image layers"),
+    ({"mounts": [{"type": "tmpfs", "destination": "/t", "options": ["exec,suid"]}]},
+     "tmpfs option 'exec,suid' is not allowed"),
+    ({"mounts": [{"type": "tmpfs", "destination": "/t", "options": ["size=1g;rm"]}]},
+     "tmpfs option 'size=1g;rm' is not allowed"),
     ({"mounts": [{"type": "share", "tag": "hc_layers", "destination": "/l"}]},
      "hc_layers holds image layers, not a volume"),
     ({"files": [{"path": "/x", "mode": 0o17777}]}, "field 'mode' must be between 0 and 4095"),

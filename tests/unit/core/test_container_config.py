@@ -66,3 +66,35 @@ def test_volume_sources_must_be_host_directories(tmp_path):
     spec = parse_pod_spec({"volumes": [{"name": "v", "source": str(tmp_path)}]})
     (share,) = volume_shares(spec)
     assert (share.tag, share.host_path, share.readonly) == ("hc_vol_0", tmp_path, False)
+
+
+def test_a_host_root_directory_with_binds_and_tmpfs():
+    spec = parse_pod_spec({"containers": [{
+        "rootfs": "/run/containerd/task/x/rootfs", "command": ["/bin/sh", "-c", "true"],
+        "user": {"name": "1000", "group": "1000", "additionalGroups": ["10"]},
+        "binds": [{"source": "/etc/k8s/hosts", "path": "/etc/hosts", "readOnly": True}],
+        "tmpfs": [{"path": "/run", "options": ["size=64m", "nosuid"]}]}]})
+    config = agent_config("c" * 64, spec.containers[0], None, spec, "h")
+    assert config["rootfs"] == {"tag": "hc_pod", "path": "c" * 64 + "/rootfs"}
+    assert config["layers"] == [] and config["opaque"] == {}
+    assert config["process"]["args"] == ["/bin/sh", "-c", "true"]
+    assert (config["process"]["user"], config["process"]["additional_groups"]) == (
+        "1000:1000", ["10"])
+    assert config["mounts"] == [
+        {"type": "share", "tag": "hc_pod", "path": "c" * 64 + "/binds/0",
+         "destination": "/etc/hosts", "readonly": True},
+        {"type": "tmpfs", "destination": "/run", "options": ["size=64m", "nosuid"]},
+    ]
+
+
+@pytest.mark.parametrize("container, message", [
+    ({"rootfs": "/r", "image": "busybox"}, "an image or a rootfs, not both"),
+    ({"rootfs": "relative"}, "not an absolute path"),
+    ({"rootfs": "/r", "binds": [{"source": "/a/../etc", "path": "/x"}]}, "must not contain '..'"),
+    ({"rootfs": "/r", "tmpfs": [{"path": "/t", "options": ["exec,dev"]}]}, "not a tmpfs option"),
+    ({"rootfs": "/r", "tmpfs": [{"path": "/t"}], "binds": [{"source": "/s", "path": "/t"}]},
+     "mount path '/t' repeats binds\\[0\\]"),
+])
+def test_host_root_directories_binds_and_tmpfs_are_checked(container, message):
+    with pytest.raises(UserError, match=message):
+        parse_pod_spec({"containers": [container]})
