@@ -71,5 +71,14 @@ def state_root(config_file: str | None = None) -> Path:
     return Path(_setting("state_root", config_file) or default_state_root())
 
 
+def cache_root(config_file: str | None = None) -> Path:
+    return Path(_setting("cache_root", config_file) or default_cache_root())
+
+
+def own_paths(config_file: str | None = None) -> list[Path]:
+    """hyperd's own directories (state, runtime, cache), which no container may be given."""
+    return [state_root(config_file), run_root(config_file), cache_root(config_file)]
+
+
 def socket_path(config_file: str | None = None) -> Path:
     return run_root(config_file) / "hyperd.sock"

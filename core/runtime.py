@@ -208,6 +208,8 @@ class Runtime(ContainerLifecycle):
         drivers.check_combination(self.hypervisor, self.network, attachment.requires)
         run_dir = self.run_dir(pod.id)
         run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        layers = self.images.layers_root()
+        layers.mkdir(parents=True, exist_ok=True)  # empty in a store that has no image yet
         self.pod_dir(pod.id).mkdir(parents=True, exist_ok=True, mode=0o700)
         vm = VMSpec(
             pod_id=pod.id,
@@ -219,7 +221,7 @@ class Runtime(ContainerLifecycle):
             kernel_args=list(image.kernel_args),
             run_dir=run_dir,
             console_log=self.pod_dir(pod.id) / "console.log",
-            shares=[Share(LAYERS_TAG, self.images.layers_root(), readonly=True),
+            shares=[Share(LAYERS_TAG, layers, readonly=True),
                     self.pod_share(pod.id).share(), *volume_shares(spec)],
             network=attachment,
         )

@@ -134,6 +134,16 @@ class Client:
             raise CommandError(_error_text(answer, response.status))
         return answer
 
+    def call(self, method: str, path: str, body: Any = None,
+             query: dict[str, Any] | None = None) -> tuple[int, Any]:
+        """The HTTP status and the answer, errors included (for programs, not people)."""
+        response = self._send(method, path, body, query)
+        try:
+            data = response.read()
+        finally:
+            response.close()
+        return response.status, _json(data)
+
     def lines(self, method: str, path: str, body: Any = None,
               query: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """A streamed answer, one JSON object per line; an {"error"} line raises."""

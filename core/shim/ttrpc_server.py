@@ -46,8 +46,10 @@ def service_methods(protos: Protos, service: str, implementation: object) -> dic
 
 
 class Server:
-    def __init__(self, protos: Protos, services: dict[str, dict[str, Method]]) -> None:
+    def __init__(self, protos: Protos, services: dict[str, dict[str, Method]],
+                 after_answer: Callable[[str], None] | None = None) -> None:
         self.services = services
+        self.after_answer = after_answer  # called with the method's name once answered
         self._request = protos.message("ttrpc.Request")
         self._response = protos.message("ttrpc.Response")
         self._closing = threading.Event()
@@ -138,6 +140,8 @@ class Server:
         try:
             result = method.handler(argument)
             writer.answer(stream_id, result.SerializeToString())
+            if self.after_answer:
+                self.after_answer(request.method)
         except RpcError as e:
             log.info("ttrpc request refused", method=request.method, code=e.code.name,
                      error=e.message)

@@ -1,0 +1,61 @@
+"""The shim process: the Task service on the socket `start` bound, logs to the bundle's
+`log` fifo (which containerd copies into its own log), until Shutdown finds no task
+left or a signal ends it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import threading
+
+from ..log import configure, get_logger
+from .events import Publisher
+from .hyperd import Hyperd
+from .protogen import shim_protos
+from .task_service import TaskService
+from .ttrpc_server import Server, service_methods
+
+TASK_SERVICE = "containerd.task.v2.Task"
+
+
+def _log_to_fifo() -> None:
+    """stderr becomes the bundle's `log` fifo, when containerd holds it open."""
+    try:
+        fd = os.open("log", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return
+    os.set_blocking(fd, True)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def serve(args: argparse.Namespace) -> int:
+    _log_to_fifo()
+    configure("debug" if args.debug else "info", json=True)
+    log = get_logger(shim=args.id, namespace=args.namespace)
+    protos = shim_protos()
+    done = threading.Event()
+    publisher = Publisher(protos, os.environ.get("TTRPC_ADDRESS", ""), args.namespace)
+    service = TaskService(protos, Hyperd(args.config), publisher, args.namespace, args.config,
+                          on_idle=done.set)
+    server = Server(protos, {TASK_SERVICE: service_methods(protos, TASK_SERVICE, service)},
+                    after_answer=service.after_answer)
+    listener = socket.socket(fileno=args.listen_fd)
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: done.set())
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    threading.Thread(target=server.serve, args=(listener,), daemon=True).start()
+    log.info("shim serving", socket=args.socket)
+    done.wait()
+    publisher.flush(10.0)  # TaskDelete and the last exits must reach containerd
+    server.close()
+    listener.close()
+    if args.socket:
+        try:
+            os.unlink(args.socket)
+        except FileNotFoundError:
+            pass
+    log.info("shim done")
+    return 0
