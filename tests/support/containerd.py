@@ -20,7 +20,7 @@ from hypercontainer import mounts
 from hypercontainer_plugins.images import busybox as busybox_image
 from hypercontainer_plugins.images.build import Image, write_archive
 
-from .daemon import qemu_pids
+from .daemon import processes_matching, qemu_pids
 
 BUSYBOX = "docker.io/library/busybox:latest"
 PAUSE = "hypercontainer.test/pause:1"  # the CRI sandbox image, built here
@@ -145,20 +145,6 @@ class Containerd:
             _kill(pid)
         mounts.unmount_all(str(self.root))
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-def processes_matching(*needles: bytes) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
-        except OSError:
-            continue
-        if all(n in cmdline for n in needles):
-            found.append(int(entry.name))
-    return found
 
 
 def _kill(pid: int) -> None:

@@ -25,9 +25,9 @@ from hypercontainer_plugins.images import busybox as busybox_image
 HYPERCTL = [sys.executable, "-m", "hypercontainer.cli.main"]
 
 
-def qemu_pids(run_root: Path) -> list[int]:
-    """qemu processes whose command line names this run root."""
-    pids = []
+def processes_matching(*needles: bytes) -> list[int]:
+    """Processes whose command line holds every one of `needles`."""
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -35,9 +35,14 @@ def qemu_pids(run_root: Path) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
         except OSError:
             continue
-        if b"qemu-system" in cmdline and str(run_root).encode() in cmdline:
-            pids.append(int(entry.name))
-    return pids
+        if all(needle in cmdline for needle in needles):
+            found.append(int(entry.name))
+    return found
+
+
+def qemu_pids(run_root: Path) -> list[int]:
+    """qemu processes whose command line names this run root."""
+    return processes_matching(b"qemu-system", str(run_root).encode())
 
 
 class Hyperd:
