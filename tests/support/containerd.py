@@ -118,8 +118,9 @@ class Containerd:
         self.ctr("images", "import", "--all-platforms", str(archive), namespace=namespace)
 
     def shim_pids(self) -> list[int]:
-        return processes_matching(b"hypercontainer.shim.main", str(self.root).encode()) \
-            + processes_matching(b"hypercontainer.shim.main", str(self.hyperd_config).encode())
+        """Shim processes serving this containerd (they are given its hyperd config)."""
+        return processes_matching(b"hypercontainer.shim.main", b" serve",
+                                  str(self.hyperd_config).encode())
 
     def hyperd_pids(self) -> list[int]:
         return processes_matching(b"hypercontainer.api.server", str(self.hyperd_config).encode())
@@ -144,6 +145,8 @@ class Containerd:
         for pid in self.shim_pids() + self.hyperd_pids() + self.qemu_pids():
             _kill(pid)
         mounts.unmount_all(str(self.root))
+        if os.environ.get("HC_KEEP_CONTAINERD_LOG"):  # for a post-mortem
+            shutil.copy(self.log, os.environ["HC_KEEP_CONTAINERD_LOG"])
         shutil.rmtree(self.root, ignore_errors=True)
 
 
