@@ -91,7 +91,10 @@ def extract(stream: TarStream, work: Path, privileged: bool, what: str) -> tuple
         # "r:" and not "r|": TarStream seeks forward, and tarfile then slices headers out
         # of its buffer instead of copying the buffer for each one.
         with tarfile.open(fileobj=stream, mode="r:", tarinfo=_BoundedTarInfo) as archive:
-            for member in archive:
+            while (member := archive.next()) is not None:
+                # tarfile keeps every member it read; a layer's thousands of them only
+                # make the garbage collector's passes longer.
+                archive.members.clear()
                 root.trim()
                 try:
                     extractor.add(member, archive)
@@ -276,8 +279,9 @@ class _Extractor:
             os.unlink(name, dir_fd=parent)
 
     def _own(self, parent: int, name: str, member: tarfile.TarInfo) -> None:
-        if self.privileged:
-            os.chown(name, _id(member.uid), _id(member.gid), dir_fd=parent, follow_symlinks=False)
+        owner = (_id(member.uid), _id(member.gid))
+        if self.privileged and owner != CREATED_AS:  # made as root: already root's
+            os.chown(name, *owner, dir_fd=parent, follow_symlinks=False)
 
     def _times(self, parent: int, name: str, member: tarfile.TarInfo) -> None:
         with contextlib.suppress(OverflowError, ValueError):

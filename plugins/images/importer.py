@@ -109,8 +109,10 @@ class Importer:
         unique = list({(layer.digest, layer.diff_id): layer for layer in layers}.values())
         for layer in unique:
             self.progress(layer.digest, "waiting", 0, layer.size)
-        sizes = run_all(self._layer, unique, self.source.workers)
-        return {layer.diff_id: size for layer, size in zip(unique, sizes, strict=True)}
+        # The largest first: it takes longest, and the pull is done only when it is.
+        largest_first = sorted(unique, key=lambda layer: -layer.size)
+        sizes = run_all(self._layer, largest_first, self.source.workers)
+        return {layer.diff_id: size for layer, size in zip(largest_first, sizes, strict=True)}
 
     def _layer(self, layer: LayerRecord, cancel: threading.Event) -> int:
         what = f"layer {digests.short(layer.digest)}"
