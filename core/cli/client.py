@@ -96,12 +96,16 @@ class Client:
         if self.config_file:
             command += ["--config", self.config_file]
         with open(log_path, "ab") as log:
+            start = log.tell()
             daemon = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
                                       stderr=log, start_new_session=True)
         deadline = time.monotonic() + DAEMON_START_TIMEOUT
+        racing = False  # another client started one at the same moment: wait for that one
         while not self._listening():
-            if daemon.poll() is not None:
-                raise CommandError(f"hyperd failed to start: {_last_line(log_path)}")
+            if not racing and daemon.poll() is not None:
+                racing = b"another hyperd is running" in _read_from(log_path, start)
+                if not racing:
+                    raise CommandError(f"hyperd failed to start: {_last_line(log_path)}")
             if time.monotonic() > deadline:
                 raise CommandError(f"hyperd did not start within {DAEMON_START_TIMEOUT:.0f} s")
             time.sleep(0.05)  # waiting for another process to bind: nothing to wait on
@@ -304,6 +308,15 @@ def _error_text(answer: Any, status: int) -> str:
     if isinstance(answer, dict) and "error" in answer:
         return str(answer["error"])
     return f"hyperd answered HTTP {status}"
+
+
+def _read_from(path: Path, offset: int) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read(1 << 16)
+    except OSError:
+        return b""
 
 
 def _last_line(path: Path) -> str:

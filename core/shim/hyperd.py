@@ -18,7 +18,13 @@ CODES = {400: Code.INVALID_ARGUMENT, 404: Code.NOT_FOUND, 409: Code.FAILED_PRECO
 
 class Hyperd:
     def __init__(self, config_file: str | None) -> None:
-        self.client = Client(config_file)
+        self.config_file = config_file
+
+    @property
+    def client(self) -> Client:
+        # A fresh client each time: each checks that hyperd listens and starts it if not,
+        # so a hyperd that died (or restarted) is found again.
+        return Client(self.config_file)
 
     def _call(self, method: str, path: str, body: Any = None,
               query: dict[str, Any] | None = None, missing_ok: bool = False) -> Any:

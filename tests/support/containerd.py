@@ -145,8 +145,12 @@ class Containerd:
         for pid in self.shim_pids() + self.hyperd_pids() + self.qemu_pids():
             _kill(pid)
         mounts.unmount_all(str(self.root))
-        if os.environ.get("HC_KEEP_CONTAINERD_LOG"):  # for a post-mortem
-            shutil.copy(self.log, os.environ["HC_KEEP_CONTAINERD_LOG"])
+        keep = os.environ.get("HC_KEEP_CONTAINERD_LOG")  # a file name, for a post-mortem
+        if keep:
+            shutil.copy(self.log, keep)
+            hyperd_log = self.hyperd_root / "s" / "hyperd.log"
+            if hyperd_log.exists():
+                shutil.copy(hyperd_log, keep + ".hyperd")
         shutil.rmtree(self.root, ignore_errors=True)
 
 

@@ -6,12 +6,17 @@ assertion shares (exec, ps, pause/resume, kill, rm, hostile ttrpc peers)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
 import re
 import shutil
+import signal
 import socket
 import struct
+import subprocess
+import termios
 import time
 from pathlib import Path
 
@@ -129,6 +134,41 @@ def test_pause_and_resume_freeze_the_vm(containerd, sleeper) -> None:
     assert task_status(containerd, sleeper)[1] == "RUNNING"
     result = containerd.ctr("task", "exec", "--exec-id", "e3", sleeper, "echo", "awake")
     assert result.stdout.decode() == "awake\n"
+
+
+def test_a_terminal_gets_the_size_of_ctr_s_terminal(containerd, sleeper) -> None:
+    """`ctr task exec -t` sends the pty's size with ResizePty; the process sees it."""
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 37, 91, 0, 0))
+    command = ["ctr", "--address", containerd.address, "task", "exec", "-t", "--exec-id",
+               "tty1", sleeper, "sh", "-c", "sleep 1; stty size; [ -t 0 ] && echo tty"]
+    process = subprocess.Popen(command, stdin=child, stdout=child, stderr=child,
+                               env=containerd.env, start_new_session=True)
+    os.close(child)
+    output = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(main, 1024)
+            except OSError:  # the pty closed: ctr is done
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        os.close(main)
+    assert process.wait(60) == 0
+    assert output.replace(b"\r", b"").split(b"\n")[:2] == [b"37 91", b"tty"], output
+
+
+def test_a_restarted_hyperd_loses_nothing(containerd, sleeper) -> None:
+    (hyperd,) = containerd.hyperd_pids()
+    os.kill(hyperd, signal.SIGKILL)
+    # the next request starts hyperd again (as hyperctl would), which adopts the pod
+    result = containerd.ctr("task", "exec", "--exec-id", "after", sleeper, "echo", "still here")
+    assert result.stdout.decode() == "still here\n"
+    assert task_status(containerd, sleeper)[1] == "RUNNING"
+    assert len(containerd.hyperd_pids()) == 1 and containerd.hyperd_pids() != [hyperd]
 
 
 # -- hostile peers: refused, and the shim goes on serving ------------------------------
