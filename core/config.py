@@ -10,7 +10,6 @@ reaches into a section (HYPERCONTAINER_BRIDGE__SUBNET=10.9.0.0/24).
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +22,10 @@ from .paths import (
     default_cache_root,
     default_run_root,
     default_state_root,
+    read_config,
     user_config_file,
 )
+from .specfields import MAX_FILE_BYTES
 
 
 class Section(BaseModel):
@@ -85,6 +86,15 @@ class ImagesConfig(Section):
     max_compression_ratio: int = 100
 
 
+class FetchConfig(Section):
+    """`files[].uri` over http(s), fetched by hyperctl (core/fetch.py)."""
+
+    proxy: str = ""  # e.g. http://proxy.lan:3128; "": the environment's http(s)_proxy, no_proxy
+    ca_file: Path | None = None  # PEM certificates to trust for https; None: the system's
+    max_bytes: int = Field(default=MAX_FILE_BYTES, ge=1, le=MAX_FILE_BYTES)
+    timeout: float = Field(default=30.0, gt=0, le=3600)
+
+
 class Config(Section):
     hypervisor: str = "qemu"
     network: str = "user"
@@ -102,6 +112,7 @@ class Config(Section):
     user_network: UserNetConfig = Field(default_factory=UserNetConfig)
     cni: CniConfig = Field(default_factory=CniConfig)
     registry: ImagesConfig = Field(default_factory=ImagesConfig)
+    fetch: FetchConfig = Field(default_factory=FetchConfig)
 
     @property
     def socket_path(self) -> Path:
@@ -110,16 +121,6 @@ class Config(Section):
     @property
     def database_path(self) -> Path:
         return self.state_root / "state.db"
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        return {}
-    except (tomllib.TOMLDecodeError, OSError) as e:
-        raise UserError(f"config {path}: {e}") from e
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -161,11 +162,9 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
     environ = dict(os.environ if environ is None else environ)
     explicit = path or environ.get(ENV_PREFIX + "CONFIG")
     if explicit:
-        if not Path(explicit).is_file():
-            raise UserError(f"config file {explicit} does not exist")
-        data, source = _read_toml(Path(explicit)), str(explicit)
+        data, source = read_config(Path(explicit), required=True), str(explicit)
     else:
-        data = _merge(_read_toml(SYSTEM_FILE), _read_toml(user_config_file()))
+        data = _merge(read_config(SYSTEM_FILE, False), read_config(user_config_file(), False))
         source = "config files"
     data = _merge(data, _env_overrides(environ))
     try:

@@ -9,6 +9,7 @@ cmd, its envs override the image's by name.
 from __future__ import annotations
 
 import base64
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +27,50 @@ def volume_tag(index: int) -> str:
     return f"hc_vol_{index}"
 
 
-def volume_shares(pod: podspec.PodSpec) -> list[Share]:
-    """The host directories a pod's volumes export, checked before anything starts."""
-    shares = []
-    for index, volume in enumerate(pod.volumes):
+def check_runnable(pod: podspec.PodSpec) -> None:
+    """What a valid pod file may still ask that this runtime cannot do: refused before
+    anything is created (by `run`, `create` and `validate` alike)."""
+    if pod.services:
+        raise UserError("services: not supported by this runtime")
+    for volume in pod.volumes:
         if volume.is_empty:
             continue
         if volume.format != "vfs":
             raise UserError(
                 f"volume {volume.name}: format {volume.format} is not supported "
-                "(host directories and empty volumes are)"
+                "(host directories and files, and empty volumes are)"
             )
         source = Path(volume.source)
-        if not source.is_dir():
-            raise UserError(f"volume {volume.name}: {source} is not a directory on the host")
-        shares.append(Share(volume_tag(index), source, readonly=volume.read_only))
-    return shares
+        if source.is_file():
+            if os.geteuid() != 0:
+                raise UserError(f"volume {volume.name}: a host file ({source}) is shared only "
+                                "by a hyperd running as root; share its directory instead")
+        elif not source.is_dir():
+            raise UserError(f"volume {volume.name}: {source} is neither a directory nor a "
+                            "file on the host")
+
+
+def volume_shares(pod: podspec.PodSpec) -> list[Share]:
+    """The host directories a pod's volumes export (a host file goes through the pod's
+    own share instead: see host_binds)."""
+    check_runnable(pod)
+    return [Share(volume_tag(index), Path(volume.source), readonly=volume.read_only)
+            for index, volume in enumerate(pod.volumes)
+            if not volume.is_empty and not Path(volume.source).is_file()]
+
+
+def host_binds(pod: podspec.PodSpec, container: podspec.Container) -> list[podspec.Bind]:
+    """What hyperd bind-mounts below the pod share for this container: its binds, then
+    the host files its volumes name (a VM share exports directories, and sharing the
+    file's own directory would show its neighbours)."""
+    volumes = {v.name: v for v in pod.volumes}
+    files = [
+        podspec.Bind(source=volumes[ref.volume].source, path=ref.path,
+                     read_only=ref.read_only or volumes[ref.volume].read_only)
+        for ref in container.volumes
+        if not volumes[ref.volume].is_empty and Path(volumes[ref.volume].source).is_file()
+    ]
+    return [*container.binds, *files]
 
 
 def process_args(container: podspec.Container, image: ImageConfig) -> list[str]:
@@ -86,10 +115,10 @@ def mounts(pod: podspec.PodSpec, container: podspec.Container,
         if volume.is_empty:
             result.append({"type": "empty", "name": volume.name,
                            "destination": ref.path, "readonly": readonly})
-        else:
+        elif not Path(volume.source).is_file():  # a file is one of the host binds
             result.append({"type": "share", "tag": volume_tag(i),
                            "destination": ref.path, "readonly": readonly})
-    for n, bind in enumerate(container.binds):  # bound below the pod share by hyperd
+    for n, bind in enumerate(host_binds(pod, container)):  # below the pod share, by hyperd
         result.append({"type": "share", "tag": POD_SHARE_TAG,
                        "path": podshare.bind_path(container_id, n),
                        "destination": bind.path, "readonly": bind.read_only})
@@ -103,7 +132,7 @@ def files(pod: podspec.PodSpec, container: podspec.Container) -> list[dict[str, 
     contents = {f.name: f.data for f in pod.files}
     return [
         {
-            "path": ref.path,
+            "path": ref.destination,  # a path ending in / is a directory: + the file's name
             "content_b64": base64.b64encode(contents[ref.filename]).decode(),
             "mode": int(ref.perm, 8),
             "user": ref.user,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from . import hostpaths, names
 from . import spec as podspec
-from .container_config import agent_config
+from .container_config import agent_config, host_binds
 from .drivers import ResolvedImage
 from .errors import AgentError, AgentTimeout, Conflict, HyperError, NotFound, UserError
 from .guest.agent.protocol import KEY_SEPARATOR, process_key
@@ -150,9 +150,10 @@ class ContainerLifecycle:
             image = None
             if spec.image:
                 image = self.images.resolve(container.image_id or container.image)
-            if spec.rootfs or spec.binds:
+            binds = host_binds(self.pod_spec(pod), spec)
+            if spec.rootfs or binds:
                 self.pod_share(pod.id).attach(container.id, spec.rootfs,
-                                              [(b.source, b.read_only) for b in spec.binds])
+                                              [(b.source, b.read_only) for b in binds])
             config = agent_config(container.id, spec, image, self.pod_spec(pod),
                                   pod.spec.get("hostname") or pod.name[:63],
                                   stdin_open=container.stdin_open)
@@ -166,6 +167,7 @@ class ContainerLifecycle:
             self.store.transition_container(container.id, ContainerState.FAILED,
                                             exit_code=127, finished=now())
             self.subscribers.exit(container.id, 127, str(e))
+            self._maybe_finish_pod(self.store.container(container.id))  # it may be the last
             if strict:
                 raise
             return
@@ -340,15 +342,11 @@ class ContainerLifecycle:
         return container
 
     def signal_exec(self: Runtime, container_id: str, exec_id: str, signum: int) -> None:
-        """Signal an exec'd process; one that already ended is left alone."""
-        container = self.store.container(container_id)
-        session = self.sessions.get(container.pod_id)
-        if session is None:
-            return
+        """Signal an exec'd process; one that already ended (or its pod) is left alone."""
         try:
-            session.agent.signal(container.id, signal_number(signum), exec_id)
-        except AgentError as e:
-            log.debug("exec not signalled", container_id=container.id, exec_id=exec_id,
+            self.kill_container(container_id, signum, exec_id)
+        except (AgentError, Conflict, KeyError) as e:
+            log.debug("exec not signalled", container_id=container_id, exec_id=exec_id,
                       error=str(e))
 
     def remove_container(self: Runtime, ref: str) -> None:

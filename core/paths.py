@@ -46,21 +46,61 @@ def user_config_file() -> Path:
     return _xdg("XDG_CONFIG_HOME", ".config") / "hypercontainer" / "config.toml"
 
 
+# The configuration's top-level keys and sections (config.Config's fields; a unit test
+# keeps the two in step): hyperctl refuses others without importing the full config.
+KNOWN_KEYS = frozenset({
+    "hypervisor", "network", "images", "state_root", "run_root", "cache_root", "socket_group",
+    "log_level", "disabled_hooks", "guest", "qemu", "cloud_hypervisor", "bridge",
+    "user_network", "cni", "registry", "fetch",
+})
+
+
+def _config_files(config_file: str | None) -> list[tuple[Path, bool]]:
+    """(file, must exist) in the order config.load() reads them."""
+    explicit = config_file or os.environ.get(ENV_PREFIX + "CONFIG")
+    if explicit:
+        return [(Path(explicit), True)]
+    return [(SYSTEM_FILE, False), (user_config_file(), False)]
+
+
+def read_config(path: Path, required: bool) -> dict:
+    """One configuration file's TOML; UserError if it is missing (when required),
+    unreadable, not TOML, or names a key the configuration does not have."""
+    from .errors import UserError
+
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        if required:
+            raise UserError(f"config file {path} does not exist") from None
+        return {}
+    except OSError as e:
+        raise UserError(f"config file {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"config file {path} is not valid TOML: {e}") from None
+    unknown = sorted(set(data) - KNOWN_KEYS)
+    if unknown:
+        raise UserError(f"config file {path}: unknown key {unknown[0]!r} "
+                        f"(keys: {', '.join(sorted(KNOWN_KEYS))})")
+    return data
+
+
+def check_config(config_file: str | None = None) -> None:
+    """Refuse a configuration hyperd would refuse to read, before any command runs."""
+    for path, required in _config_files(config_file):
+        read_config(path, required)
+
+
 def _setting(key: str, config_file: str | None) -> str | None:
     """One top-level setting, by the precedence config.load() applies."""
     if ENV_PREFIX + key.upper() in os.environ:
         return os.environ[ENV_PREFIX + key.upper()]
-    explicit = config_file or os.environ.get(ENV_PREFIX + "CONFIG")
-    files = [Path(explicit)] if explicit else [user_config_file(), SYSTEM_FILE]
-    for path in files:
-        try:
-            with path.open("rb") as f:
-                value = tomllib.load(f).get(key)
-        except (OSError, tomllib.TOMLDecodeError):
-            continue
-        if value is not None:
-            return str(value)
-    return None
+    value = None
+    for path, required in _config_files(config_file):  # later files win
+        found = read_config(path, required).get(key)
+        value = found if found is not None else value
+    return None if value is None else str(value)
 
 
 def run_root(config_file: str | None = None) -> Path:

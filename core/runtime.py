@@ -17,7 +17,7 @@ from typing import Any
 from . import drivers, events, names, netjoin, netns
 from . import spec as podspec
 from .config import Config
-from .container_config import LAYERS_TAG, volume_shares
+from .container_config import LAYERS_TAG, check_runnable, volume_shares
 from .containers import ContainerLifecycle
 from .drivers import NetworkAttachment, PortForward, Share, VMSpec
 from .errors import Conflict, HyperError, UserError
@@ -108,11 +108,9 @@ class Runtime(ContainerLifecycle):
         network namespace (core/netjoin.py) instead of the network driver's.
         """
         self.hooks.pre("pod_pre_create", spec=spec)
-        if spec.services:
-            raise UserError("services: not supported by this runtime")
+        check_runnable(spec)  # refuse a missing host directory now, not at boot
         if netns_path is not None:
             self._check_netns(spec, netns_path)
-        volume_shares(spec)  # refuse a missing host directory now, not at boot
         for container in spec.containers:
             self.check_host_paths(container)
         images = {c.image: self.image_for(c.image) for c in spec.containers if c.image}
@@ -373,7 +371,9 @@ class Runtime(ContainerLifecycle):
             return []
         return self.network.forwards(pod.id, NetworkAttachment.from_dict(pod.network))
 
-    def change_ports(self, ref: str, forward: PortForward, add: bool) -> PortForward:
+    def change_ports(self, ref: str, forwards: list[PortForward],
+                     add: bool) -> list[PortForward]:
+        """Add (or remove) every mapping, or none: one that fails undoes the others."""
         pod = self.store.pod(ref)
         with self.lock(pod.id):
             pod = self.store.pod(pod.id)
@@ -383,18 +383,35 @@ class Runtime(ContainerLifecycle):
                 raise UserError(f"pod {pod.name} is on a network namespace it joined: its "
                                 "ports are published by whoever made the namespace")
             attachment = NetworkAttachment.from_dict(pod.network)
-            if add:
-                applied = self.network.add_forward(pod.id, attachment, forward) or forward
-                if attachment.kind == "user":  # the VMM forwards; the driver keeps nothing
-                    self.hypervisor.add_forward(pod.vm, applied)
-                    attachment.forwards.append(applied)
-            else:
-                applied = self.network.remove_forward(pod.id, attachment, forward) or forward
-                if attachment.kind == "user":
-                    self.hypervisor.remove_forward(pod.vm, applied)
-                    attachment.forwards.remove(applied)
-            self.store.update_pod(pod.id, lambda p: setattr(p, "network", attachment.to_dict()))
-            return applied
+            done: list[PortForward] = []
+            try:
+                for forward in forwards:
+                    done.append(self._change_port(pod, attachment, forward, add))
+            except BaseException:
+                for applied in reversed(done):
+                    try:
+                        self._change_port(pod, attachment, applied, not add)
+                    except HyperError as e:
+                        log.warning("port mapping not undone", pod_id=pod.id, error=str(e))
+                raise
+            finally:
+                self.store.update_pod(pod.id,
+                                      lambda p: setattr(p, "network", attachment.to_dict()))
+            return done
+
+    def _change_port(self, pod: Pod, attachment: NetworkAttachment, forward: PortForward,
+                     add: bool) -> PortForward:
+        if add:
+            applied = self.network.add_forward(pod.id, attachment, forward) or forward
+            if attachment.kind == "user":  # the VMM forwards; the driver keeps nothing
+                self.hypervisor.add_forward(pod.vm, applied)
+                attachment.forwards.append(applied)
+        else:
+            applied = self.network.remove_forward(pod.id, attachment, forward) or forward
+            if attachment.kind == "user":
+                self.hypervisor.remove_forward(pod.vm, applied)
+                attachment.forwards.remove(applied)
+        return applied
 
     # -- after a daemon restart -----------------------------------------------
 

@@ -10,9 +10,10 @@ Decisions where the original was vague or unsafe:
 
 - `files[].uri`: the original daemon fetched it (a host file or a URL) as
   root, so any pod file could read any host file. Here a validated `PodSpec`
-  never holds a URI: hyperctl inlines `file://` URIs into `content` on the
-  client, with the user's own permissions (`specload`, given a `base_dir`);
-  other schemes are refused, and hyperd refuses any URI left in a spec.
+  never holds a URI: hyperctl inlines `file://` and `http(s)://` URIs into
+  `content` on the client, with the user's own rights (`specload`, given a
+  `base_dir`; core/fetch.py); other schemes are refused, and hyperd refuses
+  any URI left in a spec.
 - Host paths appear only in a volume's `source`: access to the daemon's
   socket is root-equivalent, exactly like Docker's.
 - `interfaces[]`: `ifname`, `ip` (CIDR), `mac`, `gateway` are accepted;
@@ -22,6 +23,8 @@ Decisions where the original was vague or unsafe:
   must refuse them if it cannot provide them.
 - `log`: `type` is `json-file` (the default) or `none`; `config` takes
   `max-size` (e.g. `10m`) and `max-file` only.
+- `files[].content` that is not valid base64: the bytes before the first bad
+  group of four, as the original's Go decoder gave (its tests rely on it).
 - `portmappingWhiteLists`, volume `option` (rbd) and `format: rbd` are refused
   as unsupported. A host port range must map onto a container range of the same
   length (the original also let a range map onto one port, picking a free one).
@@ -307,7 +310,8 @@ _BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{
 
 def _no_uri(value: str) -> str:
     if value:
-        raise ValueError("hyperd reads no URIs; hyperctl inlines file:// URIs as content")
+        raise ValueError("hyperd reads no URIs; hyperctl inlines file:// and http(s) URIs"
+                         " as content")
     return value
 
 
@@ -330,11 +334,21 @@ class File(SpecModel):
     def data(self) -> bytes:
         if self.encoding == "raw":
             return self.content.encode()
-        # Padded standard base64; line breaks are ignored, as Go's decoder does.
+        return self.decoded()[0]
+
+    def decoded(self) -> tuple[bytes, bool]:
+        """The base64 content's bytes, and whether all of it was valid.
+
+        Padded standard base64; line breaks are ignored, as Go's decoder does. Content
+        that is not valid gives the bytes of the whole 4-character groups before the
+        first bad one, as the original's Go decoder did: its own tests expect that of
+        insert-file.pod's deliberately corrupt file (hyperctl warns about it).
+        """
         text = self.content.replace("\r", "").replace("\n", "")
-        if not _BASE64.fullmatch(text):
-            raise ValueError("content is not valid base64")
-        return base64.b64decode(text)
+        if _BASE64.fullmatch(text):
+            return base64.b64decode(text), True
+        valid = _BASE64.match(text)  # whole groups of four, always
+        return base64.b64decode(text[: valid.end() if valid else 0]), False
 
 
 class PortMapping(SpecModel):

@@ -9,8 +9,10 @@ Error messages name the place with the keys as the user spelled them:
 
 hyperctl passes `base_dir` (the pod file's directory): `files[].uri` naming a
 local file (`file:///etc/resolv.conf`, or a path relative to `base_dir`) is
-then read here, with the user's permissions, and inlined as base64 content.
-hyperd never passes it, so a pod file cannot make the daemon read host files.
+then read here, with the user's permissions, and inlined as base64 content;
+an http(s) URI is fetched by the `fetch` it passes (core/fetch.py). hyperd
+never passes them, so a pod file cannot make the daemon read host files or
+reach the network.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import json
 import os
 import stat
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
@@ -35,14 +37,17 @@ from .specfields import MAX_FILE_BYTES, Loc, SpecError, SpecModel, render_loc, s
 
 __all__ = ["load_pod_file", "load_pod_spec", "parse_pod_spec"]
 
+Fetch = Callable[[str], bytes]  # an http(s) URI's bytes, or UserError
 MAX_TEXT = 16 << 20
 TOO_LARGE = f"the pod file is larger than {MAX_TEXT >> 20} MiB"
 MAX_VALUES = 200_000  # also stops YAML alias bombs, which expand while walked
 KUBERNETES_KEYS = {"apiversion", "kind"}
 
 
-def load_pod_file(path: str | os.PathLike[str], yaml: bool | None = None) -> PodSpec:
-    """Read a pod file as hyperctl does; YAML when `yaml` or a .yml/.yaml name."""
+def load_pod_file(path: str | os.PathLike[str], yaml: bool | None = None,
+                  kubernetes: bool = False, fetch: Fetch | None = None) -> PodSpec:
+    """Read a pod file as hyperctl does; YAML when `yaml` or a .yml/.yaml name; the
+    Kubernetes pod form with `kubernetes`. `fetch` gets http(s) URIs' bytes."""
     path = Path(path)
     try:
         with path.open("rb") as f:
@@ -57,20 +62,36 @@ def load_pod_file(path: str | os.PathLike[str], yaml: bool | None = None) -> Pod
         raise UserError(f"{path}: not UTF-8 text") from None
     if yaml is None:
         yaml = path.suffix.lower() in (".yml", ".yaml")
-    return load_pod_spec(text, yaml=yaml, source=str(path), base_dir=path.parent)
+    return load_pod_spec(text, yaml=yaml, source=str(path), base_dir=path.parent,
+                         kubernetes=kubernetes, fetch=fetch)
 
 
 def load_pod_spec(
-    text: str, yaml: bool = False, source: str = "", base_dir: str | os.PathLike[str] | None = None
+    text: str, yaml: bool = False, source: str = "", base_dir: str | os.PathLike[str] | None = None,
+    kubernetes: bool = False, fetch: Fetch | None = None,
 ) -> PodSpec:
     """Parse and validate pod file text; UserError (one line) if it is not a valid pod."""
     try:
         if len(text) > MAX_TEXT:
             raise UserError(TOO_LARGE)
         data = _parse_yaml(text) if yaml else _parse_json(text)
+        if kubernetes:
+            data = _from_kubernetes(data)
     except UserError as e:
         raise UserError(f"{source}: {e}" if source else str(e)) from None
-    return parse_pod_spec(data, source=source, yaml=yaml, base_dir=base_dir)
+    return parse_pod_spec(data, source=source, yaml=yaml and not kubernetes, base_dir=base_dir,
+                          fetch=fetch)
+
+
+def _from_kubernetes(data: Any) -> Any:
+    from .kubepod import convert
+
+    try:
+        return convert(data)
+    except SpecError as e:
+        where = render_loc(e.loc, {}) if e.loc else ""
+        raise UserError(f"the Kubernetes pod form: {where + ': ' if where else ''}{e.reason}") \
+            from None
 
 
 def parse_pod_spec(
@@ -79,13 +100,14 @@ def parse_pod_spec(
     *,
     yaml: bool = False,
     base_dir: str | os.PathLike[str] | None = None,
+    fetch: Fetch | None = None,
 ) -> PodSpec:
     """Validate already-parsed pod data (e.g. a request body)."""
     spelling: dict[Loc, str] = {}
     try:
         canonical = _canonical_pod(data, yaml, spelling)
         if base_dir is not None:
-            _inline_file_uris(canonical, Path(base_dir))
+            _inline_file_uris(canonical, Path(base_dir), fetch)
         return PodSpec.model_validate(canonical)
     except SpecError as e:
         message = f"{render_loc(e.loc, spelling)}: {e.reason}" if e.loc else e.reason
@@ -175,8 +197,7 @@ def _canonical_pod(data: Any, yaml: bool, spelling: dict[Loc, str]) -> Any:
     _check_size(data)
     if any(isinstance(k, str) and k.lower() in KUBERNETES_KEYS for k in data):
         raise UserError(
-            "the Kubernetes pod form (apiVersion, kind, spec) is not supported;"
-            " write a hyper pod file with id and containers at the top level"
+            "this is the Kubernetes pod form (apiVersion, kind, spec): run it with -k FILE"
         )
     # The YAML form names the pod `name` where the JSON form says `id`.
     renames = {"name": "id"} if yaml else {}
@@ -276,7 +297,7 @@ def _nested_models(model: type[SpecModel]) -> dict[str, tuple[type[SpecModel] | 
 # ---- files -----------------------------------------------------------------------
 
 
-def _inline_file_uris(data: dict[str, Any], base_dir: Path) -> None:
+def _inline_file_uris(data: dict[str, Any], base_dir: Path, fetch: Fetch | None) -> None:
     files = data.get("files")
     for i, item in enumerate(files if isinstance(files, list) else []):
         uri = item.get("uri") if isinstance(item, dict) else None
@@ -285,21 +306,27 @@ def _inline_file_uris(data: dict[str, Any], base_dir: Path) -> None:
         loc = ("files", i, "uri")
         if item.get("content"):
             raise SpecError(loc, "give uri or content, not both")
-        content = _read_local(_local_path(uri, base_dir, loc), loc)
+        content = _content(uri, base_dir, loc, fetch)
         item["content"] = base64.b64encode(content).decode()
         item["encoding"] = "base64"
         del item["uri"]
 
 
-def _local_path(uri: str, base_dir: Path, loc: Loc) -> Path:
+def _content(uri: str, base_dir: Path, loc: Loc, fetch: Fetch | None) -> bytes:
     parts = urlsplit(uri)
+    if parts.scheme in ("http", "https") and fetch is not None:
+        try:
+            return fetch(uri)
+        except UserError as e:
+            raise SpecError(loc, str(e)) from None
     if parts.scheme == "file" and parts.netloc in ("", "localhost"):
-        return Path(unquote(parts.path))
+        return _read_local(Path(unquote(parts.path)), loc)
     if parts.scheme or parts.netloc:
         scheme = parts.scheme or "remote"
-        reason = f"{scheme} URIs are not fetched; only local file:// URIs are (or give content)"
+        fetched = "http(s) and local file://" if fetch is not None else "local file://"
+        reason = f"{scheme} URIs are not fetched; only {fetched} URIs are (or give content)"
         raise SpecError(loc, reason)
-    return base_dir / uri
+    return _read_local(base_dir / uri, loc)
 
 
 def _read_local(path: Path, loc: Loc) -> bytes:

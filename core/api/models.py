@@ -43,6 +43,12 @@ class PortMappingBody(Body):
     container_port: int = Field(ge=1, le=65535)
 
 
+class PortMappingsBody(Body):
+    """Port mappings added (or removed) all together: if one fails, none is."""
+
+    mappings: list[PortMappingBody] = Field(min_length=1, max_length=65535)
+
+
 class ExecBody(Body):
     command: list[str] = Field(min_length=1, max_length=MAX_ARGS)
     tty: bool = False

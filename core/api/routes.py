@@ -13,7 +13,7 @@ from typing import Any
 from .. import __version__, drivers, events
 from .. import spec as podspec
 from ..drivers import PortForward
-from ..errors import UserError
+from ..errors import HyperError, UserError
 from ..guest.agent.protocol import process_key
 from ..logs import stamp
 from ..model import ContainerState, PodState
@@ -104,17 +104,21 @@ def build_router(runtime: Runtime) -> Router:
     def list_ports(request: Request) -> list[dict[str, Any]]:
         return [f.__dict__ for f in runtime.ports(request.params["ref"])]
 
-    @api.add("POST", "/pods/{ref}/ports", "Add a port mapping to a running pod",
-             body=models.PortMappingBody)
-    def add_port(request: Request) -> dict[str, Any]:
-        forward = forward_of(request.model(models.PortMappingBody))
-        return runtime.change_ports(request.params["ref"], forward, add=True).__dict__
+    def change_ports(request: Request, add: bool) -> list[dict[str, Any]]:
+        body = request.model(models.PortMappingsBody)
+        forwards = [forward_of(m) for m in body.mappings]
+        return [f.__dict__ for f in runtime.change_ports(request.params["ref"], forwards, add)]
 
-    @api.add("POST", "/pods/{ref}/ports/delete", "Remove a port mapping from a running pod",
-             body=models.PortMappingBody)
-    def delete_port(request: Request) -> dict[str, Any]:
-        forward = forward_of(request.model(models.PortMappingBody))
-        return runtime.change_ports(request.params["ref"], forward, add=False).__dict__
+    @api.add("POST", "/pods/{ref}/ports", "Add port mappings to a running pod (all or none)",
+             body=models.PortMappingsBody)
+    def add_ports(request: Request) -> list[dict[str, Any]]:
+        return change_ports(request, add=True)
+
+    @api.add("POST", "/pods/{ref}/ports/delete",
+             "Remove port mappings from a running pod (all or none)",
+             body=models.PortMappingsBody)
+    def delete_ports(request: Request) -> list[dict[str, Any]]:
+        return change_ports(request, add=False)
 
     # -- containers ---------------------------------------------------------------
 
@@ -308,7 +312,11 @@ def build_router(runtime: Runtime) -> Router:
                 f.write(chunk)
                 remaining -= len(chunk)
             f.flush()
-            return runtime.images.load(Path(f.name))
+            try:
+                return runtime.images.load(Path(f.name))
+            except HyperError as e:  # the client knows its file; our staging name is no use
+                text = str(e).replace(f"{f.name}: ", "").replace(f.name, "the archive")
+                raise type(e)(text) from None
 
     @api.add("POST", "/images/save", "Write images to an OCI archive sent back as the body",
              kind="raw", body=models.SaveBody)

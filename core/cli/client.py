@@ -151,17 +151,22 @@ class Client:
     def lines(self, method: str, path: str, body: Any = None,
               query: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """A streamed answer, one JSON object per line; an {"error"} line raises."""
-        response = self._send(method, path, body, query)
+        stream = self.stream_lines(method, path, body, query)
         try:
-            if response.status >= 400:
-                raise CommandError(_error_text(_json(response.read()), response.status))
-            for line in response.reader:
-                item = json.loads(line)
-                if "error" in item:
-                    raise CommandError(item["error"])
-                yield item
+            yield from stream
         finally:
-            response.close()
+            stream.close()
+
+    def stream_lines(self, method: str, path: str, body: Any = None,
+                     query: dict[str, Any] | None = None) -> _Lines:
+        """As lines(), as an object another thread may cut short (shutdown())."""
+        response = self._send(method, path, body, query)
+        if response.status >= 400:
+            try:
+                raise CommandError(_error_text(_json(response.read()), response.status))
+            finally:
+                response.close()
+        return _Lines(response)
 
     def download(self, path: str, body: Any, target: Path) -> None:
         response = self._send("POST", path, body)
@@ -252,6 +257,30 @@ class Client:
             if not containers:
                 raise CommandError(f"pod {pod['name']} has no container") from None
             return containers[0]
+
+
+class _Lines:
+    """A streamed answer's JSON lines; an {"error"} line raises."""
+
+    def __init__(self, response: _Response) -> None:
+        self.response = response
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for line in self.response.reader:
+            item = json.loads(line)
+            if "error" in item:
+                raise CommandError(item["error"])
+            yield item
+
+    def shutdown(self) -> None:
+        """End the stream from another thread: a reader blocked in it wakes up."""
+        try:
+            self.response.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.response.close()
 
 
 class _BufferedSocket:

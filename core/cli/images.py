@@ -58,16 +58,18 @@ def register(verbs) -> None:
     logout.set_defaults(handler=do_logout)
 
 
-def pull(client: Client, image: str) -> dict:
-    return _with_progress(client, "/images/pull", {"reference": image}, "pulled", "pull", image)
+def pull(client: Client, image: str, summary: bool = True) -> dict:
+    return _with_progress(client, "/images/pull", {"reference": image}, "pulled", "pull", image,
+                          summary)
 
 
 def _with_progress(client: Client, path: str, body: dict, last: str, verb: str,
-                   image: str) -> dict:
-    """Draw a transfer's progress lines; the final event (status `last`) is returned."""
+                   image: str, summary: bool = True) -> dict:
+    """Draw a transfer's progress lines (off a terminal, a summary unless not wanted);
+    the final event (status `last`) is returned."""
     from .progress import ProgressRenderer
 
-    renderer = ProgressRenderer(sys.stderr, verb=f"{verb}ed")
+    renderer = ProgressRenderer(sys.stderr, verb=f"{verb}ed", summary=summary)
     result: dict = {}
     try:
         for event in client.lines("POST", path, body):
@@ -136,7 +138,11 @@ def do_load(client: Client, args) -> int:
     source = Path(args.input)
     if not source.is_file():
         raise CommandError(f"{source}: no such file")
-    for reference in client.upload("/images/load", source):
+    try:
+        loaded = client.upload("/images/load", source)
+    except CommandError as e:  # hyperd's words are about the archive: say which one
+        raise CommandError(f"{source}: {e}") from None
+    for reference in loaded:
         print(f"Loaded image: {reference}")
     return 0
 
@@ -145,11 +151,24 @@ def do_save(client: Client, args) -> int:
     target = Path(args.output)
     partial = target.with_name(target.name + ".partial")
     try:
+        _writable(partial, target)  # before hyperd writes a whole archive for nothing
         client.download("/images/save", {"references": args.images}, partial)
-        partial.replace(target)
+        try:
+            partial.replace(target)
+        except OSError as e:
+            raise CommandError(f"cannot write {target}: {e.strerror or e}") from None
     finally:
         partial.unlink(missing_ok=True)
     return 0
+
+
+def _writable(partial: Path, target: Path) -> None:
+    if target.is_dir():
+        raise CommandError(f"cannot write {target}: it is a directory")
+    try:
+        partial.open("wb").close()
+    except OSError as e:
+        raise CommandError(f"cannot write {target}: {e.strerror or e}") from None
 
 
 def do_login(client: Client, args) -> int:

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from .. import paths
 from .client import Client, CommandError
 
 VERBS = (
@@ -33,8 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    client = Client(args.config)
     try:
+        paths.check_config(args.config)  # every command refuses what hyperd would
+        client = Client(args.config)
         return args.handler(client, args) or 0
     except CommandError as e:
         print(f"hyperctl ERROR: {e}", file=sys.stderr)

@@ -14,8 +14,7 @@ from .terminal import DETACH_KEYS, FORWARD, Detached, Interrupted, Session
 
 def register(verbs) -> None:
     run = verbs.add_parser("run", help="create and start a pod from an image or a pod file")
-    run.add_argument("-p", "--podfile", help="pod file (JSON; YAML with -y)")
-    run.add_argument("-y", "--yaml", action="store_true", help="the pod file is YAML")
+    _pod_file_options(run)
     _container_options(run)
     run.add_argument("-d", "--detach", action="store_true", help="do not attach; print the pod id")
     run.add_argument("-a", "--attach", action="store_true",
@@ -38,8 +37,7 @@ def register(verbs) -> None:
 
     create = verbs.add_parser("create", help="create a pod (-p FILE) or a container (-c POD IMAGE)")
     create.add_argument("-c", "--container", action="store_true", help="create a container")
-    create.add_argument("-p", "--podfile", help="pod file")
-    create.add_argument("-y", "--yaml", action="store_true", help="the pod file is YAML")
+    _pod_file_options(create)
     create.add_argument("-d", "--detach", action="store_true", help="(accepted for compatibility)")
     create.add_argument("--name", help="container name")
     _container_options(create, with_image=False)
@@ -89,6 +87,14 @@ def register(verbs) -> None:
     ports.add_argument("pod", metavar="POD")
     ports.add_argument("mappings", nargs="*", metavar="[HOSTIP:]HOST:CONTAINER[/PROTO]")
     ports.set_defaults(handler=do_ports)
+
+
+def _pod_file_options(parser) -> None:
+    files = parser.add_mutually_exclusive_group()
+    files.add_argument("-p", "--podfile", help="pod file (JSON; YAML with -y or a .yml name)")
+    files.add_argument("-k", "--kubernetes", metavar="FILE",
+                       help="a pod file in the Kubernetes pod form")
+    parser.add_argument("-y", "--yaml", action="store_true", help="the pod file is YAML")
 
 
 def _container_options(parser, with_image: bool = True) -> None:
@@ -171,14 +177,13 @@ def add_volumes(spec: dict[str, Any], container: dict[str, Any], volumes: list[s
 
 
 def pod_from_args(args) -> dict[str, Any]:
-    if args.podfile:
-        from ..spec import normalised
-        from ..specload import load_pod_file
+    if args.podfile or args.kubernetes:
+        from .podfiles import from_args
 
-        spec = normalised(load_pod_file(args.podfile, yaml=args.yaml or None))
+        spec = from_args(args)
     else:
         if not args.image:
-            raise CommandError("run needs an IMAGE or a pod file (-p FILE)")
+            raise CommandError("run needs an IMAGE or a pod file (-p FILE, -k FILE)")
         container = container_from_args(args, args.image, args.command)
         spec = {"containers": [container]}
         add_volumes(spec, container, args.volume)
@@ -195,7 +200,8 @@ def pod_from_args(args) -> dict[str, Any]:
 
 
 def ensure_images(client: Client, spec: dict[str, Any]) -> None:
-    """Pull what is missing first, with progress, so `run` shows it like `pull`."""
+    """Pull what is missing first, with progress on a terminal as `pull` shows it (off
+    one, nothing: `run`'s output is the container's)."""
     from .images import pull
 
     for image in dict.fromkeys(c.get("image", "") for c in spec.get("containers", [])):
@@ -204,7 +210,7 @@ def ensure_images(client: Client, spec: dict[str, Any]) -> None:
         try:
             client.request("GET", path_of("/images/{}", image))
         except CommandError:
-            pull(client, image)
+            pull(client, image, summary=False)
 
 
 # -- verbs ------------------------------------------------------------------
@@ -213,7 +219,7 @@ def ensure_images(client: Client, spec: dict[str, Any]) -> None:
 def do_run(client: Client, args) -> int:
     from .run import run_attached, run_detached
 
-    from_file = bool(args.podfile)
+    from_file = bool(args.podfile or args.kubernetes)
     detach = args.detach or (from_file and not args.attach)
     if detach and args.rm:
         raise CommandError("--rm removes the pod when an attached run ends: with a detached "
@@ -227,8 +233,8 @@ def do_run(client: Client, args) -> int:
 
 def do_create(client: Client, args) -> int:
     if not args.container:
-        if not args.podfile:
-            raise CommandError("create needs a pod file (-p FILE), or -c POD IMAGE")
+        if not (args.podfile or args.kubernetes):
+            raise CommandError("create needs a pod file (-p FILE, -k FILE), or -c POD IMAGE")
         args.image, args.command, args.volume, args.publish = None, [], [], []
         args.cpu = args.memory = None
         spec = pod_from_args(args)
@@ -323,14 +329,22 @@ def do_pause(client: Client, args) -> int:
     return 0
 
 
-def parse_mapping(text: str) -> dict[str, Any]:
+def parse_mapping(text: str) -> list[dict[str, Any]]:
+    """[HOSTIP:]HOST:CONTAINER[/PROTO], ports or equal-length ranges (3000-3001:80-81):
+    one mapping per port."""
+    from ..specfields import port_bounds
+
     host_ip, host, guest, protocol = split_mapping(text, "port mapping")
     try:
-        host_port, container_port = int(host), int(guest)
-    except ValueError:
-        raise CommandError(f"port mapping {text!r}: ports are numbers") from None
-    return {"protocol": protocol, "host_ip": host_ip, "host_port": host_port,
-            "container_port": container_port}
+        hosts, guests = port_bounds(host), port_bounds(guest)
+    except ValueError as e:
+        raise CommandError(f"port mapping {text!r}: {e}") from None
+    host_ports, guest_ports = range(hosts[0], hosts[1] + 1), range(guests[0], guests[1] + 1)
+    if len(host_ports) != len(guest_ports):
+        raise CommandError(f"port mapping {text!r}: the host and container ranges differ in "
+                           "length")
+    return [{"protocol": protocol, "host_ip": host_ip, "host_port": h, "container_port": g}
+            for h, g in zip(host_ports, guest_ports, strict=True)]
 
 
 def do_ports(client: Client, args) -> int:
@@ -343,6 +357,6 @@ def do_ports(client: Client, args) -> int:
     if not args.mappings:
         raise CommandError(f"ports {args.action} needs at least one mapping")
     route = "/pods/{}/ports" if args.action == "add" else "/pods/{}/ports/delete"
-    for text in args.mappings:
-        client.request("POST", path_of(route, args.pod), parse_mapping(text))
+    mappings = [m for text in args.mappings for m in parse_mapping(text)]
+    client.request("POST", path_of(route, args.pod), {"mappings": mappings})  # all or none
     return 0

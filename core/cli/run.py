@@ -20,6 +20,7 @@ import threading
 import time
 from typing import Any
 
+from .booting import StartProgress
 from .client import Client, CommandError, path_of
 from .terminal import DETACH_KEYS, END, INTERRUPTS, Detached, Interrupted, Session
 
@@ -50,7 +51,8 @@ def run_detached(client: Client, spec: dict[str, Any], stdin_open: bool = False)
         pod = create(client, spec, stdin_open)
         print(f"POD id is {pod['id']}", flush=True)
         started = client.send("POST", path_of("/pods/{}/start", pod["id"]))
-    started()
+    with StartProgress(client, pod["id"]):
+        started()
     print(f"Time to run a POD is {int((time.monotonic() - began) * 1000)} ms")
     return 0
 
@@ -67,6 +69,7 @@ def run_attached(client: Client, spec: dict[str, Any], tty: bool, remove: bool) 
         container = pod["containers"][0]
         conn = client.upgrade(path_of("/containers/{}/attach", container))
         failure: list[str] = []
+        progress = StartProgress(client, pod["id"]).__enter__()
 
         def start() -> None:
             try:
@@ -74,11 +77,13 @@ def run_attached(client: Client, spec: dict[str, Any], tty: bool, remove: bool) 
             except CommandError as e:
                 failure.append(str(e))
                 conn.shutdown()  # the session stops waiting for a process that never comes
+            finally:
+                progress.close()
 
         threading.Thread(target=start, daemon=True).start()
         # --rm is the client's own promise: detaching would leave the pod behind.
         session = Session(conn, tty, stdin=True, detach_keys=None if remove else DETACH_KEYS,
-                          interrupt=END)
+                          interrupt=END, on_start=progress.close)
         try:
             return session.run()
         except CommandError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from .. import __version__
-from .client import Client
+from .client import Client, CommandError
 
 
 def register(verbs) -> None:
@@ -14,8 +14,16 @@ def register(verbs) -> None:
     verbs.add_parser("version", help="versions of hyperctl and hyperd").set_defaults(
         handler=do_version)
     verbs.add_parser("schema", help="the pod file's JSON Schema").set_defaults(handler=do_schema)
+    help_ = verbs.add_parser("help", help="how to use hyperctl, or one of its commands")
+    help_.add_argument("topic", nargs="?", metavar="COMMAND")
+    help_.set_defaults(handler=do_help)
+    completion = verbs.add_parser("completion", help="a shell completion script (bash, zsh)")
+    completion.add_argument("shell", choices=("bash", "zsh"))
+    completion.set_defaults(handler=do_completion)
     validate = verbs.add_parser("validate", help="check a pod file without running anything")
     validate.add_argument("-y", "--yaml", action="store_true", help="the pod file is YAML")
+    validate.add_argument("-k", "--kubernetes", action="store_true",
+                          help="the file is in the Kubernetes pod form (as run -k takes)")
     validate.add_argument("file")
     validate.set_defaults(handler=do_validate)
 
@@ -63,9 +71,34 @@ def do_schema(client: Client, args) -> int:
 
 
 def do_validate(client: Client, args) -> int:
+    """The pod as run would send it, or what run would refuse (files fetched, host
+    paths checked)."""
     from ..spec import normalised
-    from ..specload import load_pod_file
+    from .podfiles import load
 
-    spec = load_pod_file(args.file, yaml=args.yaml or None)
+    spec = load(args.file, args.yaml, args.kubernetes, args.config)
     print(json.dumps(normalised(spec), indent=2))
+    return 0
+
+
+def do_help(client: Client, args) -> int:
+    """The same text as `hyperctl [COMMAND] --help`: both come from the parser."""
+    from .main import build_parser
+
+    parser = build_parser()
+    if args.topic is None:
+        parser.print_help()
+        return 0
+    commands = parser._subparsers._group_actions[0].choices  # the verbs' own parsers
+    if args.topic not in commands:
+        raise CommandError(f"no command {args.topic!r}; commands: {', '.join(commands)}")
+    commands[args.topic].print_help()
+    return 0
+
+
+def do_completion(client: Client, args) -> int:
+    from . import completion
+    from .main import build_parser
+
+    print(getattr(completion, args.shell)(build_parser()), end="")
     return 0

@@ -83,7 +83,7 @@ class Session:
     """One stream: output to the user's stdout/stderr, the user's input to the process."""
 
     def __init__(self, conn, tty_mode: bool, stdin: bool, detach_keys: bytes | None,
-                 interrupt: str) -> None:
+                 interrupt: str, on_start=None) -> None:
         self.conn = conn
         self.tty_mode = tty_mode
         self.want_stdin = stdin
@@ -91,6 +91,7 @@ class Session:
         self.interrupt = interrupt
         self.detached = threading.Event()
         self.started = False  # the remote process ran (hyperd said so)
+        self.on_start = on_start  # called once it does, before its first output
         self._interrupts = 0
         self._send_lock = threading.Lock()
 
@@ -182,8 +183,10 @@ class Session:
                     target.flush()
                     continue
                 message = json.loads(payload)
-                if message.get("started"):
+                if message.get("started") and not self.started:
                     self.started = True
+                    if self.on_start:
+                        self.on_start()
                 if message.get("started") and stdin and _may_read_stdin():
                     stdin = False  # one pump, even if the process restarts
                     threading.Thread(target=self._pump_stdin, daemon=True).start()

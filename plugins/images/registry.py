@@ -232,7 +232,9 @@ class RegistryClient:
                 return response
             failure = f"{base}/v2/ answered {_reason(response)}"
             response.close()
-        raise UserError(f"cannot reach registry {self.registry}: {failure}")
+        # Which address, when it is not the registry's name (docker.io is registry-1.docker.io).
+        where = f" ({self.api_host})" if self.api_host != self.registry else ""
+        raise UserError(f"cannot reach registry {self.registry}{where}: {failure}")
 
     def _remember_challenge(self, response: requests.Response) -> None:
         header = response.headers.get("WWW-Authenticate", "")

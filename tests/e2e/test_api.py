@@ -78,7 +78,8 @@ def test_a_failed_run_leaves_nothing(daemon):
     assert missing.stderr.count("\n") == 1 and missing.stderr.startswith("hyperctl ERROR: ")
     volume = daemon.hyperctl("run", "-d", "-v", "/no/such/dir:/data", "busybox")
     assert volume.returncode == 1
-    assert "volume volume0: /no/such/dir is not a directory on the host" in volume.stderr
+    assert "volume volume0: /no/such/dir is neither a directory nor a file on the host" in \
+        volume.stderr
     assert rows(daemon.hyperctl("list").stdout) == []
     assert rows(daemon.hyperctl("list", "container").stdout) == []
 

@@ -28,7 +28,8 @@ def test_the_original_session(hyperd, tmp_path):
     out = hyperd.hyperctl("create", "-c", "-d", pod, "busybox", *SERVE, check=True).stdout
     assert re.fullmatch(r"Container ID is [0-9a-f]{64}\n", out), out
     listing = hyperd.hyperctl("list", "container", check=True).stdout
-    assert listing.splitlines()[0].split() == ["Container", "ID", "Name", "POD", "ID", "Status"]
+    assert listing.splitlines()[0].split() == ["Container", "ID", "Name", "POD", "ID", "Status",
+                                               "Exit", "Code"]
     states = {row[1]: row[3] for row in rows(listing)}
     assert states.pop(pod) == "running"
     ((second, state),) = states.items()

@@ -43,6 +43,8 @@ def terminal(hyperd, *args: str, rows: int = 24, cols: int = 80) -> Terminal:
 
 def test_run_t_is_a_shell_in_the_terminal(hyperd):
     with terminal(hyperd, "run", "-t", "--rm", "busybox", "sh") as term:
+        term.expect(rb"booting the VM of pod busybox-\d+ \.\.\.", 30)
+        term.expect(rb"\r\x1b\[2K", BOOT)  # the progress line goes before the session
         term.expect(PROMPT, BOOT)
         assert term.is_raw()
         term.send(b"stty size\r")
@@ -76,6 +78,7 @@ def tty_pod(hyperd):
     while its VM boots: the id is printed before the boot, the pod comes up."""
     with terminal(hyperd, "run", "-d", "-t", "--name", "ttypod", "busybox", "sh") as term:
         term.expect(rb"POD id is ttypod\r\n")
+        term.expect(rb"booting the VM of pod ttypod \.\.\.")  # progress, on a terminal only
         term.signal(signal.SIGINT)
         code = term.wait()
         assert code in (0, 130), term.text()
@@ -156,9 +159,10 @@ def test_run_passes_stdin(hyperd):
 
 
 def test_attach_passes_stdin_and_a_finished_pod_stops(hyperd):
-    out = hyperd.hyperctl("run", "-d", "-i", "--name", "catter", "busybox", "sh", "-c",
-                          "cat; exit 4", check=True, timeout=BOOT).stdout
-    assert announced_pod(out) == "catter"
+    ran = hyperd.hyperctl("run", "-d", "-i", "--name", "catter", "busybox", "sh", "-c",
+                          "cat; exit 4", check=True, timeout=BOOT)
+    assert announced_pod(ran.stdout) == "catter"
+    assert ran.stderr == ""  # piped: no progress
     attached = hyperd.hyperctl("attach", "catter", stdin="hello through attach\n", timeout=60)
     assert attached.returncode == 4, attached.stderr
     assert attached.stdout == "hello through attach\n"

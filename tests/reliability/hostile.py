@@ -203,9 +203,11 @@ def _bad_signal() -> st.SearchStrategy[dict[str, str]]:
         lambda v: {"signal": v})
 
 
-PORT_BODY = shaped({"protocol": st.sampled_from(["tcp", "udp", "sctp", "TCP"]),
-                    "host_ip": st.sampled_from(["", "127.0.0.1", "::1", "999.1.1.1", "x"]),
-                    "host_port": st.integers(-5, 70000), "container_port": st.integers(-5, 70000)})
+PORT_MAPPING = shaped({"protocol": st.sampled_from(["tcp", "udp", "sctp", "TCP"]),
+                       "host_ip": st.sampled_from(["", "127.0.0.1", "::1", "999.1.1.1", "x"]),
+                       "host_port": st.integers(-5, 70000),
+                       "container_port": st.integers(-5, 70000)})
+PORT_BODY = shaped({"mappings": st.lists(PORT_MAPPING, max_size=3)})
 IMAGES_LIST = st.lists(st.one_of(st.sampled_from(REAL_IMAGES), text), max_size=3)
 
 ROUTES: list[Case] = [

@@ -105,9 +105,10 @@ class World:
         self._restore_tags(baseline["images"])
         for forward in self.get("/pods/target/ports"):
             if forward not in baseline["ports"]:
-                body = {"protocol": forward["protocol"], "host_ip": forward["host_ip"],
-                        "host_port": forward["host_port"],
-                        "container_port": forward["guest_port"]}
+                body = {"mappings": [{"protocol": forward["protocol"],
+                                      "host_ip": forward["host_ip"],
+                                      "host_port": forward["host_port"],
+                                      "container_port": forward["guest_port"]}]}
                 answer = self.send("POST", "/pods/target/ports/delete", json.dumps(body).encode())
                 assert answer.status == 200, answer
 

@@ -45,6 +45,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive host ports free on loopback (for ranges)."""
+    while True:
+        first = free_port()
+        if first + count > 65536:
+            continue
+        held = []
+        try:
+            for port in range(first, first + count):
+                probe = socket.socket()
+                held.append(probe)
+                probe.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for probe in held:
+                probe.close()
+
+
 def wait_until_answers(url: str, deadline: float) -> None:
     """Poll with a deadline: a registry has no readiness signal to wait on."""
     while True:

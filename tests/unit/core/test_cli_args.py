@@ -48,10 +48,16 @@ def test_publish_takes_a_host_address():
 
 
 def test_port_mapping_text():
-    assert pods.parse_mapping("127.0.0.1:8080:80/udp") == {
-        "protocol": "udp", "host_ip": "127.0.0.1", "host_port": 8080, "container_port": 80}
+    assert pods.parse_mapping("127.0.0.1:8080:80/udp") == [{
+        "protocol": "udp", "host_ip": "127.0.0.1", "host_port": 8080, "container_port": 80}]
+    assert [(m["host_port"], m["container_port"]) for m in pods.parse_mapping(
+        "18090-18091:80-81")] == [(18090, 80), (18091, 81)]
     with pytest.raises(CommandError):
         pods.parse_mapping("a:b")
+    with pytest.raises(CommandError, match="differ in length"):
+        pods.parse_mapping("18090-18092:80-81")
+    with pytest.raises(CommandError, match="the range is reversed"):
+        pods.parse_mapping("18091-18090:80-81")
 
 
 def test_tables_are_at_least_twenty_wide():

@@ -1,5 +1,8 @@
 """Configuration: defaults, a TOML file, environment overrides, one-line errors."""
 
+import subprocess
+import sys
+
 import pytest
 from hypercontainer import config, paths
 from hypercontainer.errors import UserError
@@ -44,3 +47,27 @@ def test_hyperctl_finds_the_socket_the_daemon_uses(tmp_path, monkeypatch):
     assert paths.socket_path(str(path)) == config.load(path, environ={}).socket_path
     monkeypatch.setenv("HYPERCONTAINER_RUN_ROOT", str(tmp_path / "other"))
     assert paths.socket_path(str(path)) == tmp_path / "other" / "hyperd.sock"
+
+
+def test_hyperctl_knows_the_configurations_keys():
+    from hypercontainer.config import Config
+    from hypercontainer.paths import KNOWN_KEYS
+
+    assert set(Config.model_fields) == KNOWN_KEYS
+
+
+@pytest.mark.parametrize("text, error", [
+    (None, "config file {path} does not exist"),
+    ("hypervisor = \n", "config file {path} is not valid TOML: Invalid value"),
+    ('hypervisr = "qemu"\n', "config file {path}: unknown key 'hypervisr' (keys: bridge,"),
+])
+def test_every_hyperctl_command_refuses_a_config_hyperd_would(tmp_path, text, error):
+    path = tmp_path / "config.toml"
+    if text is not None:
+        path.write_text(text)
+    for verb in (["schema"], ["list"], ["validate", "x.json"], ["version"]):
+        result = subprocess.run([sys.executable, "-m", "hypercontainer.cli.main", "--config",
+                                 str(path), *verb], capture_output=True, text=True)
+        assert result.returncode == 1 and result.stdout == "", verb
+        assert result.stderr.startswith("hyperctl ERROR: " + error.format(path=path)), verb
+        assert result.stderr.count("\n") == 1

@@ -3,7 +3,13 @@
 import base64
 
 import pytest
-from hypercontainer.container_config import agent_config, volume_shares
+from hypercontainer.container_config import (
+    agent_config,
+    check_runnable,
+    host_binds,
+    mounts,
+    volume_shares,
+)
 from hypercontainer.drivers import ImageConfig, ResolvedImage
 from hypercontainer.errors import UserError
 from hypercontainer.specload import parse_pod_spec
@@ -58,14 +64,29 @@ def test_volumes_files_and_limits(tmp_path):
     assert request["layers"] == ["sha256/a", "sha256/b"]
 
 
-def test_volume_sources_must_be_host_directories(tmp_path):
+def test_volume_sources_must_be_host_directories_or_files(tmp_path):
     missing = str(tmp_path / "no")
     spec = parse_pod_spec({"containers": [], "volumes": [{"name": "v", "source": missing}]})
-    with pytest.raises(UserError, match="is not a directory on the host"):
-        volume_shares(spec)
+    with pytest.raises(UserError, match="is neither a directory nor a file on the host"):
+        check_runnable(spec)
     spec = parse_pod_spec({"volumes": [{"name": "v", "source": str(tmp_path)}]})
     (share,) = volume_shares(spec)
     assert (share.tag, share.host_path, share.readonly) == ("hc_vol_0", tmp_path, False)
+
+
+def test_a_host_file_volume_is_a_bind_below_the_pod_share(tmp_path):
+    (tmp_path / "hosts").write_text("x")
+    spec = parse_pod_spec({
+        "volumes": [{"name": "v", "source": str(tmp_path / "hosts")}],
+        "containers": [{"image": "busybox", "volumes": [{"volume": "v", "path": "/etc/hosts"}]}],
+    })
+    assert volume_shares(spec) == []  # a VM share is a directory: not the file's own
+    (bind,) = host_binds(spec, spec.containers[0])
+    assert (bind.source, bind.path, bind.read_only) == (str(tmp_path / "hosts"), "/etc/hosts",
+                                                        False)
+    assert mounts(spec, spec.containers[0], "c1") == [
+        {"type": "share", "tag": "hc_pod", "path": "c1/binds/0", "destination": "/etc/hosts",
+         "readonly": False}]
 
 
 def test_a_host_root_directory_with_binds_and_tmpfs():

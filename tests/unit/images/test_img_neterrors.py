@@ -97,6 +97,17 @@ def test_a_pull_from_a_dead_registry_names_it_and_says_why(tmp_path):
     assert not any(raw in str(error.value) for raw in RAW)
 
 
+def test_docker_hub_unreachable_names_its_address(tmp_path, monkeypatch):
+    # docker.io is served from another host: the error names both (offline, the
+    # address is made one that refuses, so the test is the same with or without network).
+    dead = f"127.0.0.1:{free_port()}"
+    monkeypatch.setattr("hypercontainer_plugins.images.registry.DOCKER_HUB_API", dead)
+    images = OciImages(Config(state_root=tmp_path / "state"))
+    with pytest.raises(UserError) as error:
+        images.pull("busybox")
+    assert str(error.value) == f"cannot reach registry docker.io ({dead}): connection refused"
+
+
 def test_a_login_to_a_silent_registry_is_one_line(tmp_path, silent_port, monkeypatch):
     monkeypatch.setattr("hypercontainer_plugins.images.registry.TIMEOUT", (2, 0.3))
     images = OciImages(Config(state_root=tmp_path / "state"))

@@ -189,5 +189,6 @@ def test_without_base_dir_nothing_is_read(tmp_path: Path) -> None:
     (tmp_path / "conf").write_text("secret")
     text = pod_file_with_uri(tmp_path, f"file://{tmp_path}/conf").read_text()
     assert refusal(text) == (
-        "pod: files[0].uri: hyperd reads no URIs; hyperctl inlines file:// URIs as content"
+        "pod: files[0].uri: hyperd reads no URIs;"
+        " hyperctl inlines file:// and http(s) URIs as content"
     )

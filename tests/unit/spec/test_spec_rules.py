@@ -183,16 +183,12 @@ REFUSED = [
         "files[0].encoding: 'hex' is not one of raw, base64",
     ),
     (
-        pod_with(files=[{"name": "f", "encoding": "base64", "content": "aGk"}]),
-        "files[0]: content is not valid base64",
-    ),
-    (
         pod_with(files=[{"name": "f", "content": "x" * (MAX_FILE_BYTES + 1)}]),
         f"files[0]: content is larger than {MAX_FILE_BYTES} bytes",
     ),
     (
         pod_with(files=[{"name": "f", "uri": "file:///etc/shadow"}]),
-        "files[0].uri: hyperd reads no URIs; hyperctl inlines file:// URIs as content",
+        "files[0].uri: hyperd reads no URIs; hyperctl inlines file:// and http(s) URIs as content",
     ),
     # port mappings
     (
