@@ -45,6 +45,8 @@ class QemuConfig(Section):
     # TCG translation cache per VM, in MiB; None: QEMU's own default
     tcg_cache_mb: int | None = Field(default=64, ge=8, le=4096)
     stop_timeout: float = 10.0
+    # Start pods from a VM template of their shape (docs/guest.md); false: always boot.
+    template: bool = True
 
 
 class CloudHypervisorConfig(Section):

@@ -184,6 +184,28 @@ class Hypervisor(Driver):
     def cleanup(self, handle: VMHandle) -> None:
         """Remove everything start() created (sockets, files); the VM is gone."""
 
+    def restore(self, spec: VMSpec) -> VMHandle | None:
+        """Start the VM from a template of its shape instead of booting it, making the
+        template first if there is none (concurrent first uses make it once).
+
+        None: no template for this shape (templates are off, or this driver or shape
+        cannot have one): the caller boots the VM with start(). Raises HyperError if
+        the restore failed; the template is then dropped and the caller boots cold.
+        """
+        return None
+
+    def discard_template(self, handle: VMHandle) -> None:
+        """The VM restored as `handle` does not work (its agent never answered): drop
+        the template it came from, so the next start of its shape makes a new one."""
+
+    def templates(self) -> list[dict[str, Any]]:
+        """The templates this driver keeps, for `hyperctl info`: shape, size, age, hits."""
+        return []
+
+    def recover(self) -> None:
+        """hyperd is starting: clear what a killed daemon left of work it had begun and
+        that belongs to no pod (e.g. a template being made). Nothing by default."""
+
     def reap(self, run_dir: Path) -> None:
         """Kill and clean up any VMM this driver started with `run_dir`.
 

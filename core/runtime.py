@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ from .subscribers import Subscribers
 log = get_logger()
 
 RUNNING_STATES = (PodState.RUNNING, PodState.PAUSED)
+ENTROPY_BYTES = 64  # host randomness mixed into every guest's pool at pod start
+RESTORED_AGENT_TIMEOUT = 20.0  # a restored guest's agent answers in ~0.1 s, even under TCG
 
 
 class Runtime(ContainerLifecycle):
@@ -223,10 +226,12 @@ class Runtime(ContainerLifecycle):
                     self.pod_share(pod.id).share(), *volume_shares(spec)],
             network=attachment,
         )
-        handle = self.hypervisor.start(vm)
-        self.store.update_pod(pod.id, lambda p: setattr(p, "vm", handle))
-        session = self._connect(pod.id, handle)
+        session = self._restored(pod.id, vm) or self._booted(pod.id, vm)
         session.agent.start_pod(
+            # What a clone of a template must not share with its siblings (a booted VM
+            # gets it too): fresh entropy for its random pool, and the wall clock.
+            entropy=os.urandom(ENTROPY_BYTES),
+            clock_ns=time.time_ns(),
             hostname=spec.hostname or pod.name[:63],
             dns=spec.dns or attachment.dns,
             dns_search=spec.dns_search,
@@ -243,14 +248,42 @@ class Runtime(ContainerLifecycle):
             for host, guest in zip(m.host_ports, m.container_ports, strict=True)
         ]
 
-    def _connect(self, pod_id: str, handle: dict[str, Any]) -> PodSession:
+    def _booted(self, pod_id: str, vm: VMSpec) -> PodSession:
+        handle = self.hypervisor.start(vm)
+        self.store.update_pod(pod_id, lambda p: setattr(p, "vm", handle))
+        return self._connect(pod_id, handle)
+
+    def _restored(self, pod_id: str, vm: VMSpec) -> PodSession | None:
+        """The pod's VM restored from its shape's template, its agent answering. None:
+        boot it instead, because the shape has no template or this one failed (said
+        once, and dropped by the driver, so that the next pod gets a new one)."""
+        try:
+            handle = self.hypervisor.restore(vm)
+        except HyperError as e:
+            log.warning("restoring the VM from its template failed; booting it", pod_id=pod_id,
+                        error=str(e))
+            return None
+        if handle is None:
+            return None
+        self.store.update_pod(pod_id, lambda p: setattr(p, "vm", handle))
+        try:
+            return self._connect(pod_id, handle, RESTORED_AGENT_TIMEOUT)
+        except HyperError as e:
+            log.warning("the agent of the VM restored from a template did not answer; "
+                        "booting it", pod_id=pod_id, error=str(e))
+            self.hypervisor.discard_template(handle)
+            self._drop_vm(pod_id)
+            return None
+
+    def _connect(self, pod_id: str, handle: dict[str, Any],
+                 timeout: float | None = None) -> PodSession:
         session = PodSession(self, pod_id, handle)
         self.sessions[pod_id] = session
-        session.connect(self.config.guest.boot_timeout)
+        session.connect(timeout or self.config.guest.boot_timeout)
         return session
 
-    def _teardown(self, pod_id: str) -> None:
-        """Make sure nothing of the pod's VM or network is left; tolerate partial state."""
+    def _drop_vm(self, pod_id: str) -> None:
+        """Close the pod's agent link and make sure its VM is gone; tolerate partial state."""
         session = self.sessions.pop(pod_id, None)
         if session:
             session.close()
@@ -261,6 +294,12 @@ class Runtime(ContainerLifecycle):
                     self.hypervisor.stop(pod.vm, timeout=0)
             finally:
                 self.hypervisor.cleanup(pod.vm)
+            self.store.update_pod(pod_id, lambda p: setattr(p, "vm", None))
+
+    def _teardown(self, pod_id: str) -> None:
+        """Make sure nothing of the pod's VM or network is left; tolerate partial state."""
+        self._drop_vm(pod_id)
+        pod = self.store.pod(pod_id)
         if pod.netns:  # also when a cut join left its tap unrecorded
             netjoin.leave(pod_id, pod.netns)
         elif pod.network:
@@ -421,6 +460,7 @@ class Runtime(ContainerLifecycle):
         shutil.rmtree(self.transfers_dir, ignore_errors=True)
         self.transfers_dir.mkdir(mode=0o700)
         self.images.recover()
+        self.hypervisor.recover()
         known = set()
         for pod in self.store.pods():
             known.add(pod.id)

@@ -106,12 +106,17 @@ class AgentClient:
 
     def start_pod(self, hostname: str, dns: Iterable[str] = (), dns_search: Iterable[str] = (),
                   dns_options: Iterable[str] = (), interface: dict | None = None,
-                  sysctl: dict[str, str] | None = None,
-                  timeout: float = DEFAULT_TIMEOUT) -> dict:
-        """Host name, resolver and hosts files, the NIC ({"mac", "address", "gateway"})."""
+                  sysctl: dict[str, str] | None = None, entropy: bytes = b"",
+                  clock_ns: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> dict:
+        """Host name, resolver and hosts files, the NIC ({"mac", "address", "gateway"}),
+        and what makes a VM cloned from a template its own machine: `entropy` mixed into
+        its random pool, `clock_ns` (the host's wall clock) set as its time."""
+        machine = {"entropy_b64": base64.b64encode(entropy).decode()} if entropy else {}
+        if clock_ns is not None:
+            machine["clock_ns"] = clock_ns
         return self._call("start_pod", timeout, hostname=hostname, dns=list(dns),
                           dns_search=list(dns_search), dns_options=list(dns_options),
-                          interface=interface, sysctl=dict(sysctl or {}))
+                          interface=interface, sysctl=dict(sysctl or {}), **machine)
 
     def create_container(self, config: dict, timeout: float = SLOW_TIMEOUT) -> None:
         """Prepare a container's root filesystem and bundle (format in docs/guest.md)."""

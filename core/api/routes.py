@@ -390,6 +390,7 @@ def runtime_info(runtime: Runtime) -> dict[str, Any]:
     return {
         "version": __version__,
         "hypervisor": runtime.hypervisor.describe(),
+        "templates": runtime.hypervisor.templates(),
         "network": runtime.network.describe(),
         "images": runtime.images.describe(),
         "installed": {kind: drivers.installed(kind) for kind in drivers.KINDS},

@@ -38,6 +38,7 @@ def do_info(client: Client, args) -> int:
     lines += [f"  {key.replace('_', ' ')}: {value}" for key, value in hv.items()
               if key not in ("name", "capabilities")]
     lines.append(f"  capabilities: {', '.join(hv.get('capabilities', []))}")
+    lines += _templates(info.get("templates", []))
     guest = info.get("guest", {})
     lines.append("Guest image:")
     lines += [f"  {k}: {v}" for k, v in guest.items()]
@@ -54,6 +55,25 @@ def do_info(client: Client, args) -> int:
         lines.append(f"  {pod}: {address}")
     print("\n".join(lines))
     return 0
+
+
+def _templates(templates: list[dict]) -> list[str]:
+    """One line per VM template: its shape, then size, age and how many pods it started."""
+    lines = [f"VM templates: {len(templates)}"]
+    for t in templates:
+        shares = ",".join(t.get("shares", [])) or "none"
+        lines.append(
+            f"  {t['key']}: {t['vcpus']} vCPU, {t['memory_mb']} MB, shares {shares}, "
+            f"network {t['network']}, {t['accelerator']}; {t['size_bytes'] / 2**20:.1f} MiB, "
+            f"age {_age(t['age_s'])}, hits {t['hits']}")
+    return lines
+
+
+def _age(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
 
 
 def do_version(client: Client, args) -> int:

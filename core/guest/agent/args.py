@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 import re
 
 from .errors import Failure
@@ -53,6 +54,19 @@ class Args:
         if not low <= value <= high:
             raise Failure(f"{self._where}: field '{name}' must be between {low} and {high}")
         return value
+
+    def opt_int(self, name: str, high: int = 2**63 - 1) -> int | None:
+        return self.int(name, high=high) if self._data.get(name) is not None else None
+
+    def base64(self, name: str, limit: int) -> bytes:
+        """Bytes sent as base64 (b"" when absent), at most `limit` of them."""
+        try:
+            data = binascii.a2b_base64(self.str(name, ""), strict_mode=True)
+        except ValueError:
+            raise self.fail(f"{name} is not base64") from None
+        if len(data) > limit:
+            raise self.fail(f"{name}: more than {limit} bytes in one request")
+        return data
 
     def strings(self, name: str, required: bool = False) -> list[str]:
         value = self._get(name, (list,), "a list of strings", [], required=required)

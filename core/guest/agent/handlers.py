@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 
-from . import pod
+from . import machine, pod
 from .args import Args
 from .errors import Failure
 from .rootfs import LAYERS_TAG
@@ -40,6 +39,10 @@ class Handlers:
         return {"pong": True}
 
     def op_start_pod(self, args: Args) -> dict:
+        # First, before anything in the pod could read a random number or the time.
+        if (clock_ns := args.opt_int("clock_ns")) is not None:
+            machine.set_clock(clock_ns)
+        machine.add_entropy(args.base64("entropy_b64", limit=machine.MAX_ENTROPY))
         network = self.runtime.network
         hostname = pod.check_hostname(args.str("hostname"))
         resolv = pod.resolv_conf(args.strings("dns"), args.strings("dns_search"),
@@ -103,12 +106,7 @@ class Handlers:
         return {}
 
     def op_write_file(self, args: Args) -> dict:
-        try:
-            data = base64.b64decode(args.str("data_b64", ""), validate=True)
-        except ValueError:
-            raise args.fail("data_b64 is not base64") from None
-        if len(data) > MAX_CHUNK:
-            raise args.fail(f"more than {MAX_CHUNK} bytes in one request")
+        data = args.base64("data_b64", limit=MAX_CHUNK)
         self.runtime.write_file(args.id("container"), args.str("path"), data,
                                 args.int("mode", 0o644, high=0o7777), args.bool("append"))
         return {}

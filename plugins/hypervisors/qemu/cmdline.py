@@ -17,6 +17,7 @@ from hypercontainer.drivers import NetworkAttachment, PortForward, Share, VMSpec
 from hypercontainer.errors import UserError
 
 AGENT_PORT = "hc.agent"  # the virtio-serial port name the guest agent looks for
+AGENT_PORT_ID = "agent-port"  # its device id: QEMU names it in VSERPORT_CHANGE events
 NETDEV = "net0"  # id of the pod's one network backend, for hostfwd_add/remove
 
 _TAG = re.compile(r"^[A-Za-z0-9_.-]{1,31}$")  # QEMU caps 9p mount tags at 31 bytes
@@ -80,12 +81,47 @@ def _share(index: int, share: Share) -> list[str]:
     return ["-fsdev", options, "-device", f"virtio-9p-pci,fsdev={fsdev},mount_tag={share.tag}"]
 
 
-def _network(network: NetworkAttachment | None, tap_fd: int | None) -> list[str]:
+@dataclass(frozen=True)
+class Boot:
+    """How the VM begins: booting its kernel, or as a template or a clone of one.
+
+    A template guest's RAM lives on a shared file that outlives it; it starts paused
+    (so the host listens before the guest runs) and with a tap placeholder (a hub
+    port: a template holds no host tap). A clone maps that file privately, copy-on-
+    write, and waits for its device state (`-incoming defer`, then migrate-incoming).
+    """
+
+    mode: str = "cold"  # "cold" | "template" | "clone"
+    ram_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("cold", "template", "clone"):
+            raise ValueError(f"boot mode {self.mode!r}")
+        if (self.mode == "cold") != (self.ram_file is None):
+            raise ValueError("a template or clone needs its RAM file, a cold boot none")
+
+
+COLD = Boot()
+
+
+def _machine(spec: VMSpec, boot: Boot) -> list[str]:
+    if boot.ram_file is None:
+        return ["-machine", "pc"]
+    shared = "on" if boot.mode == "template" else "off"
+    ram = (f"memory-backend-file,id=pc.ram,size={spec.memory_mb}M,"
+           f"mem-path={escape(boot.ram_file)},share={shared}")
+    return ["-object", ram, "-machine", "pc,memory-backend=pc.ram"]
+
+
+def _network(network: NetworkAttachment | None, tap_fd: int | None,
+             boot: Boot = COLD) -> list[str]:
     if network is None or network.kind == "none":
         return []
     if not _MAC.match(network.mac):
         raise UserError(f"network: {network.mac!r} is not a MAC address")
     device = ["-device", f"virtio-net-pci,netdev={NETDEV},mac={network.mac}"]
+    if network.kind == "tap" and boot.mode == "template":
+        return ["-netdev", f"hubport,id={NETDEV},hubid=0", *device]
     if network.kind == "user":
         backend = f"user,id={NETDEV}" + "".join(
             f",hostfwd={hostfwd(forward)}" for forward in network.forwards
@@ -121,10 +157,13 @@ def accel_option(accelerator: str, tcg_cache_mb: int | None) -> str:
 
 
 def build(spec: VMSpec, binary: str, accelerator: str,
-          tcg_cache_mb: int | None = None, tap_fd: int | None = None) -> list[str]:
+          tcg_cache_mb: int | None = None, tap_fd: int | None = None,
+          boot: Boot = COLD) -> list[str]:
     """The full argv; QEMU daemonizes once the VM is set up, leaving a pid file.
 
     `tap_fd`: the open tap of a network attachment in another namespace, passed to QEMU.
+    Templates and their clones must have the same devices in the same order: every
+    device is here whatever the mode, and only back-ends (paths, sockets, taps) differ.
     """
     _check_sizes(spec)
     files = RunFiles(spec.run_dir)
@@ -134,7 +173,7 @@ def build(spec: VMSpec, binary: str, accelerator: str,
     argv = [
         binary,
         "-name", escape(spec.vm_name),
-        "-machine", "pc", "-accel", accel_option(accelerator, tcg_cache_mb), *cpu,
+        *_machine(spec, boot), "-accel", accel_option(accelerator, tcg_cache_mb), *cpu,
         "-m", str(spec.memory_mb), "-smp", str(spec.vcpus),
         "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
         "-kernel", str(spec.kernel), "-initrd", str(spec.initrd),
@@ -145,13 +184,21 @@ def build(spec: VMSpec, binary: str, accelerator: str,
         "-mon", "chardev=qmp,mode=control",
         "-device", "virtio-serial-pci,id=agent-serial",
         "-chardev", f"socket,id=agent,path={escape(files.agent_socket)},server=on,wait=off",
-        "-device", f"virtserialport,bus=agent-serial.0,chardev=agent,name={AGENT_PORT}",
+        "-device", f"virtserialport,id={AGENT_PORT_ID},bus=agent-serial.0,chardev=agent,"
+                   f"name={AGENT_PORT}",
+        # A new generation id for every VM: a clone's kernel reseeds its random number
+        # generator the moment it resumes, before any process reads from it.
+        "-device", "vmgenid,guid=auto",
     ]
     tags = [share.tag for share in spec.shares]
     if len(set(tags)) != len(tags):
         raise UserError(f"share tags must be unique: {', '.join(tags)}")
     for index, share in enumerate(spec.shares):
         argv += _share(index, share)
-    argv += _network(spec.network, tap_fd)
+    argv += _network(spec.network, tap_fd, boot)
+    if boot.mode == "template":
+        argv += ["-S"]
+    elif boot.mode == "clone":
+        argv += ["-incoming", "defer"]
     argv += ["-daemonize", "-pidfile", str(files.pidfile)]
     return argv

@@ -8,6 +8,7 @@ needs to adopt the VM.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import shutil
@@ -19,21 +20,27 @@ from pathlib import Path
 from typing import Any
 
 from hypercontainer import netns
+from hypercontainer.config import Config
 from hypercontainer.drivers import (
     Cap,
     Hypervisor,
     NetworkAttachment,
     PortForward,
+    Share,
     VMHandle,
     VMSpec,
 )
 from hypercontainer.errors import DriverError, UserError
 from hypercontainer.log import get_logger
 
-from . import accel, cmdline, qmp
+from . import accel, cmdline, migration, qmp
 from .cmdline import NETDEV, RunFiles
+from .shape import Shape
+from .templates import MEMORY, STATE, TemplateStore
 from .vmm import Vmm
 
+RESTORE_TIMEOUT = 30.0  # loading a template's device state: well under a second
+TEMPLATE_MAC = "02:00:00:00:00:01"  # the NIC of every template; clones take their own
 START_TIMEOUT = 60.0  # QEMU's own set-up, before the guest runs: seconds at most
 QUIT_GRACE = 5.0  # after "quit", before SIGKILL
 
@@ -44,6 +51,11 @@ class QemuHypervisor(Hypervisor):
         {Cap.PAUSE, Cap.USER_NETWORK, Cap.TAP_NETWORK, Cap.NETNS_TAP, Cap.HOST_FORWARDS,
          Cap.SHARE_9P}
     )
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self.template_store = TemplateStore(config.cache_root / "templates")
+        self._unmakeable: set[str] = set()  # shapes whose template could not be made
 
     @property
     def binary(self) -> str:
@@ -72,29 +84,35 @@ class QemuHypervisor(Hypervisor):
             info["accelerator"] = "kvm" if verdict.usable else "tcg"
             info["kvm_usable"] = verdict.usable
             info["kvm"] = verdict.reason
+        info["templates"] = "on" if self.config.qemu.template else "off (qemu.template)"
         return info
 
     # -- lifecycle -------------------------------------------------------------
 
     def start(self, spec: VMSpec) -> VMHandle:
+        self._check_files(spec)
+        accelerator = self._accelerator(spec)
+        with _netns_tap(spec.network) as tap_fd:
+            return self._start(spec, tap_fd, accelerator, cmdline.COLD)
+
+    def _check_files(self, spec: VMSpec) -> None:
         self.check()
         for name, path in (("kernel", spec.kernel), ("initrd", spec.initrd)):
             if not Path(path).is_file():
                 raise UserError(f"guest {name} {path} is not a file")
-        with _netns_tap(spec.network) as tap_fd:
-            return self._start(spec, tap_fd)
+        cmdline.build(spec, self.binary, "tcg", tap_fd=0)  # refuse bad input before anything
 
-    def _start(self, spec: VMSpec, tap_fd: int | None) -> VMHandle:
-        log = get_logger(pod_id=spec.pod_id, component="qemu")
-        files = RunFiles(spec.run_dir)
-        # Refuse bad input before touching anything.
-        cmdline.build(spec, self.binary, "tcg", tap_fd=tap_fd)
-        accelerator = accel.choose(
+    def _accelerator(self, spec: VMSpec) -> str:
+        return accel.choose(
             self.config.qemu.accelerator, self.binary, Path(spec.kernel), self.config.run_root
         )
-        argv = cmdline.build(spec, self.binary, accelerator, self.config.qemu.tcg_cache_mb,
-                             tap_fd=tap_fd)
 
+    def _start(self, spec: VMSpec, tap_fd: int | None, accelerator: str,
+               boot: cmdline.Boot) -> VMHandle:
+        log = get_logger(pod_id=spec.pod_id, component="qemu")
+        files = RunFiles(spec.run_dir)
+        argv = cmdline.build(spec, self.binary, accelerator, self.config.qemu.tcg_cache_mb,
+                             tap_fd=tap_fd, boot=boot)
         spec.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         spec.console_log.parent.mkdir(parents=True, exist_ok=True)
         if (running := Vmm.from_pidfile(files.pidfile, spec.run_dir)) and running.alive():
@@ -105,13 +123,87 @@ class QemuHypervisor(Hypervisor):
         except BaseException:
             self.reap(spec.run_dir)
             raise
-        log.info("vm started", pid=vmm.pid, accelerator=accelerator,
+        log.info("vm started", pid=vmm.pid, accelerator=accelerator, boot=boot.mode,
                  vcpus=spec.vcpus, memory_mb=spec.memory_mb)
         return {
             "pid": vmm.pid, "started": vmm.started, "run_dir": str(spec.run_dir),
             "accelerator": accelerator,
             "network": spec.network.kind if spec.network else "none",
         }
+
+    # -- templates ---------------------------------------------------------------
+
+    def restore(self, spec: VMSpec) -> VMHandle | None:
+        """The VM cloned from its shape's template, made now if there is none."""
+        if not self.config.qemu.template:
+            return None
+        self._check_files(spec)
+        accelerator = self._accelerator(spec)
+        shape = Shape.of(spec, self.binary, _version(self.binary), accelerator,
+                         self.config.qemu.tcg_cache_mb)
+        if shape.key in self._unmakeable:
+            return None
+        try:
+            template = self.template_store.get(
+                shape, lambda work: self._make_template(shape, spec, accelerator, work))
+        except DriverError as e:  # said once; this shape's pods boot cold from now on
+            self._unmakeable.add(shape.key)
+            get_logger(component="qemu").warning(
+                "cannot make a template; pods of this shape boot cold", key=shape.key,
+                error=str(e))
+            return None
+        # The clone's devices are the template's, its back-ends its own; the guest
+        # takes the pod's MAC when the pod starts.
+        network = spec.network and dataclasses.replace(spec.network, mac=TEMPLATE_MAC)
+        clone = dataclasses.replace(spec, network=network)
+        with _netns_tap(spec.network) as tap_fd:
+            handle = self._start(clone, tap_fd, accelerator,
+                                 cmdline.Boot("clone", template.memory))
+        try:
+            migration.restore(RunFiles(spec.run_dir).qmp_socket, template.state,
+                              RESTORE_TIMEOUT)
+        except BaseException:
+            self.reap(spec.run_dir)
+            self.template_store.discard(template.key)
+            raise
+        self.template_store.hit(template)
+        return {**handle, "template": template.key}
+
+    def _make_template(self, shape: Shape, spec: VMSpec, accelerator: str, work: Path) -> None:
+        """Boot a guest of this shape with its RAM on `work/memory` and save it once its
+        agent waits for a host: nothing mounted over 9p, no pod anywhere in it."""
+        placeholder = work / "empty"  # every share's back-end while the template boots
+        placeholder.mkdir()
+        network = spec.network and NetworkAttachment(kind=spec.network.kind, mac=TEMPLATE_MAC)
+        template = dataclasses.replace(
+            spec, pod_id=f"template-{shape.key}", vm_name=f"template-{shape.key[:12]}",
+            run_dir=self._template_run_dir(shape.key), console_log=work / "console.log",
+            shares=[Share(s.tag, placeholder) for s in spec.shares], network=network)
+        try:
+            self._start(template, None, accelerator, cmdline.Boot("template", work / MEMORY))
+            migration.save_when_agent_waits(RunFiles(template.run_dir).qmp_socket,
+                                            work / STATE, self.config.guest.boot_timeout)
+        finally:
+            self.reap(template.run_dir)
+
+    def _template_run_dir(self, key: str) -> Path:
+        # The maker's pid in the name: recover() knows a killed maker's VM by it.
+        return self.config.run_root / "templates" / f"{key[:12]}-{os.getpid()}"
+
+    def discard_template(self, handle: VMHandle) -> None:
+        if handle.get("template"):
+            self.template_store.discard(str(handle["template"]))
+
+    def templates(self) -> list[dict[str, Any]]:
+        return [template.describe() for template in self.template_store.list()]
+
+    def recover(self) -> None:
+        """Kill the template guests of makers that died before they saved them."""
+        runs = self.config.run_root / "templates"
+        for run_dir in runs.iterdir() if runs.is_dir() else ():
+            maker = run_dir.name.rpartition("-")[2]
+            if not (maker.isdigit() and Path(f"/proc/{maker}").exists()):
+                self.reap(run_dir)
 
     def connect_agent(self, handle: VMHandle, timeout: float) -> socket.socket:
         """A new connection to the agent's virtio-serial port (QEMU made it before start()

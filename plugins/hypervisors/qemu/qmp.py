@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -56,6 +56,32 @@ def execute(socket: Path, command: str, arguments: dict[str, Any] | None = None,
     except (QMPError, OSError, EOFError, TimeoutError) as e:
         raise DriverError(f"qemu monitor {socket}: {command} failed: {e or type(e).__name__}") \
             from None
+
+
+def converse(socket: Path, what: str, work: Callable[[QMPClient], Awaitable[T]],
+             timeout: float) -> T:
+    """Run `work` with one connected client, for an exchange that waits on QEMU's
+    events (a migration); DriverError naming `what` if it fails or takes too long."""
+
+    async def talk() -> T:
+        client = QMPClient("hypercontainer")
+        try:
+            await client.connect(str(socket))
+            return await work(client)
+        finally:
+            try:
+                await client.disconnect()
+            except (QMPError, OSError, EOFError):
+                pass
+
+    try:
+        return _run(talk(), timeout)
+    except ExecuteError as e:
+        raise DriverError(f"{what}: qemu refused {e.sent.get('execute')}: {e}") from None
+    except TimeoutError:
+        raise DriverError(f"{what}: no answer from qemu within {timeout:g} s") from None
+    except (QMPError, OSError, EOFError) as e:
+        raise DriverError(f"{what}: qemu monitor {socket}: {e or type(e).__name__}") from None
 
 
 def human(socket: Path, command_line: str, timeout: float = 10.0) -> str:

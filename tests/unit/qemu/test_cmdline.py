@@ -56,7 +56,7 @@ def test_agent_port_and_monitor_are_sockets_in_the_run_dir(spec: VMSpec) -> None
     assert f"socket,id=agent,path={spec.run_dir}/agent.sock,server=on,wait=off" in chardevs
     assert f"socket,id=qmp,path={spec.run_dir}/qmp.sock,server=on,wait=off" in chardevs
     assert "chardev=qmp,mode=control" in option(argv, "-mon")
-    assert "virtserialport,bus=agent-serial.0,chardev=agent,name=hc.agent" in option(
+    assert "virtserialport,id=agent-port,bus=agent-serial.0,chardev=agent,name=hc.agent" in option(
         argv, "-device"
     )
 

@@ -1,0 +1,219 @@
+"""The VM templates on disk: one directory per shape, made once, shared by every clone.
+
+`<cache_root>/templates/<key>/` holds `memory` (the guest's RAM, which clones
+map privately), `state` (its device state), `meta.json` (the shape, written
+last: a directory without it is not a template) and `hits` (one byte appended
+per clone, so processes count without a lock). A template is made in a
+`<key>.making-<pid>` directory and renamed into place; concurrent first uses
+of a shape wait on `<key>.lock`, and the first one makes it.
+
+As root the templates directory is a tmpfs of its own: a template's RAM is
+then page cache that clones share, never written to a disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hypercontainer.errors import DriverError
+from hypercontainer.log import get_logger
+
+from .shape import Shape
+
+KEEP = 8  # templates kept; beyond it the least recently used go
+META, MEMORY, STATE, HITS = "meta.json", "memory", "state", "hits"
+
+log = get_logger(component="qemu-templates")
+
+
+@dataclass(frozen=True)
+class Template:
+    directory: Path
+    shape: Shape
+    created: float
+
+    @property
+    def key(self) -> str:
+        return self.directory.name
+
+    @property
+    def memory(self) -> Path:
+        return self.directory / MEMORY
+
+    @property
+    def state(self) -> Path:
+        return self.directory / STATE
+
+    def hits(self) -> int:
+        try:
+            return (self.directory / HITS).stat().st_size
+        except OSError:
+            return 0
+
+    def last_used(self) -> float:
+        try:
+            return (self.directory / HITS).stat().st_mtime
+        except OSError:
+            return self.created
+
+    def size(self) -> int:
+        """Bytes it occupies: the RAM file is sparse, only what the guest touched counts."""
+        total = 0
+        for path in self.directory.iterdir():
+            with contextlib.suppress(OSError):
+                total += path.stat().st_blocks * 512
+        return total
+
+    def describe(self) -> dict[str, Any]:
+        shape = self.shape
+        return {
+            "key": self.key, "vcpus": shape.vcpus, "memory_mb": shape.memory_mb,
+            "shares": list(shape.shares), "network": shape.network,
+            "accelerator": shape.accelerator, "kernel": shape.files[1][0],
+            "initrd": shape.files[2][0], "qemu": shape.qemu_version,
+            "size_bytes": self.size(), "age_s": round(time.time() - self.created),
+            "hits": self.hits(),
+        }
+
+
+class TemplateStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    # -- finding and making --------------------------------------------------------
+
+    def find(self, shape: Shape) -> Template | None:
+        return self._load(self.root / shape.key)
+
+    def get(self, shape: Shape, make: Callable[[Path], None]) -> Template:
+        """The template of `shape`, made now by `make(directory)` if there is none.
+
+        `make` must leave MEMORY and STATE in the directory it is given, or raise.
+        """
+        if (template := self.find(shape)) is not None:
+            return template
+        self._prepare_root()
+        with self._locked(shape.key):
+            if (template := self.find(shape)) is not None:  # made while we waited
+                return template
+            self._prune(keep_for=shape)
+            started = time.monotonic()
+            work = self.root / f"{shape.key}.making-{os.getpid()}"
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(mode=0o700)
+            try:
+                make(work)
+                for name in (MEMORY, STATE):
+                    if not (work / name).is_file():
+                        raise DriverError(f"making a template left no {name} file")
+                    (work / name).chmod(0o400)
+                meta = {"shape": shape.to_dict(), "created": time.time()}
+                (work / META).write_text(json.dumps(meta))
+                work.rename(self.root / shape.key)
+            except BaseException:
+                shutil.rmtree(work, ignore_errors=True)
+                raise
+            template = self.find(shape)
+            assert template is not None
+            log.info("template made", key=shape.key, seconds=round(time.monotonic() - started, 2),
+                     size_bytes=template.size())
+            return template
+
+    def hit(self, template: Template) -> None:
+        with contextlib.suppress(OSError), open(template.directory / HITS, "ab") as hits:
+            hits.write(b".")
+
+    def discard(self, key: str) -> None:
+        """Drop a template that failed a clone; the next start of its shape makes a new
+        one. Running clones keep their private mapping of its memory."""
+        directory = self.root / key
+        if not directory.is_dir():
+            return
+        doomed = self.root / f"{key}.discarded-{os.getpid()}-{time.monotonic_ns()}"
+        with contextlib.suppress(OSError):
+            directory.rename(doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
+            log.warning("template discarded", key=key)
+
+    def list(self) -> list[Template]:
+        if not self.root.is_dir():
+            return []
+        found = (self._load(entry) for entry in sorted(self.root.iterdir()))
+        return [template for template in found if template is not None]
+
+    # -- housekeeping --------------------------------------------------------------
+
+    def _load(self, directory: Path) -> Template | None:
+        try:
+            meta = json.loads((directory / META).read_text())
+            return Template(directory, Shape.from_dict(meta["shape"]), float(meta["created"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _prune(self, keep_for: Shape) -> None:
+        """Remove what is stale: templates whose QEMU, kernel or initrd changed, the
+        least recently used beyond KEEP, and the leftovers of killed makers."""
+        templates = self.list()
+        stale = [t for t in templates if not t.shape.inputs_current()]
+        current = sorted((t for t in templates if t not in stale), key=Template.last_used)
+        stale += current[: max(0, len(current) - (KEEP - 1))]
+        for template in stale:
+            if template.key != keep_for.key:
+                log.info("removing template", key=template.key)
+                self.discard(template.key)
+        for entry in self.root.iterdir():
+            owner = entry.name.split(".making-")[-1] if ".making-" in entry.name else None
+            leftover = ".discarded-" in entry.name or (owner and not _alive(owner))
+            if leftover and entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+
+    def _prepare_root(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if os.geteuid() != 0 or _filesystem_type(self.root) == "tmpfs":
+            return
+        with self._locked("mount"):
+            if _filesystem_type(self.root) == "tmpfs":
+                return
+            done = subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", "mode=0700,nosuid,nodev", "hc-templates",
+                 str(self.root)], capture_output=True, text=True, check=False)
+            if done.returncode != 0:  # templates then live on the disk: slower, still right
+                log.warning("cannot mount a tmpfs for templates", path=str(self.root),
+                            error=done.stderr.strip())
+
+    @contextlib.contextmanager
+    def _locked(self, name: str) -> Iterator[None]:
+        # Lock files live beside the templates directory, not in it: mounting a tmpfs
+        # over it must not hide a lock someone holds.
+        path = self.root.parent / f".templates-{name}.lock"
+        with open(path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+
+def _alive(pid: str) -> bool:
+    return pid.isdigit() and Path(f"/proc/{pid}").exists()
+
+
+def _filesystem_type(path: Path) -> str:
+    """The type of the filesystem `path` is on, from the longest matching mount point."""
+    best, kind = "", ""
+    target = os.path.realpath(path)
+    with open("/proc/self/mounts") as mounts:
+        for line in mounts:
+            fields = line.split()
+            point = fields[1].replace("\\040", " ")
+            inside = target == point or target.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best):
+                best, kind = point, fields[2]
+    return kind
