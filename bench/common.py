@@ -107,23 +107,34 @@ def pinned_guest(workdir: Path) -> GuestImage:
     return GuestImage(kernel, initrd, list(image.kernel_args), image.manifest)
 
 
+COLD = "[qemu]\ntemplate = false\n"  # a daemon whose pods always boot
+
+
 @contextlib.contextmanager
-def private_daemon() -> Iterator[tuple[Hyperd, GuestImage]]:
-    """A started hyperd with the offline busybox image, on its own state and run roots;
-    every pod and VM is removed and the daemon stopped on the way out, whatever happens
-    (Ctrl-C and SIGTERM included)."""
+def private_daemon(config: str = "") -> Iterator[tuple[Hyperd, GuestImage]]:
+    """A started hyperd with the offline busybox image, on its own state and run roots
+    (and `config` added to its configuration); every pod and VM is removed and the
+    daemon stopped on the way out, whatever happens (Ctrl-C and SIGTERM included)."""
+    with private_daemons(config) as ((daemon, guest),):
+        yield daemon, guest
+
+
+@contextlib.contextmanager
+def private_daemons(*configs: str) -> Iterator[list[tuple[Hyperd, GuestImage]]]:
+    """One private daemon per configuration, all on the same pinned guest image."""
     signal.signal(signal.SIGTERM, _interrupt)
     workdir = Path(tempfile.mkdtemp(prefix="hcbench-", dir="/tmp"))
-    daemon = None
+    daemons: list[Hyperd] = []
     try:
         guest = pinned_guest(workdir)
-        daemon = Hyperd(config=f'[guest]\nkernel = "{guest.kernel}"\n'
-                               f'initrd = "{guest.initrd}"\n')
-        daemon.start()
-        daemon.load_busybox()
-        yield daemon, guest
+        for config in configs:
+            daemons.append(Hyperd(config=f'[guest]\nkernel = "{guest.kernel}"\n'
+                                         f'initrd = "{guest.initrd}"\n' + config))
+            daemons[-1].start()
+            daemons[-1].load_busybox()
+        yield [(daemon, guest) for daemon in daemons]
     finally:
-        if daemon is not None:
+        for daemon in daemons:
             try:
                 daemon.cleanup()
             except AssertionError as e:  # a VM outlived its pod: killed, but say so

@@ -1,4 +1,5 @@
-"""Benchmark: host memory (PSS) per idle pod at 128 MB guest memory, for 1 and 10 pods.
+"""Benchmark: host memory (PSS) per idle pod at 128 MB guest memory, for 1 and 10 pods,
+cold-booted and restored from a VM template.
 
     sudo python3 bench/pod_memory.py [--runs 3] [--write-docs]
 
@@ -12,6 +13,10 @@ a tenth of the shared QEMU binary and libraries. A pod has no process besides
 its QEMU (user networking and 9p live inside it); hyperd, which serves every
 pod, is reported apart: its RSS and PSS with 0, 1 and 10 pods.
 
+Cold pods come from a hyperd with `qemu.template = false`, templated ones from
+a hyperd on the defaults: their guest RAM is a private (copy-on-write) mapping
+of the template's RAM file, whose pages every clone shares until it writes them.
+
 Results: bench/results/pod_memory.json; `--write-docs` updates docs/benchmarks.md.
 """
 
@@ -22,13 +27,14 @@ import time
 from pathlib import Path
 
 from common import (
+    COLD,
     GuestImage,
     Hyperd,
     arguments,
     conditions,
     entry_point,
     machine,
-    private_daemon,
+    private_daemons,
     qemu_pids,
     remove_pods,
     run_pod,
@@ -62,8 +68,9 @@ def memory_kib(pid: int) -> dict[str, int]:
 
 def pss_parts_kib(pid: int, guest: GuestImage) -> dict[str, int]:
     """A QEMU's PSS by what its mappings hold, from /proc/<pid>/smaps: the guest's RAM
-    (the anonymous mapping of the guest's size), the TCG translation cache (the only
-    anonymous executable mapping), the kernel and initrd files, and everything else."""
+    (the mapping of the guest's size: anonymous, or a template's RAM file), the TCG
+    translation cache (the only anonymous executable mapping), the kernel and initrd
+    files, and everything else."""
     guest_files = {str(guest.kernel), str(guest.initrd)}
     parts = dict.fromkeys(PARTS, 0)
     part = PARTS[-1]
@@ -76,7 +83,7 @@ def pss_parts_kib(pid: int, guest: GuestImage) -> dict[str, int]:
                 part = PARTS[2]
             elif not path and "x" in fields[1]:
                 part = PARTS[1]
-            elif not path and GUEST_MB * 2**20 <= end - start < (GUEST_MB + 4) * 2**20:
+            elif GUEST_MB * 2**20 <= end - start < (GUEST_MB + 4) * 2**20:
                 part = PARTS[0]
             else:
                 part = PARTS[-1]
@@ -143,13 +150,23 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def measure(runs: int) -> list[dict]:
-    with private_daemon() as (daemon, guest):
-        return [one_run(daemon, guest, index, runs) for index in range(1, runs + 1)]
+KINDS = ("cold", "templated")
+
+
+def measure(runs: int) -> dict[str, list[dict]]:
+    results: dict[str, list[dict]] = {kind: [] for kind in KINDS}
+    with private_daemons(COLD, "") as [cold, templated]:
+        run_pod(templated[0], memory_mb=GUEST_MB)  # the template, made outside the figures
+        remove_pods(templated[0], templated[0].hyperctl("list", "-q").stdout.split())
+        for index in range(1, runs + 1):
+            for kind, (daemon, guest) in zip(KINDS, (cold, templated), strict=True):
+                print(f"{kind}:", flush=True)
+                results[kind].append(one_run(daemon, guest, index, runs))
+    return results
 
 
 def figures(results: list[dict]) -> dict[str, list[float]]:
-    """One sample per run for each reported quantity."""
+    """One sample per run for each reported quantity of one kind of pod."""
     out: dict[str, list[float]] = {}
     for count in ("1", "10"):
         out[f"QEMU PSS per pod, {_pods(count)}"] = [_mean(r[count]["qemu_pss"])
@@ -169,30 +186,43 @@ def figures(results: list[dict]) -> dict[str, list[float]]:
 
 
 def report(result: dict) -> str:
-    quantities = result["figures"]
-    ten = [value for r in result["runs"] for value in r["10"]["qemu_pss"]]
+    runs = result["runs"]
     lines = [
         HEADING,
         "",
         "Idle pods (`hyperctl run -d --cpu 1 --memory 128 busybox sh -c '...'`, measured "
-        "once the QEMU processes' PSS moved less than 1 % over 5 s); PSS and RSS from "
-        f"/proc/<pid>/smaps_rollup. {len(result['runs'])} runs; "
+        "once the QEMU processes' PSS moved less than 1 % over 5 s), cold-booted "
+        "(`qemu.template = false`) and restored from the template of their shape; PSS and "
+        f"RSS from /proc/<pid>/smaps_rollup. {len(runs['cold'])} runs of each; "
         + conditions(result["machine_start"], result["machine_end"]),
         "",
-        *table([(name, v) for name, v in quantities.items()
-                if not name.startswith(PART_PREFIX)], "MiB", digits=1),
-        "",
-        "Where a QEMU's PSS goes, by mapping (the guest's RAM is the anonymous mapping of its "
-        "size, the TCG translation cache the anonymous executable one; QEMU maps the guest "
-        "kernel and initrd files, whose page-cache pages all QEMUs share):",
-        "",
-        *table([(name.removeprefix(PART_PREFIX), v) for name, v in quantities.items()
-                if name.startswith(PART_PREFIX)], "MiB", digits=1),
-        "",
-        f"With 10 pods the single QEMU processes ranged {min(ten):.1f}–{max(ten):.1f} MiB "
-        "PSS. The per-pod figure is a pod's whole cost on the host except hyperd, which "
-        "serves all pods and is listed apart; its growth from 0 to 10 pods is the per-pod "
-        "bookkeeping on the daemon's side.",
+    ]
+    for kind in KINDS:
+        quantities = result["figures"][kind]
+        ten = [value for r in runs[kind] for value in r["10"]["qemu_pss"]]
+        lines += [
+            f"### {kind.capitalize()} pods",
+            "",
+            *table([(name, v) for name, v in quantities.items()
+                    if not name.startswith(PART_PREFIX)], "MiB", digits=1),
+            "",
+            "Where a QEMU's PSS goes, by mapping (the guest's RAM is the mapping of its "
+            "size, the TCG translation cache the anonymous executable one; QEMU maps the "
+            "guest kernel and initrd files, whose page-cache pages all QEMUs share):",
+            "",
+            *table([(name.removeprefix(PART_PREFIX), v) for name, v in quantities.items()
+                    if name.startswith(PART_PREFIX)], "MiB", digits=1),
+            "",
+            f"With 10 pods the single QEMU processes ranged {min(ten):.1f}–{max(ten):.1f} "
+            "MiB PSS.",
+            "",
+        ]
+    lines += [
+        "The per-pod figure is a pod's whole cost on the host except hyperd, which serves "
+        "all pods and is listed apart; its growth from 0 to 10 pods is the per-pod "
+        "bookkeeping on the daemon's side. A template's RAM file itself is page cache "
+        "(on the templates tmpfs) shared by its clones: their PSS counts it, divided among "
+        "them.",
         "",
     ]
     return "\n".join(lines)
@@ -203,10 +233,11 @@ def main() -> None:
     args = parser.parse_args()
     start = machine()
     runs = measure(args.runs)
-    quantities = figures(runs)
+    quantities = {kind: figures(runs[kind]) for kind in KINDS}
     result = {"runs": runs, "figures": quantities, "machine_start": start,
               "machine_end": machine(),
-              "summaries": {name: summary(values) for name, values in quantities.items()}}
+              "summaries": {kind: {name: summary(values) for name, values in q.items()}
+                            for kind, q in quantities.items()}}
     path = write_results(args.results_dir, "pod_memory", result)
     section = report(result)
     print(section + f"\n(results: {path})")

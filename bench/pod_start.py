@@ -1,11 +1,14 @@
-"""Benchmark: pod start against a bare boot of the same kernel and initrd to init.
+"""Benchmark: pod start, cold and from a VM template, against a bare boot to init.
 
     sudo python3 bench/pod_start.py [--runs 5] [--write-docs]
 
 Pod start: wall time of `hyperctl run -d --cpu 1 --memory 128 busybox sh -c ...`
 against a hyperd started beforehand. The command returns once the pod's
 container was started in the guest; that it runs is then checked with
-`hyperctl list container` (untimed), and the pod removed (untimed).
+`hyperctl list container` (untimed), and the pod removed (untimed). A "cold"
+pod comes from a hyperd with `qemu.template = false` (its VM boots); a
+"templated" one from a hyperd on the defaults (its VM is restored from the
+template of its shape, made during the warm-up).
 
 Bare boot: the QEMU driver itself starts a VM with the same kernel, initrd,
 kernel arguments, vCPU, memory and accelerator (the driver's own KVM probe and
@@ -14,9 +17,9 @@ the console shows "hc-init: started": the first thing /init does, a point every
 pod boot passes through too. The console is a FIFO, so the marker is seen the
 moment QEMU writes it, without polling a file.
 
-Runs alternate which of the two goes first; one untimed warm-up of each comes
-before (page cache, the one-off KVM probe). The ratio pod / bare is taken per
-run. Results: bench/results/pod_start.json; `--write-docs` updates
+Runs rotate which of the three goes first; one untimed warm-up of each comes
+before (page cache, the one-off KVM probe, the template). Ratios to the bare
+boot are taken per run. Results: bench/results/pod_start.json; `--write-docs` updates
 docs/benchmarks.md.
 """
 
@@ -31,11 +34,13 @@ from datetime import datetime
 from pathlib import Path
 
 from common import (
+    COLD,
+    Hyperd,
     arguments,
     conditions,
     entry_point,
     machine,
-    private_daemon,
+    private_daemons,
     remove_pods,
     run_pod_at,
     summary,
@@ -55,7 +60,7 @@ BOOT_TIMEOUT = 120.0
 # ending the phase named beside it; the last phase ends when hyperctl exits.
 PHASES = {
     "vm started": "hyperctl to QEMU started (CLI, image check, pod record, QEMU set-up)",
-    "pod running": "guest boot, init, agent start, pod set-up",
+    "pod running": "guest boot (or restore), init, agent start, pod set-up",
     "container running": "container created and started in the guest",
     None: "answer until hyperctl exits",
 }
@@ -116,20 +121,23 @@ def phases(log: Path, pod: str, launched: float, elapsed: float) -> dict[str, fl
                                                              strict=True)}
 
 
+KINDS = ("bare", "cold", "templated")
+
+
 def measure(runs: int) -> dict:
-    with private_daemon() as (daemon, guest):
-        driver = QemuHypervisor(load(str(daemon.config_file)))
-        work = daemon.run_root / "bare"
+    with private_daemons(COLD, "") as [(cold, guest), (templated, _)]:
+        driver = QemuHypervisor(load(str(cold.config_file)))
+        work = cold.run_root / "bare"
         work.mkdir()
+        breakdown: dict[str, dict[str, list[float]]] = {
+            kind: {label: [] for label in PHASES.values()} for kind in KINDS[1:]}
 
-        breakdown: dict[str, list[float]] = {label: [] for label in PHASES.values()}
-
-        def pod() -> float:
+        def pod(kind: str, daemon: Hyperd) -> float:
             launched, elapsed, pod_id = run_pod_at(daemon)
             for label, seconds in phases(daemon.root / "hyperd.log", pod_id, launched,
                                          elapsed).items():
                 if not math.isnan(seconds):  # an event hyperd no longer logs
-                    breakdown[label].append(seconds)
+                    breakdown[kind][label].append(seconds)
             remove_pods(daemon, [pod_id])
             return elapsed
 
@@ -140,22 +148,27 @@ def measure(runs: int) -> dict:
             accelerators.add(accelerator)
             return seconds
 
-        print("warm-up (untimed): one bare boot, one pod", flush=True)
-        bare(0)
-        pod()
-        for seconds in breakdown.values():
-            seconds.clear()
-        samples: dict[str, list[float]] = {"bare": [], "pod": []}
+        start = {"bare": bare, "cold": lambda i: pod("cold", cold),
+                 "templated": lambda i: pod("templated", templated)}
+        print("warm-up (untimed): one bare boot, one cold pod, one templated pod", flush=True)
+        for kind in KINDS:
+            start[kind](0)
+        for phases_of_kind in breakdown.values():
+            for seconds in phases_of_kind.values():
+                seconds.clear()
+        samples: dict[str, list[float]] = {kind: [] for kind in KINDS}
         for index in range(1, runs + 1):
-            order = ("bare", "pod") if index % 2 else ("pod", "bare")
-            for what in order:
-                samples[what].append(bare(index) if what == "bare" else pod())
-            print(f"run {index}/{runs}: bare {samples['bare'][-1]:.2f} s, "
-                  f"pod {samples['pod'][-1]:.2f} s", flush=True)
+            order = KINDS[index % 3:] + KINDS[:index % 3]
+            for kind in order:
+                samples[kind].append(start[kind](index))
+            print(f"run {index}/{runs}: " + ", ".join(
+                f"{kind} {samples[kind][-1]:.2f} s" for kind in KINDS), flush=True)
+        per_run = {kind: [p / b for p, b in zip(samples[kind], samples["bare"], strict=True)]
+                   for kind in KINDS[1:]}
         return {
             **samples,
-            "ratio": [p / b for p, b in zip(samples["pod"], samples["bare"], strict=True)],
-            "overhead": [p - b for p, b in zip(samples["pod"], samples["bare"], strict=True)],
+            "ratio_cold": per_run["cold"],
+            "ratio_templated": per_run["templated"],
             "breakdown": breakdown,
             "accelerator": "/".join(sorted(accelerators)),
             "initrd_bytes": guest.initrd.stat().st_size,
@@ -164,28 +177,33 @@ def measure(runs: int) -> dict:
 
 
 def report(result: dict) -> str:
-    ratio = summary(result["ratio"])
+    cold, templated = summary(result["ratio_cold"]), summary(result["ratio_templated"])
+    restore = summary(result["breakdown"]["templated"][PHASES["pod running"]])
     lines = [
         HEADING,
         "",
         f"`hyperctl run -d --cpu 1 --memory 128 busybox sh -c '...'` until it returns with "
-        f"the container running, against the QEMU driver booting the same kernel and "
+        f"the container running, cold (`qemu.template = false`) and restored from the VM "
+        f"template of its shape, against the QEMU driver booting the same kernel and "
         f"{result['initrd_bytes'] / 2**20:.1f} MiB initrd (1 vCPU, 128 MB, "
         f"{result['accelerator']}, `{result['kernel_args']}`) until /init prints its "
-        f"first line. {len(result['ratio'])} runs, alternating; "
+        f"first line. {len(result['bare'])} runs, rotating the order; "
         + conditions(result["machine_start"], result["machine_end"]),
         "",
-        *table([("bare boot to init", result["bare"]), ("pod start", result["pod"]),
-                ("pod − bare", result["overhead"])], "s"),
+        *table([("bare boot to init", result["bare"]), ("cold pod start", result["cold"]),
+                ("templated pod start", result["templated"])], "s"),
         "",
-        f"Ratio pod start / bare boot, per run: **{ratio['median']:.2f}** median "
-        f"({ratio['min']:.2f}–{ratio['max']:.2f}).",
-        "",
-        "Where a pod start's time goes (from hyperd's log timestamps):",
-        "",
-        *table([item for item in result["breakdown"].items() if item[1]], "s"),
+        f"Per run, pod start / bare boot: cold **{cold['median']:.2f}** median "
+        f"({cold['min']:.2f}–{cold['max']:.2f}), templated **{templated['median']:.2f}** "
+        f"({templated['min']:.2f}–{templated['max']:.2f}). A templated VM runs with its "
+        f"agent answered and the pod set up {restore['median']:.3f} s (median) after QEMU "
+        "was started.",
         "",
     ]
+    for kind in KINDS[1:]:
+        lines += [f"Where a {kind} pod start's time goes (from hyperd's log timestamps):", "",
+                  *table([item for item in result["breakdown"][kind].items() if item[1]],
+                         "s"), ""]
     return "\n".join(lines)
 
 
@@ -195,8 +213,8 @@ def main() -> None:
     start = machine()
     result = measure(args.runs)
     result.update(machine_start=start, machine_end=machine(),
-                  summaries={k: summary(result[k]) for k in ("bare", "pod", "ratio",
-                                                              "overhead")})
+                  summaries={k: summary(result[k]) for k in (*KINDS, "ratio_cold",
+                                                              "ratio_templated")})
     path = write_results(args.results_dir, "pod_start", result)
     section = report(result)
     print(section + f"\n(results: {path})")

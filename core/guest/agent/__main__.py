@@ -15,7 +15,7 @@ import sys
 import threading
 
 from .handlers import Handlers
-from .log import log
+from .log import drain, log
 from .outbox import Outbox
 from .reaper import Reaper, run_as_init
 from .runtime import Runtime
@@ -60,6 +60,7 @@ def serve(options: Options, exits: int | None) -> int:
     else:
         name, connections = transport.discover()
     log("serving", transport=name)
+    drain()  # before the server thread opens the port, which tells the host we wait
     threading.Thread(target=server.serve, args=(connections,), daemon=True,
                      name="server").start()
     server.wait_finished()

@@ -12,6 +12,7 @@ import threading
 
 from . import mounts
 from .errors import Failure
+from .log import timed
 from .settings import Settings
 
 LAYERS_TAG = "hc_layers"
@@ -37,7 +38,8 @@ class Shares:
                     raise Failure(f"no share {tag}")
                 mounts.bind(source, target, readonly)
             else:
-                self._mount_share(tag, target, readonly)
+                with timed("share mounted", tag=tag):
+                    self._mount_share(tag, target, readonly)
             self._mounted[tag] = target
             return target
 

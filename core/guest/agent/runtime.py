@@ -17,7 +17,7 @@ import threading
 from . import bundle, mounts, safepath, users
 from .crun import Crun
 from .errors import Failure
-from .log import log
+from .log import log, timed
 from .outbox import Outbox
 from .pod import PodNetwork
 from .process import EXITED, RUNNING, Process
@@ -102,7 +102,8 @@ class Runtime:
             # A host directory (containerd's snapshot): whoever made it owns its /etc.
             mounts.bind(self._share_source(spec["rootfs"]), rootfs)
         else:
-            mount_overlay(container.dir, self.shares, spec["layers"], spec["opaque"])
+            with timed("root filesystem mounted", container=container.id):
+                mount_overlay(container.dir, self.shares, spec["layers"], spec["opaque"])
             safepath.write_file(rootfs, "/etc/hostname", f"{hostname}\n".encode())
             safepath.write_file(rootfs, "/etc/hosts", self.network.hosts(hostname).encode())
             if self.network.resolv_conf:
@@ -205,7 +206,9 @@ class Runtime:
         process = Process(key, container.id, exec_id, stdio)
         mark = self.reaper.mark()
         try:
-            pid, master = self.crun.launch(crun_args, workdir, stdio.child_stdio(), terminal)
+            with timed(f"crun {crun_args[0]}", process=key):
+                pid, master = self.crun.launch(crun_args, workdir, stdio.child_stdio(),
+                                               terminal)
         except BaseException:
             stdio.abandon()
             if exec_id is None:
@@ -221,7 +224,8 @@ class Runtime:
         self.reaper.watch(pid, lambda code: process.on_exit(code, self._exited), since=mark)
         if started is not None:
             try:
-                started()
+                with timed("crun start", process=key):
+                    started()
             except BaseException:
                 with contextlib.suppress(Failure):
                     self.crun.kill(container.id, 9)

@@ -5,8 +5,9 @@ spin forever in the guest kernel (this project's CI machine does). So the
 probe boots the very kernel the VMs will boot, without an initrd: reaching
 "Kernel panic ... VFS: Unable to mount root fs" proves the CPU model works
 through the kernel's whole early boot. The verdict is remembered for the
-process and, in the run root, for this host boot (keyed by boot id, QEMU
-binary and kernel), so only the first VM after a reboot pays for it.
+process and, in the cache root, for this host boot (keyed by boot id, QEMU
+binary and kernel), so only the first VM after a reboot pays for it, whichever
+daemon starts it.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _key(binary: str, kernel: Path) -> str:
     return f"{boot} {binary} {kernel} {stat.st_size} {stat.st_mtime_ns}"
 
 
-def kvm_verdict(binary: str, kernel: Path, run_root: Path) -> Verdict:
+def kvm_verdict(binary: str, kernel: Path, remember_in: Path) -> Verdict:
     """Whether QEMU can boot `kernel` with KVM here (probing at most once per boot)."""
     if not os.access(KVM_DEVICE, os.R_OK | os.W_OK):
         reason = "no /dev/kvm" if not KVM_DEVICE.exists() else "/dev/kvm is not accessible"
@@ -59,7 +60,7 @@ def kvm_verdict(binary: str, kernel: Path, run_root: Path) -> Verdict:
     with _lock:
         if key in _verdicts:
             return _verdicts[key]
-        remembered = run_root / "qemu-kvm-probe.json"
+        remembered = remember_in / "qemu-kvm-probe.json"
         verdict = _load(remembered, key)
         if verdict is None:
             verdict = _probe(binary, kernel)
@@ -123,13 +124,13 @@ def _probe(binary: str, kernel: Path) -> Verdict:
         probe.stdout.close()
 
 
-def choose(setting: str, binary: str, kernel: Path, run_root: Path) -> str:
+def choose(setting: str, binary: str, kernel: Path, remember_in: Path) -> str:
     """The accelerator to use for a VM: "kvm" or "tcg"."""
     if setting not in ("auto", "kvm", "tcg"):
         raise UserError(f"qemu.accelerator {setting!r}: must be auto, kvm or tcg")
     if setting == "tcg":
         return "tcg"
-    verdict = kvm_verdict(binary, kernel, run_root)
+    verdict = kvm_verdict(binary, kernel, remember_in)
     if verdict.usable:
         return "kvm"
     if setting == "kvm":

@@ -104,7 +104,7 @@ class QemuHypervisor(Hypervisor):
 
     def _accelerator(self, spec: VMSpec) -> str:
         return accel.choose(
-            self.config.qemu.accelerator, self.binary, Path(spec.kernel), self.config.run_root
+            self.config.qemu.accelerator, self.binary, Path(spec.kernel), self.config.cache_root
         )
 
     def _start(self, spec: VMSpec, tap_fd: int | None, accelerator: str,

@@ -255,8 +255,8 @@ def test_device_modules_load_only_for_devices_present(
     disk.write_bytes(b"\0" * 2**20)
     # A virtio block device (but no vsock device) in the VM.
     build = cmdline.build
-    monkeypatch.setattr(cmdline, "build", lambda *args: build(*args)[:-3] + [
-        "-drive", f"file={disk},format=raw,if=virtio", *build(*args)[-3:]])
+    monkeypatch.setattr(cmdline, "build", lambda *args, **kwargs: build(*args, **kwargs)[:-3] + [
+        "-drive", f"file={disk},format=raw,if=virtio", *build(*args, **kwargs)[-3:]])
 
     handle = qemu.start(vm_spec)
     try:

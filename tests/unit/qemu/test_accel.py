@@ -54,7 +54,7 @@ def test_a_kernel_that_boots_means_kvm(machine) -> None:
     assert probes_run(directory) == 1  # remembered by the process
 
 
-def test_the_verdict_is_remembered_in_the_run_root(machine, monkeypatch) -> None:
+def test_the_verdict_is_remembered_on_disk(machine, monkeypatch) -> None:
     directory, kernel = machine
     binary = fake_qemu(directory, "boots")
     accel.kvm_verdict(binary, kernel, directory / "run")

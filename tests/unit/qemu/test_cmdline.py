@@ -190,3 +190,34 @@ def test_a_run_dir_too_long_for_a_socket_is_refused(spec: VMSpec) -> None:
     spec.run_dir = Path("/tmp") / ("d" * 100)
     with pytest.raises(UserError, match="too long for a unix socket"):
         cmdline.build(spec, "qemu", "tcg")
+
+
+def test_a_template_boots_paused_with_its_ram_on_a_shared_file(
+        spec: VMSpec, tmp_path: Path) -> None:
+    spec.network = NetworkAttachment(kind="tap", mac="02:00:00:00:00:01", tap="hctap0")
+    argv = cmdline.build(spec, "q", "tcg", boot=cmdline.Boot("template", tmp_path / "ram"))
+    assert f"memory-backend-file,id=pc.ram,size=256M,mem-path={tmp_path}/ram,share=on" in \
+        option(argv, "-object")
+    assert option(argv, "-machine") == ["pc,memory-backend=pc.ram"] and "-S" in argv
+    # A template holds no host tap: a hub port stands in for it.
+    assert option(argv, "-netdev") == ["hubport,id=net0,hubid=0"]
+
+
+def test_a_clone_maps_the_template_privately_and_waits_for_its_state(
+        spec: VMSpec, tmp_path: Path) -> None:
+    spec.network = NetworkAttachment(kind="tap", mac="02:00:00:00:00:01", tap="hctap0")
+    cold = cmdline.build(spec, "q", "tcg")
+    clone = cmdline.build(spec, "q", "tcg", boot=cmdline.Boot("clone", tmp_path / "ram"))
+    assert "share=off" in option(clone, "-object")[0]
+    assert option(clone, "-incoming") == ["defer"] and "-S" not in clone
+    assert option(clone, "-netdev") == option(cold, "-netdev")  # its own tap
+    # The same devices in the same order as a cold boot of the shape (and so its template).
+    assert option(clone, "-device") == option(cold, "-device")
+    assert "vmgenid,guid=auto" in option(cold, "-device")
+
+
+def test_boot_modes_are_checked() -> None:
+    with pytest.raises(ValueError):
+        cmdline.Boot("clone")
+    with pytest.raises(ValueError):
+        cmdline.Boot("warm", Path("/x"))
