@@ -118,7 +118,10 @@ def inspect_pod(client: Client, pod: dict[str, Any]) -> dict[str, Any]:
         "kind": "pod", "id": pod["id"], "name": pod["name"], "state": pod["state"],
         "error": pod["error"], "created": pod["created"], "started": pod["started"],
         "finished": pod["finished"], "vm_name": pod["vm_name"],
-        "vm_pid": (pod["vm"] or {}).get("pid"), "address": pod["address"] or None,
+        "vm_pid": (pod["vm"] or {}).get("pid"),
+        # The VM template the pod's VM was restored from; null: it booted.
+        "vm_template": (pod["vm"] or {}).get("template"),
+        "address": pod["address"] or None, "mac": (pod["network"] or {}).get("mac"),
         "labels": spec.get("labels", {}), "resource": spec.get("resource", {}),
         "ports": spec.get("portmappings", []), "volumes": spec.get("volumes", []),
         "containers": [

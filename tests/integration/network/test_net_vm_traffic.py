@@ -164,6 +164,14 @@ def test_bridge_pods_reach_each_other_and_published_ports(tmp_path, netns):
         eventually(lambda: "served-over-the-bridge" in daemon.logs_of("client"),
                    "the second pod's request")
         assert "tcp dport 8080 dnat to 192.168.123.2:80" in ns.nft_table()
+        # Both VMs are clones of one template (its NIC had the template's MAC), each
+        # with its own MAC, the one hyperd gave it, now.
+        inspected = json.loads(daemon.hyperctl("inspect", "server", "client"))
+        assert len({pod["vm_template"] for pod in inspected}) == 1
+        assert inspected[0]["vm_template"]
+        macs = {daemon.hyperctl("exec", name, "cat", "/sys/class/net/eth0/address").strip()
+                for name in ("server", "client")}
+        assert macs == {pod["mac"] for pod in inspected} and len(macs) == 2
     finally:
         daemon.stop()
     # The last pod took the bridge, its taps and the nftables table with it.
