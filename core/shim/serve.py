@@ -11,11 +11,6 @@ import socket
 import threading
 
 from ..log import configure, get_logger
-from .events import Publisher
-from .hyperd import Hyperd
-from .protogen import shim_protos
-from .task_service import TaskService
-from .ttrpc_server import Server, service_methods
 
 TASK_SERVICE = "containerd.task.v2.Task"
 
@@ -34,6 +29,13 @@ def _log_to_fifo() -> None:
 def serve(args: argparse.Namespace) -> int:
     _log_to_fifo()
     configure("debug" if args.debug else "info", json=True)
+    # Imported once logging is set up: their module loggers bind to it as they load.
+    from .events import Publisher
+    from .hyperd import Hyperd
+    from .protogen import shim_protos
+    from .task_service import TaskService
+    from .ttrpc_server import Server, service_methods
+
     log = get_logger(shim=args.id, namespace=args.namespace)
     protos = shim_protos()
     done = threading.Event()

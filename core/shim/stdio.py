@@ -51,6 +51,11 @@ class ProcessIO:
         """Pump `stream` until the process exits (True) or the stream is cut (False)."""
         with self._lock:
             self._stream = stream
+        # Both outputs opened now, written to or not: a reader (CRI's log copier, ExecSync)
+        # sees the end of a stream only once a writer has come and gone.
+        self._output(STDOUT)
+        if not self.terminal:
+            self._output(STDERR)
         decoder = Decoder()
         try:
             while data := stream.recv(65536):

@@ -64,7 +64,8 @@ def pause_image() -> Image:
 
 
 class Containerd:
-    def __init__(self) -> None:
+    def __init__(self, netns: str | None = None) -> None:
+        self.netns = netns  # run in this network namespace (its CNI bridge stays there)
         self.root = Path(tempfile.mkdtemp(prefix="ctd", dir="/tmp"))
         self.hyperd_root = self.root / "h"
         self.hyperd_config = self.root / "hyperd.toml"
@@ -87,7 +88,8 @@ class Containerd:
 
     def start(self) -> Containerd:
         log = open(self.log, "ab")  # noqa: SIM115 - containerd's lifetime
-        self.process = subprocess.Popen(["containerd", "--config", str(self.config)],
+        prefix = ["nsenter", f"--net={self.netns}"] if self.netns else []
+        self.process = subprocess.Popen([*prefix, "containerd", "--config", str(self.config)],
                                         env=self.env, stdin=subprocess.DEVNULL, stdout=log,
                                         stderr=log, start_new_session=True)
         deadline = time.monotonic() + 60

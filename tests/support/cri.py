@@ -4,12 +4,20 @@ kubelet speaks to containerd's CRI plugin."""
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 
 import grpc
+from hypercontainer import mounts
 from hypercontainer.shim.protogen import Protos, descriptor_set
 
+from .containerd import BUSYBOX, Containerd
+
 CRI_PROTO = Path(__file__).resolve().parents[1] / "data" / "specs" / "cri"
+NAMESPACE = "k8s.io"  # where the CRI plugin keeps its images and containers
+POD_NETWORK, NODE_NETWORK = 0, 2  # NamespaceMode: CNI's namespace, or the host's
+CRI_LOG = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+(Z|[+-]\d\d:\d\d) (stdout|stderr) (F|P) (.*)$")
 
 
 class Cri:
@@ -39,3 +47,71 @@ class Cri:
 
     def close(self) -> None:
         self.channel.close()
+
+
+def until(condition, what: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+class Pod:
+    """A sandbox made through CRI, with helpers for its containers."""
+
+    def __init__(self, cri: Cri, name: str, logs: Path, network: int = NODE_NETWORK) -> None:
+        self.cri, self.logs = cri, logs
+        namespace_options = cri.message("NamespaceOption", network=network)
+        self.config = cri.message(
+            "PodSandboxConfig", hostname=name, log_directory=str(logs),
+            metadata=cri.message("PodSandboxMetadata", name=name, namespace="shim-test",
+                                 uid=f"uid-{name}"),
+            linux=cri.message("LinuxPodSandboxConfig", security_context=cri.message(
+                "LinuxSandboxSecurityContext", namespace_options=namespace_options)))
+        answer = cri.RunPodSandbox(cri.message("RunPodSandboxRequest", config=self.config,
+                                               runtime_handler="hyper"))
+        self.id = answer.pod_sandbox_id
+
+    def container(self, name: str, command: list[str], **fields) -> str:
+        config = self.cri.message(
+            "ContainerConfig", metadata=self.cri.message("ContainerMetadata", name=name),
+            image=self.cri.message("ImageSpec", image=BUSYBOX), command=command,
+            log_path=f"{name}.log", **fields)
+        created = self.cri.CreateContainer(self.cri.message(
+            "CreateContainerRequest", pod_sandbox_id=self.id, config=config,
+            sandbox_config=self.config))
+        self.cri.StartContainer(self.cri.message("StartContainerRequest",
+                                                 container_id=created.container_id))
+        return created.container_id
+
+    def status(self, container_id: str):
+        return self.cri.ContainerStatus(self.cri.message(
+            "ContainerStatusRequest", container_id=container_id)).status
+
+    def sandbox_state(self) -> int:
+        return self.cri.PodSandboxStatus(self.cri.message(
+            "PodSandboxStatusRequest", pod_sandbox_id=self.id)).status.state
+
+    def log_lines(self, name: str) -> list[tuple[str, str]]:
+        lines = (self.logs / f"{name}.log").read_text().splitlines()
+        parsed = [CRI_LOG.match(line) for line in lines]
+        assert all(parsed), lines  # every line is in CRI format
+        return [(m.group(2), m.group(4)) for m in parsed]
+
+    def remove(self) -> None:
+        self.cri.StopPodSandbox(self.cri.message("StopPodSandboxRequest",
+                                                 pod_sandbox_id=self.id))
+        self.cri.RemovePodSandbox(self.cri.message("RemovePodSandboxRequest",
+                                                   pod_sandbox_id=self.id))
+
+
+def nothing_left(containerd: Containerd) -> None:
+    # containerd cleans up after a dead shim in the background (`delete` per task): wait
+    # for that, then nothing of the pod may remain.
+    until(lambda: not (containerd.qemu_pids() or containerd.shim_pids()
+                       or mounts.mounted_under(str(containerd.root))),
+          "the VM, the shim and every mount to go")
+    assert not list((containerd.hyperd_root / "s" / "pods").glob("*"))
+    bundles = containerd.root / "state" / "io.containerd.runtime.v2.task" / NAMESPACE
+    assert not list(bundles.glob("*")) if bundles.exists() else True
+    assert containerd.hyperctl("list").stdout.strip().splitlines()[1:] == []
