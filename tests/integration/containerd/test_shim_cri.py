@@ -99,6 +99,7 @@ def test_a_killed_vm_is_cleaned_up_by_the_next_call(cri, containerd, pod) -> Non
 def test_a_killed_shim_is_cleaned_up_by_the_next_call(cri, containerd, tmp_path) -> None:
     lone = Pod(cri, "lone", tmp_path)
     worker = lone.container("worker", ["sleep", "3600"])
+    until(lambda: len(containerd.shim_pids()) == 1, "this pod's shim alone")
     (shim,) = containerd.shim_pids()
     os.kill(shim, signal.SIGKILL)
     # containerd runs `containerd-shim-hyper-v2 delete` for each task: the VM goes
