@@ -96,11 +96,11 @@ class ContainerLifecycle:
                 if late and not self.pod_shares_include(pod, late):
                     raise UserError("host volumes of a running pod must be named in its pod file")
             self.check_host_paths(new_spec)
-            self.hooks.pre("container_pre_create", pod=pod, spec=new_spec)
+            self.hooks.container_pre_create(pod, new_spec)
             image_id = self.image_for(new_spec.image).id if new_spec.image else ""
             container = self._record_container(pod, new_spec, name, image_id, stdin_open)
             log.info("container created", pod_id=pod.id, container_id=container.id)
-            self.hooks.post("container_post_create", container=container)
+            self.hooks.container_post_create(container)
             if start and pod.state == PodState.RUNNING:
                 self._start_in_running_pod(pod, container)
             return self.store.container(container.id)
@@ -144,7 +144,7 @@ class ContainerLifecycle:
         """Create the container in the guest and run it. Errors mark it failed;
         with `strict` they are also raised to the caller."""
         session = self.sessions[pod.id]
-        self.hooks.pre("container_pre_start", container=container)
+        self.hooks.container_pre_start(container)
         spec = self.container_spec(container)
         try:
             image = None
@@ -160,8 +160,12 @@ class ContainerLifecycle:
             session.forget(container.id)
             session.agent.create_container(config)
             self.container_log(container).reopen()
+            with self._exited:
+                self._early_exits[container.id] = None
             session.agent.start_container(container.id)
         except (AgentError, UserError, ShareError, MountError) as e:
+            with self._exited:
+                self._early_exits.pop(container.id, None)
             log.warning("container failed to start", container_id=container.id, error=str(e))
             self.container_log(container).append("stderr", f"{e}\n".encode())
             self.store.transition_container(container.id, ContainerState.FAILED,
@@ -171,12 +175,16 @@ class ContainerLifecycle:
             if strict:
                 raise
             return
-        container = self.store.transition_container(
-            container.id, ContainerState.RUNNING, started=now(), finished=None,
-            exit_code=None, user_stopped=False)
+        with self._exited:
+            container = self.store.transition_container(
+                container.id, ContainerState.RUNNING, started=now(), finished=None,
+                exit_code=None, user_stopped=False)
+            early = self._early_exits.pop(container.id, None)
         self.subscribers.started(container.id)
         log.info("container running", pod_id=pod.id, container_id=container.id)
-        self.hooks.post("container_post_start", container=container)
+        self.hooks.container_post_start(container)
+        if early is not None:  # it ended before it was recorded running
+            self.container_exited(container.id, early[0])
 
     # -- output and exits (called from agent sessions) --------------------
 
@@ -195,12 +203,15 @@ class ContainerLifecycle:
 
     def container_exited(self: Runtime, container_id: str, code: int | None) -> None:
         """The container's process ended (code None: the VM died under it)."""
-        try:
-            container = self.store.container(container_id)
-        except NotFound:
-            return
-        if container.state != ContainerState.RUNNING:
-            return
+        with self._exited:
+            try:
+                container = self.store.container(container_id)
+            except NotFound:
+                return
+            if container.state != ContainerState.RUNNING:
+                if container_id in self._early_exits:  # its start has not been recorded yet
+                    self._early_exits[container_id] = (code,)
+                return
         state = container_final_state(code) if code is not None else ContainerState.FAILED
         container = self.store.transition_container(container_id, state, exit_code=code,
                                                     finished=now())
@@ -209,7 +220,7 @@ class ContainerLifecycle:
         self.subscribers.exit(container_id, code)
         with self._exited:
             self._exited.notify_all()
-        self.hooks.post("container_post_stop", container=container, exit_code=code)
+        self.hooks.container_post_stop(container, code)
         self._maybe_restart(container)
 
     def _restart_wanted(self: Runtime, container: Container) -> bool:
@@ -286,7 +297,7 @@ class ContainerLifecycle:
             container = self.store.container(container.id)
             if container.state != ContainerState.RUNNING:
                 raise Conflict(f"container {container.name} is not running")
-            self.hooks.pre("container_pre_stop", container=container)
+            self.hooks.container_pre_stop(container)
             self._stop_one(container, timeout)
             return self.store.container(container.id)
 
@@ -353,7 +364,7 @@ class ContainerLifecycle:
         container = self.store.container(ref)
         with self.lock(container.pod_id):
             container = self.store.container(container.id)
-            self.hooks.pre("container_pre_remove", container=container)
+            self.hooks.container_pre_remove(container)
             if container.state == ContainerState.RUNNING:
                 self._stop_one(container, timeout=0)
             session = self.sessions.get(container.pod_id)
@@ -364,7 +375,7 @@ class ContainerLifecycle:
             log_file = self._logs.pop(container.id, None)
             if log_file:
                 log_file.path.unlink(missing_ok=True)
-        self.hooks.post("container_post_remove", container=container)
+        self.hooks.container_post_remove(container)
 
     # -- streams ------------------------------------------------------------
 

@@ -241,7 +241,8 @@ class Network(Driver):
 
     @abc.abstractmethod
     def attach(self, pod_id: str, forwards: list[PortForward]) -> NetworkAttachment:
-        """Allocate the pod's interface (and host side, e.g. a tap). Idempotent per pod."""
+        """Allocate the pod's interface (and host side, e.g. a tap). Idempotent per pod:
+        attaching a pod again (a start cut short) repeats or replaces its interface."""
 
     @abc.abstractmethod
     def detach(self, pod_id: str, attachment: NetworkAttachment) -> None:

@@ -95,3 +95,8 @@ def container_pre_remove(container):
 @hookspec
 def container_post_remove(container):
     """The container is gone."""
+
+
+# The hooks by kind: a pre-hook may veto; a post-hook is best-effort (core/hooks.py).
+PRE_HOOKS = tuple(name for name in tuple(globals()) if "_pre_" in name)
+POST_HOOKS = tuple(name for name in tuple(globals()) if "_post_" in name)

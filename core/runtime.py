@@ -39,7 +39,12 @@ RESTORED_AGENT_TIMEOUT = 20.0  # a restored guest's agent answers in ~0.1 s, eve
 
 
 class Runtime(ContainerLifecycle):
-    def __init__(self, config: Config, hooks: Hooks | None = None) -> None:
+    """The drivers are given (tests give fakes) or loaded as the configuration names them."""
+
+    def __init__(self, config: Config, hooks: Hooks | None = None, *,
+                 hypervisor: drivers.Hypervisor | None = None,
+                 images: drivers.Images | None = None,
+                 network: drivers.Network | None = None) -> None:
         self.config = config
         for directory in (config.state_root, config.run_root):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -47,15 +52,20 @@ class Runtime(ContainerLifecycle):
         self.hooks = hooks or Hooks(config.disabled_hooks)
         self.events = events.Events()  # a built-in hook plugin, blocked like any other
         self.hooks.register(self.events, events.NAME)
-        self.hypervisor: drivers.Hypervisor = drivers.load("hypervisor", config.hypervisor, config)
-        self.images: drivers.Images = drivers.load("images", config.images, config)
-        self.network: drivers.Network = drivers.load("network", config.network, config)
+        self.hypervisor: drivers.Hypervisor = hypervisor or drivers.load(
+            "hypervisor", config.hypervisor, config)
+        self.images: drivers.Images = images or drivers.load("images", config.images, config)
+        self.network: drivers.Network = network or drivers.load(
+            "network", config.network, config)
         drivers.check_combination(self.hypervisor, self.network)
         self.subscribers = Subscribers()
         self.sessions: dict[str, PodSession] = {}
         self._locks: defaultdict[str, threading.RLock] = defaultdict(threading.RLock)
         self._logs: dict[str, ContainerLog] = {}
         self._exited = threading.Condition()  # notified whenever a container stops
+        # Containers being started -> the exit (code,) that came before the start was
+        # recorded (a process can end before its start's reply is handled), or None.
+        self._early_exits: dict[str, tuple[int | None] | None] = {}
         self._guest_image = None
         self._guest_lock = threading.Lock()
 
@@ -110,7 +120,7 @@ class Runtime(ContainerLifecycle):
         even when hyperd dies in the middle of it. A pod given `netns_path` joins that
         network namespace (core/netjoin.py) instead of the network driver's.
         """
-        self.hooks.pre("pod_pre_create", spec=spec)
+        self.hooks.pod_pre_create(spec)
         check_runnable(spec)  # refuse a missing host directory now, not at boot
         if netns_path is not None:
             self._check_netns(spec, netns_path)
@@ -135,7 +145,7 @@ class Runtime(ContainerLifecycle):
             self.store.remove_pod(pod.id)
             raise
         log.info("pod created", pod_id=pod.id)
-        self.hooks.post("pod_post_create", pod=pod)
+        self.hooks.pod_post_create(pod)
         return pod
 
     def run_pod(self, spec: podspec.PodSpec, stdin_open: bool = False,
@@ -163,7 +173,7 @@ class Runtime(ContainerLifecycle):
                 pod = self._reset(pod)
             if pod.state != PodState.PENDING:
                 raise Conflict(f"pod {pod.name} is already {pod.state}")
-            self.hooks.pre("pod_pre_start", pod=pod)
+            self.hooks.pod_pre_start(pod)
             self.store.update_pod(pod.id, lambda p: setattr(p, "starting", True))
             try:
                 self._boot(pod)
@@ -177,7 +187,7 @@ class Runtime(ContainerLifecycle):
                 raise
             pod = self.store.transition_pod(pod.id, PodState.RUNNING, started=now())
             log.info("pod running", pod_id=pod.id)
-            self.hooks.post("pod_post_start", pod=pod)
+            self.hooks.pod_post_start(pod)
             self._start_pending_containers(pod)
             return self.store.pod(pod.id)
 
@@ -315,7 +325,7 @@ class Runtime(ContainerLifecycle):
             pod = self.store.pod(pod.id)
             if pod.state not in RUNNING_STATES:
                 raise Conflict(f"pod {pod.name} is not running (it is {pod.state})")
-            self.hooks.pre("pod_pre_stop", pod=pod)
+            self.hooks.pod_pre_stop(pod)
             if pod.state == PodState.PAUSED:
                 self.hypervisor.resume(pod.vm)
             pod = self.store.transition_pod(pod.id, PodState.STOPPING)
@@ -328,7 +338,7 @@ class Runtime(ContainerLifecycle):
             self.hypervisor.stop(pod.vm, timeout=self.config.qemu.stop_timeout)
             pod = self._vm_ended(pod.id, state)
             log.info("pod stopped", pod_id=pod.id)
-            self.hooks.post("pod_post_stop", pod=pod)
+            self.hooks.pod_post_stop(pod)
             return pod
 
     def _vm_ended(self, pod_id: str, state: PodState, error: str | None = None) -> Pod:
@@ -346,7 +356,7 @@ class Runtime(ContainerLifecycle):
         pod = self.store.pod(ref)
         with self.lock(pod.id):
             pod = self.store.pod(pod.id)
-            self.hooks.pre("pod_pre_remove", pod=pod)
+            self.hooks.pod_pre_remove(pod)
             # Recorded before anything is undone: a hyperd killed from here on
             # finishes the removal when it starts again (see _adopt).
             self.store.update_pod(pod.id, lambda p: setattr(p, "removing", True))
@@ -354,7 +364,7 @@ class Runtime(ContainerLifecycle):
                 self.stop_pod(pod.id, timeout=0)
             self._forget(pod.id)
         self._locks.pop(pod.id, None)
-        self.hooks.post("pod_post_remove", pod=pod)
+        self.hooks.pod_post_remove(pod)
 
     def _forget(self, pod_id: str) -> None:
         """Release what the pod holds and delete its record, logs and directories."""
@@ -400,7 +410,7 @@ class Runtime(ContainerLifecycle):
                 return
             log.warning("pod failed", pod_id=pod_id, reason=reason)
             pod = self._vm_ended(pod_id, PodState.FAILED, error=reason)
-        self.hooks.post("pod_post_stop", pod=pod)
+        self.hooks.pod_post_stop(pod)
 
     # -- port mappings of a running pod ---------------------------------------
 
@@ -480,7 +490,7 @@ class Runtime(ContainerLifecycle):
         if pod.removing:  # the daemon died in the middle of `rm`: finish it
             self.hypervisor.reap(self.run_dir(pod.id))
             self._forget(pod.id)
-            self.hooks.post("pod_post_remove", pod=pod)
+            self.hooks.pod_post_remove(pod)
             return
         if pod.state == PodState.PENDING:
             if pod.starting or pod.vm or pod.network or self.run_dir(pod.id).exists():

@@ -16,8 +16,8 @@ def test_events_come_from_the_hooks_and_replay_since_a_time():
     pod = Pod(id="p", name="p", vm_name="vm-x", spec={})
     container = Container(id="c" * 64, name="c", pod_id="p", image="busybox", spec={})
     before = events.follow(since="", follow=False)
-    hooks.post("pod_post_start", pod=pod)
-    hooks.post("container_post_stop", container=container, exit_code=3)
+    hooks.pod_post_start(pod)
+    hooks.container_post_stop(container, 3)
     assert list(before) == []  # no past asked for
     replayed = list(events.follow(since="1970-01-01T00:00:00+00:00", follow=False))
     assert [(e["type"], e["action"]) for e in replayed] == [("pod", "start"),
@@ -47,7 +47,7 @@ def test_blocked_events_record_nothing():
     hooks = Hooks(disabled=["events"], load_entry_points=False)
     events = Events()
     hooks.register(events, "events")
-    hooks.post("pod_post_remove", pod=Pod(id="p", name="p", vm_name="v", spec={}))
+    hooks.pod_post_remove(Pod(id="p", name="p", vm_name="v", spec={}))
     assert list(events.follow(since="1970", follow=False)) == []
 
 

@@ -1,0 +1,1 @@
+"""One module per plugin kind: the checks of its contract (rules.py names each rule)."""
