@@ -4,7 +4,11 @@ Lookup order, later wins: built-in defaults, /etc/hypercontainer/config.toml,
 $XDG_CONFIG_HOME/hypercontainer/config.toml (or the file named by --config or
 $HYPERCONTAINER_CONFIG instead of both), then HYPERCONTAINER_* variables:
 HYPERCONTAINER_HYPERVISOR=qemu sets a top-level key, a double underscore
-reaches into a section (HYPERCONTAINER_BRIDGE__SUBNET=10.9.0.0/24).
+reaches into a table (HYPERCONTAINER_BRIDGE__SUBNET=10.9.0.0/24).
+
+The core keeps only its own keys here; each driver's table ([qemu], [bridge],
+[cloud-hypervisor], a third party's) is that driver's, checked by the
+settings model it declares (core/driver_settings.py).
 """
 
 from __future__ import annotations
@@ -13,16 +17,19 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from .errors import UserError
 from .paths import (
     ENV_PREFIX,
+    KNOWN_KEYS,
     SYSTEM_FILE,
+    check_keys,
     default_cache_root,
     default_run_root,
     default_state_root,
     read_config,
+    table_name,
     user_config_file,
 )
 from .specfields import MAX_FILE_BYTES
@@ -37,55 +44,6 @@ class GuestConfig(Section):
     initrd: Path | None = None  # None: built by the project, cached by hash
     kernel_package: str | None = None  # e.g. linux-image-6.1.0-47-amd64
     boot_timeout: float = 120.0
-
-
-class QemuConfig(Section):
-    binary: str = "qemu-system-x86_64"
-    accelerator: str = "auto"  # auto | kvm | tcg
-    # TCG translation cache per VM, in MiB; None: QEMU's own default
-    tcg_cache_mb: int | None = Field(default=64, ge=8, le=4096)
-    stop_timeout: float = 10.0
-    # Start pods from a VM template of their shape (docs/guest.md); false: always boot.
-    template: bool = True
-
-
-class CloudHypervisorConfig(Section):
-    binary: str = "cloud-hypervisor"
-    virtiofsd: str = "virtiofsd"
-    stop_timeout: float = 10.0
-
-
-class BridgeConfig(Section):
-    name: str = "hyper0"
-    subnet: str = "192.168.123.0/24"
-    host_ip: str = "0.0.0.0"  # where port mappings listen by default: every local address
-
-
-class UserNetConfig(Section):
-    host_ip: str = "127.0.0.1"
-
-
-class CniConfig(Section):
-    conf_dir: Path = Path("/etc/cni/net.d")  # network configuration lists (*.conflist)
-    bin_dir: str = "/usr/lib/cni:/opt/cni/bin"  # plugin directories, as CNI_PATH: ':'-separated
-    # The conflist (by its "name") pods join; the default one is written to conf_dir if absent.
-    network: str = "hypercontainer"
-    cache_dir: Path = Path("/var/lib/cni")  # libcni's layout: results/<network>-<id>-<ifname>
-    host_ip: str = "0.0.0.0"  # where port mappings listen by default: every local address
-
-
-class ImagesConfig(Section):
-    default_registry: str = "docker.io"
-    insecure_registries: list[str] = Field(default_factory=list)
-    platform: str = "linux/amd64"
-    concurrent_downloads: int = 3
-    concurrent_uploads: int = 3
-    # A blob up to this size is pushed in one request; a larger one in chunks of it.
-    push_chunk_size: int = Field(default=32 * 2**20, ge=2**16)
-    # A layer may unpack to at most max_compression_ratio times its blob size
-    # (blobs under 1 MiB count as 1 MiB), and never beyond max_layer_size bytes.
-    max_layer_size: int = 16 * 2**30
-    max_compression_ratio: int = 100
 
 
 class FetchConfig(Section):
@@ -108,13 +66,28 @@ class Config(Section):
     log_level: str = "info"
     disabled_hooks: list[str] = Field(default_factory=list)
     guest: GuestConfig = Field(default_factory=GuestConfig)
-    qemu: QemuConfig = Field(default_factory=QemuConfig)
-    cloud_hypervisor: CloudHypervisorConfig = Field(default_factory=CloudHypervisorConfig)
-    bridge: BridgeConfig = Field(default_factory=BridgeConfig)
-    user_network: UserNetConfig = Field(default_factory=UserNetConfig)
-    cni: CniConfig = Field(default_factory=CniConfig)
-    registry: ImagesConfig = Field(default_factory=ImagesConfig)
     fetch: FetchConfig = Field(default_factory=FetchConfig)
+    # Every other table is a driver's settings, by the driver's name ([qemu], [bridge], a
+    # third party's [mydriver]): kept as written, validated by that driver's own model
+    # when it loads (driver_settings.py).
+    tables: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    _source: str = PrivateAttr(default="the defaults")
+
+    def table(self, driver: str) -> dict[str, Any]:
+        """The table of the driver called `driver` (empty if the configuration has none)."""
+        return dict(self.tables.get(table_name(driver), {}))
+
+    def with_table(self, driver: str, **values: Any) -> Config:
+        """A copy whose table of `driver` also sets `values` (for tests and the kit)."""
+        tables = {**self.tables, table_name(driver): {**self.table(driver), **values}}
+        copy = self.model_copy(update={"tables": tables})
+        copy._source = self._source
+        return copy
+
+    @property
+    def source(self) -> str:
+        """Where the configuration came from, for error messages."""
+        return self._source
 
     @property
     def socket_path(self) -> Path:
@@ -153,9 +126,10 @@ def _env_value(value: str) -> Any:
     return value.split(",") if "," in value else value
 
 
-def _describe(error: ValidationError, source: str) -> str:
+def describe(error: ValidationError, source: str, table: str = "") -> str:
+    """The first problem pydantic found, as one line naming the key: `qemu.binary: ...`."""
     first = error.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
+    where = ".".join(str(p) for p in ([table] if table else []) + list(first["loc"]))
     return f"config ({source}): {where}: {first['msg']}"
 
 
@@ -168,8 +142,17 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
     else:
         data = _merge(read_config(SYSTEM_FILE, False), read_config(user_config_file(), False))
         source = "config files"
-    data = _merge(data, _env_overrides(environ))
+    environment = _env_overrides(environ)
+    check_keys(environment, f"config ({ENV_PREFIX}* variables)")
+    data = _merge(data, environment)
+    core = {key: value for key, value in data.items() if key in KNOWN_KEYS}
+    tables: dict[str, dict[str, Any]] = {}
+    for key, value in data.items():
+        if key not in KNOWN_KEYS:  # a driver's table (check_keys refused anything else)
+            tables[table_name(key)] = _merge(tables.get(table_name(key), {}), value)
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate({**core, "tables": tables})
     except ValidationError as e:
-        raise UserError(_describe(e, source)) from None
+        raise UserError(describe(e, source)) from None
+    config._source = source
+    return config

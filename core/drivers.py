@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .driver_settings import DriverSettings, HypervisorSettings, settings_of
 from .errors import UserError
 
 if TYPE_CHECKING:
@@ -143,14 +144,20 @@ VMHandle = dict[str, Any]
 
 
 class Driver(abc.ABC):
-    """Common shape: constructed with the configuration, described by name."""
+    """Common shape: constructed with the configuration, described by name.
+
+    A driver's own settings are the configuration's table named after it, checked by
+    its `Settings` model (driver_settings.py) and found in `self.settings`.
+    """
 
     name: ClassVar[str]
     capabilities: ClassVar[frozenset[str]] = frozenset()
     requires: ClassVar[frozenset[str]] = frozenset()  # e.g. {Cap.ROOT}
+    Settings: ClassVar[type[DriverSettings]] = DriverSettings
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.settings = settings_of(config, self.name, self.Settings)
 
     def describe(self) -> dict[str, Any]:
         """What `hyperctl info` shows about this driver."""
@@ -159,6 +166,9 @@ class Driver(abc.ABC):
 
 class Hypervisor(Driver):
     """Runs one VM per pod and connects the host to its guest agent."""
+
+    Settings: ClassVar[type[HypervisorSettings]] = HypervisorSettings
+    settings: HypervisorSettings
 
     @abc.abstractmethod
     def check(self) -> None:

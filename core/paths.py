@@ -46,13 +46,51 @@ def user_config_file() -> Path:
     return _xdg("XDG_CONFIG_HOME", ".config") / "hypercontainer" / "config.toml"
 
 
-# The configuration's top-level keys and sections (config.Config's fields; a unit test
-# keeps the two in step): hyperctl refuses others without importing the full config.
+# The core's own top-level keys and tables (config.Config's fields but `tables`; a unit
+# test keeps the two in step): hyperctl refuses others without importing the full config.
 KNOWN_KEYS = frozenset({
     "hypervisor", "network", "images", "state_root", "run_root", "cache_root", "socket_group",
-    "log_level", "disabled_hooks", "guest", "qemu", "cloud_hypervisor", "bridge",
-    "user_network", "cni", "registry", "fetch",
+    "log_level", "disabled_hooks", "guest", "fetch",
 })
+# Every other table is the settings of the driver it names ([qemu], [bridge], [mydriver]).
+# Driver tables that had other names in older configuration files:
+LEGACY_TABLES = {"registry": "oci", "user_network": "user", "user-network": "user"}
+DRIVER_GROUPS = ("hypercontainer.hypervisors", "hypercontainer.network",
+                 "hypercontainer.images")
+
+
+def table_name(key: str) -> str:
+    """The driver a configuration table belongs to: `_` and `-` are one (environment
+    variables cannot spell `-`), older names are their driver's."""
+    return LEGACY_TABLES.get(key, key).replace("_", "-")
+
+
+def driver_names() -> set[str]:
+    """Every installed driver's name, from the distributions' metadata (imports nothing)."""
+    from importlib.metadata import entry_points
+
+    found = entry_points()
+    return {entry.name.replace("_", "-") for group in DRIVER_GROUPS
+            for entry in found.select(group=group)}
+
+
+def check_keys(data: dict, where: str) -> None:
+    """Refuse a top-level key that is neither the core's nor an installed driver's table."""
+    unknown = sorted(k for k in data if k not in KNOWN_KEYS)
+    if not unknown:
+        return
+    from .errors import UserError
+
+    tables = [k for k in unknown if isinstance(data[k], dict)]
+    keys = [k for k in unknown if k not in tables]
+    if keys:
+        raise UserError(f"{where}: unknown key {keys[0]!r} "
+                        f"(keys: {', '.join(sorted(KNOWN_KEYS))})")
+    names = driver_names()
+    for key in tables:
+        if table_name(key) not in names:
+            raise UserError(f"{where}: unknown table [{key}]: no installed driver is called "
+                            f"{table_name(key)!r} (drivers: {', '.join(sorted(names))})")
 
 
 def _config_files(config_file: str | None) -> list[tuple[Path, bool]]:
@@ -79,10 +117,7 @@ def read_config(path: Path, required: bool) -> dict:
         raise UserError(f"config file {path}: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"config file {path} is not valid TOML: {e}") from None
-    unknown = sorted(set(data) - KNOWN_KEYS)
-    if unknown:
-        raise UserError(f"config file {path}: unknown key {unknown[0]!r} "
-                        f"(keys: {', '.join(sorted(KNOWN_KEYS))})")
+    check_keys(data, f"config file {path}")
     return data
 
 

@@ -335,7 +335,7 @@ class Runtime(ContainerLifecycle):
             answering = self._stop_containers(pod, timeout)
             if session and answering:  # a silent guest is not asked again: the VMM ends it
                 session.shutdown_guest()
-            self.hypervisor.stop(pod.vm, timeout=self.config.qemu.stop_timeout)
+            self.hypervisor.stop(pod.vm, timeout=self.hypervisor.settings.stop_timeout)
             pod = self._vm_ended(pod.id, state)
             log.info("pod stopped", pod_id=pod.id)
             self.hooks.pod_post_stop(pod)

@@ -396,6 +396,9 @@ def runtime_info(runtime: Runtime) -> dict[str, Any]:
         "installed": {kind: drivers.installed(kind) for kind in drivers.KINDS},
         "selected": {"hypervisor": config.hypervisor, "network": config.network,
                      "images": config.images},
+        # Each selected driver's effective settings: its table with every default filled in.
+        "settings": {driver.name: driver.settings.model_dump(mode="json") for driver in
+                     (runtime.hypervisor, runtime.network, runtime.images)},
         "hooks": runtime.hooks.names(),
         "guest": guest,
         "state_root": str(config.state_root),

@@ -41,12 +41,14 @@ def single_instance(config: configuration.Config):
 
 
 def serve(config: configuration.Config) -> None:
+    from ..driver_settings import check_tables
     from ..runtime import Runtime
     from .http import UnixHTTPServer
     from .routes import build_router
 
     log = logging.get_logger()
     _lock = single_instance(config)  # noqa: F841 - kept open on purpose
+    check_tables(config)  # every driver's table, selected or not: a mistake shows at once
     runtime = Runtime(config)
     runtime.adopt()
     group = grp.getgrnam(config.socket_group).gr_gid if config.socket_group else None

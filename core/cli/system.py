@@ -46,6 +46,7 @@ def do_info(client: Client, args) -> int:
     for kind, installed in info["installed"].items():
         lines.append(f"  {kind}: {info['selected'][kind]}; {', '.join(installed)}")
     lines.append(f"Network: {json.dumps(info['network'])}")
+    lines += settings_lines(info.get("settings", {}))
     lines.append(f"Hooks: {', '.join(info['hooks']) or 'none'}")
     lines.append(f"State root: {info['state_root']}")
     lines.append(f"Pods: {info['pods']} ({info['running_pods']} running)")
@@ -74,6 +75,15 @@ def _age(seconds: int) -> str:
         if seconds >= size:
             return f"{seconds // size} {unit}"
     return f"{seconds} s"
+
+
+def settings_lines(settings: dict[str, dict]) -> list[str]:
+    """Each selected driver's effective settings, as its configuration table would say it."""
+    lines = ["Driver settings:"]
+    for driver, values in settings.items():
+        lines.append(f"  [{driver}]")
+        lines += [f"  {key} = {json.dumps(value)}" for key, value in values.items()]
+    return lines
 
 
 def do_version(client: Client, args) -> int:

@@ -14,7 +14,8 @@ import pytest
 RULES: dict[str, str] = {
     # every kind
     "D1": "a driver has a name and declares its capabilities and needs as sets of strings",
-    "D2": "a driver's settings are a pydantic model that refuses unknown keys",
+    "D2": "a driver's Settings subclass DriverSettings (HypervisorSettings for a "
+          "hypervisor), have a default for each setting and refuse unknown keys in one line",
     # hypervisors
     "H1": "check() passes or raises UserError saying what is missing",
     "H2": "start() returns a JSON-serialisable handle of a running VM whose agent answers",

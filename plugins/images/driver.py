@@ -27,6 +27,7 @@ from .pull import pull as pull_image
 from .push import Pusher, mount_sources
 from .reference import Reference, familiar, parse, parse_registry
 from .registry import RegistryClient
+from .settings import OciSettings
 from .store import Store
 
 _ID_PREFIX = re.compile(r"(?:sha256:)?([0-9a-f]{1,64})")
@@ -36,10 +37,11 @@ log = get_logger()
 
 class OciImages(Images):
     name = "oci"
+    Settings = OciSettings
+    settings: OciSettings
 
     def __init__(self, config) -> None:
         super().__init__(config)
-        self.settings = config.registry
         self.store = Store(Path(config.state_root) / "images")
         self.credentials = CredentialStore(self.store.root / "auth.json")
         self.platform = manifest.parse_platform(self.settings.platform)

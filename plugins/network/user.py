@@ -7,6 +7,7 @@ detach and adopt have nothing to do.
 
 from __future__ import annotations
 
+from hypercontainer.driver_settings import DriverSettings
 from hypercontainer.drivers import Cap, Network, NetworkAttachment, PortForward
 from hypercontainer.errors import NotFound
 
@@ -19,8 +20,16 @@ GATEWAY = "10.0.2.2"
 DNS = "10.0.2.3"
 
 
+class UserSettings(DriverSettings):
+    """The [user] table (also spelt [user_network], as older configuration files do)."""
+
+    host_ip: str = "127.0.0.1"  # where port mappings listen by default
+
+
 class UserNetwork(Network):
     name = "user"
+    Settings = UserSettings
+    settings: UserSettings
     requires = frozenset({Cap.USER_NETWORK})
 
     def attach(self, pod_id: str, forwards: list[PortForward]) -> NetworkAttachment:
@@ -65,7 +74,7 @@ class UserNetwork(Network):
         raise NotFound(f"pod {pod_id} has no port mapping {wanted}")
 
     def describe(self) -> dict:
-        return {**super().describe(), "host_ip": self.config.user_network.host_ip}
+        return {**super().describe(), "host_ip": self.settings.host_ip}
 
     def _checked(self, forwards: list[PortForward]) -> list[PortForward]:
-        return ports.normalise(forwards, ports.check_host_ip(self.config.user_network.host_ip))
+        return ports.normalise(forwards, ports.check_host_ip(self.settings.host_ip))

@@ -21,7 +21,7 @@ from ...agent.client import AgentClient
 from ...drivers import Cap, Hypervisor, NetworkAttachment, PortForward, Share, VMSpec
 from ...errors import HyperError, UserError
 from ..rules import broken, check
-from .common import check_declarations, one_line
+from .common import check_declarations, check_settings, one_line
 
 STOP_TIMEOUT = 10.0
 WATCH_TIMEOUT = 30.0
@@ -132,6 +132,10 @@ def booted(usable, make_spec, config):
 
 def test_declarations(hc_plugin):
     check_declarations(hc_plugin, Hypervisor)
+
+
+def test_settings(hc_plugin, hc_make_config):
+    check_settings(hc_plugin, hc_make_config())
 
 
 def test_start_gives_a_handle_the_store_keeps(usable, booted):

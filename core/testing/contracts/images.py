@@ -11,7 +11,7 @@ from ...drivers import Images, ImageSummary, ResolvedImage
 from ...errors import HyperError, NotFound, UserError
 from .. import ociarchive
 from ..rules import broken, check
-from .common import check_declarations, one_line
+from .common import check_declarations, check_settings, one_line
 
 ID = re.compile(r"sha256:[0-9a-f]{64}")
 
@@ -41,6 +41,10 @@ def loaded(driver, archive) -> tuple[Images, ResolvedImage]:
 
 def test_declarations(hc_plugin):
     check_declarations(hc_plugin, Images)
+
+
+def test_settings(hc_plugin, hc_make_config):
+    check_settings(hc_plugin, hc_make_config())
 
 
 def test_layers_root_is_an_absolute_path(driver):

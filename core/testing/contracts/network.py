@@ -13,7 +13,7 @@ from ...errors import HyperError, UserError
 from ...hookspecs import hookimpl
 from ..engine import Engine, fake_config
 from ..rules import broken, check
-from .common import check_declarations, one_line
+from .common import check_declarations, check_settings, one_line
 
 KIND_NEEDS = {"user": Cap.USER_NETWORK, "tap": Cap.TAP_NETWORK}
 MAC = re.compile(r"([0-9a-f]{2}:){5}[0-9a-f]{2}")
@@ -54,6 +54,10 @@ def attach(driver: Network, pod_id: str, forwards=()) -> NetworkAttachment:
 
 def test_declarations(hc_plugin):
     check_declarations(hc_plugin, Network)
+
+
+def test_settings(hc_plugin, hc_make_config):
+    check_settings(hc_plugin, hc_make_config())
 
 
 def test_attach_describes_one_interface(driver):

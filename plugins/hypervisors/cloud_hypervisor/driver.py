@@ -29,6 +29,7 @@ from . import hybrid_vsock
 from .client import ApiUnreachable, Client
 from .kvm import check_kvm
 from .process import Process, log_tail
+from .settings import CloudHypervisorSettings
 from .shares import DISK, VIRTIOFS, ShareDevices, check_tags
 from .virtiofs import Virtiofsd, find_virtiofsd
 from .vmconfig import AGENT_VSOCK_PORT, net_config, vm_config
@@ -90,12 +91,13 @@ class RunPaths:
 
 class CloudHypervisor(Hypervisor):
     name = "cloud-hypervisor"
+    Settings = CloudHypervisorSettings
+    settings: CloudHypervisorSettings
     capabilities = frozenset({Cap.PAUSE, Cap.TAP_NETWORK})
     kvm_device = Path("/dev/kvm")
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
-        self.settings = config.cloud_hypervisor
         self._virtiofsd_path = find_virtiofsd(self.settings.virtiofsd)
         if self._virtiofs_usable:
             self.capabilities = type(self).capabilities | {Cap.SHARE_VIRTIOFS}
@@ -120,7 +122,7 @@ class CloudHypervisor(Hypervisor):
         if found is None:
             raise UserError(
                 f"cloud-hypervisor binary {configured!r} not found: install Cloud Hypervisor "
-                "or set cloud_hypervisor.binary in the configuration"
+                "or set binary in the [cloud-hypervisor] table of the configuration"
             )
         return found
 

@@ -35,6 +35,7 @@ from hypercontainer.log import get_logger
 
 from . import accel, cmdline, migration, qmp
 from .cmdline import NETDEV, RunFiles
+from .settings import QemuSettings
 from .shape import Shape
 from .templates import MEMORY, STATE, TemplateStore
 from .vmm import Vmm
@@ -47,6 +48,8 @@ QUIT_GRACE = 5.0  # after "quit", before SIGKILL
 
 class QemuHypervisor(Hypervisor):
     name = "qemu"
+    Settings = QemuSettings
+    settings: QemuSettings
     capabilities = frozenset(
         {Cap.PAUSE, Cap.USER_NETWORK, Cap.TAP_NETWORK, Cap.NETNS_TAP, Cap.HOST_FORWARDS,
          Cap.SHARE_9P}
@@ -59,7 +62,7 @@ class QemuHypervisor(Hypervisor):
 
     @property
     def binary(self) -> str:
-        return self.config.qemu.binary
+        return self.settings.binary
 
     # -- information -----------------------------------------------------------
 
@@ -72,11 +75,11 @@ class QemuHypervisor(Hypervisor):
 
     def describe(self) -> dict[str, Any]:
         info = {**super().describe(), "binary": self.binary,
-                "accelerator_setting": self.config.qemu.accelerator}
+                "accelerator_setting": self.settings.accelerator}
         if shutil.which(self.binary):
             info["version"] = _version(self.binary)
         verdict = accel.cached_verdict()
-        if self.config.qemu.accelerator == "tcg":
+        if self.settings.accelerator == "tcg":
             info["accelerator"] = "tcg"
         elif verdict is None:
             info["kvm"] = "not probed yet: the first VM start boots a test kernel with KVM"
@@ -84,7 +87,7 @@ class QemuHypervisor(Hypervisor):
             info["accelerator"] = "kvm" if verdict.usable else "tcg"
             info["kvm_usable"] = verdict.usable
             info["kvm"] = verdict.reason
-        info["templates"] = "on" if self.config.qemu.template else "off (qemu.template)"
+        info["templates"] = "on" if self.settings.template else "off (template in [qemu])"
         return info
 
     # -- lifecycle -------------------------------------------------------------
@@ -104,14 +107,14 @@ class QemuHypervisor(Hypervisor):
 
     def _accelerator(self, spec: VMSpec) -> str:
         return accel.choose(
-            self.config.qemu.accelerator, self.binary, Path(spec.kernel), self.config.cache_root
+            self.settings.accelerator, self.binary, Path(spec.kernel), self.config.cache_root
         )
 
     def _start(self, spec: VMSpec, tap_fd: int | None, accelerator: str,
                boot: cmdline.Boot) -> VMHandle:
         log = get_logger(pod_id=spec.pod_id, component="qemu")
         files = RunFiles(spec.run_dir)
-        argv = cmdline.build(spec, self.binary, accelerator, self.config.qemu.tcg_cache_mb,
+        argv = cmdline.build(spec, self.binary, accelerator, self.settings.tcg_cache_mb,
                              tap_fd=tap_fd, boot=boot)
         spec.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         spec.console_log.parent.mkdir(parents=True, exist_ok=True)
@@ -135,12 +138,12 @@ class QemuHypervisor(Hypervisor):
 
     def restore(self, spec: VMSpec) -> VMHandle | None:
         """The VM cloned from its shape's template, made now if there is none."""
-        if not self.config.qemu.template:
+        if not self.settings.template:
             return None
         self._check_files(spec)
         accelerator = self._accelerator(spec)
         shape = Shape.of(spec, self.binary, _version(self.binary), accelerator,
-                         self.config.qemu.tcg_cache_mb)
+                         self.settings.tcg_cache_mb)
         if shape.key in self._unmakeable:
             return None
         try:

@@ -22,17 +22,20 @@ from ..mac import mac_for
 from ..resolv import nameservers
 from . import link, nft
 from .ipam import Lease, Leases, Subnet, Transaction
+from .settings import BridgeSettings
 
 
 class BridgeNetwork(Network):
     name = "bridge"
+    Settings = BridgeSettings
+    settings: BridgeSettings
     requires = frozenset({Cap.ROOT, Cap.TAP_NETWORK})
 
     def __init__(self, config) -> None:
         super().__init__(config)
-        self.bridge = link.check_name(config.bridge.name)
-        self.subnet = Subnet(config.bridge.subnet)
-        self.default_host_ip = ports.check_host_ip(config.bridge.host_ip)
+        self.bridge = link.check_name(self.settings.name)
+        self.subnet = Subnet(self.settings.subnet)
+        self.default_host_ip = ports.check_host_ip(self.settings.host_ip)
         self.leases = Leases(config.database_path, self.subnet)
 
     # -- the Network interface ------------------------------------------------

@@ -31,17 +31,20 @@ from .cache import ResultCache
 from .conflist import NetworkList
 from .plugin import Invocation
 from .records import Record, Records
+from .settings import CniSettings
 
 IFNAME = "eth0"  # CNI_IFNAME: what the pod's interface is called inside its namespace
 
 
 class CniNetwork(Network):
     name = "cni"
+    Settings = CniSettings
+    settings: CniSettings
     requires = frozenset({Cap.ROOT, Cap.TAP_NETWORK, Cap.NETNS_TAP})
 
     def __init__(self, config) -> None:
         super().__init__(config)
-        settings = config.cni
+        settings = self.settings
         self.conf_dir = settings.conf_dir
         self.network_name = settings.network
         self.bin_path = settings.bin_dir

@@ -37,7 +37,7 @@ def guest_image(config: Config) -> GuestImage:
 
 @pytest.fixture(scope="session")
 def qemu(config: Config) -> QemuHypervisor:
-    if shutil.which(config.qemu.binary) is None:
+    if shutil.which(QemuHypervisor(config).binary) is None:
         pytest.skip("qemu-system-x86_64 is not installed")
     return QemuHypervisor(config)
 

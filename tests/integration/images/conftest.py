@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from hypercontainer.config import Config, ImagesConfig
+from hypercontainer.config import Config
 from hypercontainer_plugins.images.driver import OciImages
 
 from tests.support import imagebuild
@@ -83,12 +83,10 @@ def no_docker_credentials(tmp_path, monkeypatch) -> None:
 
 @pytest.fixture
 def make_images(tmp_path) -> Callable[..., OciImages]:
-    """An images driver over a fresh store; keyword arguments go to [registry] config."""
+    """An images driver over a fresh store; keyword arguments go to its [oci] table."""
 
     def make(state_root: Path | None = None, **settings) -> OciImages:
-        config = Config(
-            state_root=state_root or tmp_path / "state", registry=ImagesConfig(**settings)
-        )
+        config = Config(state_root=state_root or tmp_path / "state").with_table("oci", **settings)
         return OciImages(config)
 
     return make

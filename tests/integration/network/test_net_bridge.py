@@ -73,7 +73,7 @@ def test_two_pods_then_none(config, netns):
 
 def test_configured_bridge_and_subnet(config, netns):
     ns = netns()
-    config.bridge.name, config.bridge.subnet = "hcbr-test", "10.77.0.0/16"
+    config = config.with_table("bridge", name="hcbr-test", subnet="10.77.0.0/16")
     pod = ns.run(attach, config, "p", [PortForward("tcp", "", 9000, 90)])
     assert (pod.address, pod.gateway) == ("10.77.0.2/16", "10.77.0.1")
     assert ns.addresses("hcbr-test") == ["10.77.0.1/16"]

@@ -27,6 +27,6 @@ def test_bridge_and_cni_keep_the_network_contract(tmp_path):
     done = run_kit(tmp_path, "network=bridge", "network=cni", wrap=IN_OWN_NETNS)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     last = done.stdout.strip().splitlines()[-1]
-    assert re.fullmatch(r"18 passed in .*", last), last
+    assert re.fullmatch(r"20 passed in .*", last), last
     assert host_network() == before
     assert pod_namespaces() <= namespaces  # cni's pod namespaces are all released

@@ -9,7 +9,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from hypercontainer.config import Config, ImagesConfig
+from hypercontainer.config import Config
 from hypercontainer.errors import Conflict, NotFound, UserError
 from hypercontainer_plugins.images import build, digests
 from hypercontainer_plugins.images.build import Image, Layer
@@ -22,7 +22,7 @@ TOP = Layer().file("etc/motd", b"hi\n").whiteout("bin/tool")
 
 
 def make_driver(state_root: Path, **settings) -> OciImages:
-    return OciImages(Config(state_root=state_root, registry=ImagesConfig(**settings)))
+    return OciImages(Config(state_root=state_root).with_table("oci", **settings))
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from hypercontainer.config import Config, ImagesConfig
+from hypercontainer.config import Config
 from hypercontainer.errors import NotFound, UserError
 from hypercontainer_plugins.images import build
 from hypercontainer_plugins.images.auth import Credentials, CredentialStore
@@ -18,7 +18,7 @@ from hypercontainer_plugins.images.driver import OciImages
 
 @pytest.fixture
 def driver(tmp_path) -> OciImages:
-    return OciImages(Config(state_root=tmp_path / "state", registry=ImagesConfig()))
+    return OciImages(Config(state_root=tmp_path / "state"))
 
 
 def load(driver: OciImages, path: Path, images: dict[str, Image]) -> None:

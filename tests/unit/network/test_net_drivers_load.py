@@ -59,7 +59,7 @@ def test_bridge_network_needs_taps(config):
      ("host_ip", "::1", "IPv4")],
 )
 def test_bridge_config_is_checked(config, section, value, message):
-    setattr(config.bridge, section, value)
+    config = config.with_table("bridge", **{section: value})
     with pytest.raises(UserError, match=message):
         drivers.load("network", "bridge", config)
 
@@ -79,6 +79,6 @@ def test_cni_network_needs_a_tap_in_another_namespace(config):
     ("host_ip", "banana", "host address 'banana'"),
 ])
 def test_cni_config_is_checked(config, section, value, message):
-    setattr(config.cni, section, value)
+    config = config.with_table("cni", **{section: value})
     with pytest.raises(UserError, match=message):
         drivers.load("network", "cni", config)

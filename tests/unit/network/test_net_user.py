@@ -26,7 +26,7 @@ def test_attach_without_forwards(config):
 
 def test_forwards_get_the_configured_host_ip(config):
     port = free_port()
-    config.user_network.host_ip = "127.0.0.1"
+    config = config.with_table("user", host_ip="127.0.0.1")
     attachment = UserNetwork(config).attach("pod-1", [PortForward("tcp", "", port, 80)])
     assert attachment.forwards == [PortForward("tcp", "127.0.0.1", port, 80)]
     assert attachment.requires == {Cap.USER_NETWORK, Cap.HOST_FORWARDS}

@@ -1,0 +1,11 @@
+"""The cloud-hypervisor driver's settings: the [cloud-hypervisor] table (also spelt
+[cloud_hypervisor], as older configuration files do)."""
+
+from __future__ import annotations
+
+from hypercontainer.driver_settings import HypervisorSettings
+
+
+class CloudHypervisorSettings(HypervisorSettings):
+    binary: str = "cloud-hypervisor"
+    virtiofsd: str = "virtiofsd"
