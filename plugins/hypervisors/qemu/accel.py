@@ -12,6 +12,9 @@ daemon starts it.
 
 from __future__ import annotations
 
+import fcntl
+import functools
+import hashlib
 import json
 import os
 import selectors
@@ -42,17 +45,32 @@ _verdicts: dict[str, Verdict] = {}
 _lock = threading.Lock()
 
 
-def _key(binary: str, kernel: Path) -> str:
+def _boot_id() -> str:
     try:
-        boot = BOOT_ID.read_text().strip()
+        return BOOT_ID.read_text().strip()
     except OSError:
-        boot = "unknown-boot"
+        return "unknown-boot"
+
+
+@functools.lru_cache(maxsize=16)
+def _kernel_digest(path: str, size: int, mtime_ns: int) -> str:
+    """The kernel by content: every guest image build copies the same kernel to a new
+    path, and none of those copies needs a probe of its own."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def _key(binary: str, kernel: Path) -> str:
     stat = kernel.stat()
-    return f"{boot} {binary} {kernel} {stat.st_size} {stat.st_mtime_ns}"
+    return f"{_boot_id()} {binary} {_kernel_digest(str(kernel), stat.st_size, stat.st_mtime_ns)}"
 
 
 def kvm_verdict(binary: str, kernel: Path, remember_in: Path) -> Verdict:
-    """Whether QEMU can boot `kernel` with KVM here (probing at most once per boot)."""
+    """Whether QEMU can boot `kernel` with KVM here (probing at most once per boot, for
+    every daemon of the machine: concurrent first asks wait for one probe)."""
     if not os.access(KVM_DEVICE, os.R_OK | os.W_OK):
         reason = "no /dev/kvm" if not KVM_DEVICE.exists() else "/dev/kvm is not accessible"
         return Verdict(False, reason)
@@ -61,10 +79,13 @@ def kvm_verdict(binary: str, kernel: Path, remember_in: Path) -> Verdict:
         if key in _verdicts:
             return _verdicts[key]
         remembered = remember_in / "qemu-kvm-probe.json"
-        verdict = _load(remembered, key)
-        if verdict is None:
-            verdict = _probe(binary, kernel)
-            _save(remembered, key, verdict)
+        remember_in.mkdir(parents=True, exist_ok=True)
+        with open(remember_in / ".qemu-kvm-probe.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            verdict = _load(remembered).get(key)
+            if verdict is None:
+                verdict = _probe(binary, kernel)
+                _save(remembered, key, verdict)
         # Once per process: the verdict (and so the fallback to TCG) is worth one line.
         log.info("kvm usable" if verdict.usable else "kvm unusable, qemu falls back to tcg",
                  reason=verdict.reason)
@@ -78,18 +99,20 @@ def cached_verdict() -> Verdict | None:
         return next(reversed(_verdicts.values()), None)
 
 
-def _load(path: Path, key: str) -> Verdict | None:
+def _load(path: Path) -> dict[str, Verdict]:
+    """The verdicts remembered for this host boot, by key."""
     try:
         saved = json.loads(path.read_text())
-        return Verdict(**saved["verdict"]) if saved["key"] == key else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        return {key: Verdict(**verdict) for key, verdict in saved.items()
+                if key.startswith(_boot_id() + " ")}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
 
 
 def _save(path: Path, key: str, verdict: Verdict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    verdicts = {**_load(path), key: verdict}
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    temporary.write_text(json.dumps({"key": key, "verdict": asdict(verdict)}))
+    temporary.write_text(json.dumps({k: asdict(v) for k, v in verdicts.items()}))
     temporary.replace(path)
 
 

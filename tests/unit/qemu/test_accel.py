@@ -101,3 +101,16 @@ def test_unknown_setting_is_refused(machine) -> None:
     directory, kernel = machine
     with pytest.raises(UserError, match="auto, kvm or tcg"):
         accel.choose("hvf", "qemu", kernel, directory / "run")
+
+
+def test_a_copy_of_the_kernel_elsewhere_is_not_probed_again(machine, monkeypatch) -> None:
+    # Every guest image build puts the same Debian kernel at a new path.
+    directory, kernel = machine
+    binary = fake_qemu(directory, "boots")
+    accel.kvm_verdict(binary, kernel, directory / "cache")
+    monkeypatch.setattr(accel, "_verdicts", {})  # a new daemon
+    copy = directory / "another-image" / "vmlinux"
+    copy.parent.mkdir()
+    copy.write_bytes(kernel.read_bytes())
+    assert accel.kvm_verdict(binary, copy, directory / "cache").usable
+    assert probes_run(directory) == 1
