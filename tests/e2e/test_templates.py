@@ -94,7 +94,7 @@ def test_each_clone_has_its_own_randomness_clock_and_name(hyperd: Hyperd, clones
 def test_a_clone_s_console_carries_what_its_agent_logs(hyperd: Hyperd, clones) -> None:
     # A serial port saved while sending stays silent in clones: the agent drains it first.
     console = hyperd.state_root / "pods" / clones["pods"][1] / "console.log"
-    assert "hc-agent" in console.read_text() and "crun create" in console.read_text()
+    assert "hc-agent" in console.read_text() and "crun create" in console.read_text() and "crun start" in console.read_text()
 
 
 def test_clones_pause_resume_and_survive_a_restart_of_hyperd(hyperd: Hyperd, clones) -> None:

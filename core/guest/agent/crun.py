@@ -1,10 +1,10 @@
-"""Running crun: run, exec, kill, delete.
+"""Running crun: create, start, exec, kill, delete.
 
-Containers are started detached (`crun run --detach`, `crun exec --detach`), so
-that crun reports a failure to start (a missing executable, a bad mount) as its
-own exit status and message, separate from the exit status of the program. The
-detached process becomes a child of PID 1, which tells the agent when it exits
-(see reaper.py).
+Containers are started detached (`crun create` then `crun start`, `crun exec
+--detach`), so that crun reports a failure to start (a missing executable, a
+bad mount) as its own exit status and message, separate from the exit status
+of the program. The detached process becomes a child of PID 1, which tells the
+agent when it exits (see reaper.py).
 """
 
 from __future__ import annotations
@@ -81,6 +81,9 @@ class Crun:
                 listener.close()
                 os.unlink(console)
         return pid, master
+
+    def start(self, container_id: str) -> None:
+        self._simple(["start", container_id])
 
     def kill(self, container_id: str, signum: int, all_processes: bool = False) -> None:
         self._simple(["kill", *(["--all"] if all_processes else []), container_id,
