@@ -1,6 +1,6 @@
 """Containers inside a running pod: create, start, stop, kill, exec, attach, logs.
 
-Mixed into Runtime (runtime.py), whose pods these containers live in. A
+A part of the runtime (runtime.py), whose pods these containers live in. A
 container is materialised in the guest when it starts: every start (first
 or again) gets a fresh root filesystem over the shared image layers.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal as signals
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -27,11 +27,19 @@ from .podshare import ShareError
 from .subscribers import Listener
 
 if TYPE_CHECKING:
-    from .runtime import Runtime
+    from .drivers import Images
+    from .hooks import Hooks
+    from .pod_files import PodFiles
+    from .pod_locks import PodLocks
+    from .pod_session import PodSession
+    from .store import Store
+    from .subscribers import Subscribers
 
 log = get_logger()
 
+RESTART_BACKOFF_FIRST = 0.5  # seconds before the first restart; doubled each time
 RESTART_BACKOFF_MAX = 30.0
+EXIT_IN_FLIGHT = 5.0  # seconds an exit the guest has sent may take to be handled
 MAX_SIGNAL = 64  # SIGRTMAX on Linux
 
 
@@ -49,10 +57,36 @@ def signal_number(name: str | int | None, default: int = signals.SIGTERM) -> int
         raise UserError(f"unknown signal {name}") from None
 
 
-class ContainerLifecycle:
+class Containers:
+    """The containers of every pod: a part the runtime composes.
+
+    It reaches the pods only through what it is given: the store, the pods' locks
+    and live agent sessions, and `end_pod(pod_id, state)`, called (from a thread of
+    its own) when a pod's last container has ended for good.
+    """
+
+    def __init__(self, *, store: Store, images: Images, hooks: Hooks,
+                 subscribers: Subscribers, files: PodFiles, lock: PodLocks,
+                 sessions: Mapping[str, PodSession], stop_grace: float,
+                 end_pod: Callable[[str, PodState], None]) -> None:
+        self.store = store
+        self.images = images
+        self.hooks = hooks
+        self.subscribers = subscribers
+        self.files = files
+        self.lock = lock
+        self.sessions = sessions
+        self.stop_grace = stop_grace  # how long a SIGKILLed process may take to be reported
+        self.end_pod = end_pod
+        self._exited = threading.Condition()  # notified whenever a container stops
+        # Containers being started -> the exit (code,) that came before the start was
+        # recorded (a process can end before its start's reply is handled), or None.
+        self._early_exits: dict[str, tuple[int | None] | None] = {}
+        self._restarts: dict[str, int] = {}  # restarts so far, for the back-off
+
     # -- images -----------------------------------------------------------
 
-    def image_for(self: Runtime, reference: str) -> ResolvedImage:
+    def image_for(self, reference: str) -> ResolvedImage:
         """The local image, pulled first if it is not in the store."""
         try:
             return self.images.resolve(reference)
@@ -60,12 +94,12 @@ class ContainerLifecycle:
             log.info("pulling image", image=reference)
             return self.images.pull(reference)
 
-    def images_in_use(self: Runtime) -> set[str]:
+    def images_in_use(self) -> set[str]:
         return {c.image_id for c in self.store.containers() if c.image_id}
 
     # -- records ----------------------------------------------------------
 
-    def _record_container(self: Runtime, pod: Pod, spec: podspec.Container, name: str,
+    def record(self, pod: Pod, spec: podspec.Container, name: str,
                           image_id: str, stdin_open: bool = False) -> Container:
         spec = spec.model_copy(update={"name": name})
         container = Container(
@@ -76,10 +110,10 @@ class ContainerLifecycle:
         )
         return self.store.add_container(container)
 
-    def container_spec(self: Runtime, container: Container) -> podspec.Container:
+    def spec_of(self, container: Container) -> podspec.Container:
         return podspec.Container.model_validate(container.spec)
 
-    def create_container(self: Runtime, pod_ref: str, spec: podspec.Container,
+    def create(self, pod_ref: str, spec: podspec.Container,
                          start: bool = False, stdin_open: bool = False) -> Container:
         pod = self.store.pod(pod_ref)
         with self.lock(pod.id):
@@ -88,7 +122,8 @@ class ContainerLifecycle:
                 raise Conflict(f"pod {pod.name} is {pod.state}: containers are added to a "
                                "pending or running pod")
             name = spec.name or names.numbered(names.image_base(spec.origin))
-            pod_spec = self.pod_spec(pod).with_container(spec.model_copy(update={"name": name}))
+            named = spec.model_copy(update={"name": name})
+            pod_spec = podspec.PodSpec.model_validate(pod.spec).with_container(named)
             new_spec = pod_spec.containers[-1]
             if new_spec.volumes and pod.state == PodState.RUNNING:
                 shared = {v.name for v in pod_spec.volumes if not v.is_empty}
@@ -98,14 +133,14 @@ class ContainerLifecycle:
             self.check_host_paths(new_spec)
             self.hooks.container_pre_create(pod, new_spec)
             image_id = self.image_for(new_spec.image).id if new_spec.image else ""
-            container = self._record_container(pod, new_spec, name, image_id, stdin_open)
+            container = self.record(pod, new_spec, name, image_id, stdin_open)
             log.info("container created", pod_id=pod.id, container_id=container.id)
             self.hooks.container_post_create(container)
             if start and pod.state == PodState.RUNNING:
-                self._start_in_running_pod(pod, container)
+                self.start_in_pod(pod, container)
             return self.store.container(container.id)
 
-    def check_host_paths(self: Runtime, spec: podspec.Container) -> None:
+    def check_host_paths(self, spec: podspec.Container) -> None:
         """A root directory or binds from the host: hyperd must be able to mount them
         below the pod share, and they must be paths a container may get."""
         if not spec.rootfs and not spec.binds:
@@ -113,21 +148,21 @@ class ContainerLifecycle:
         if os.geteuid() != 0:
             raise UserError("a container with a host root directory or binds needs hyperd "
                             "to run as root")
-        protected = self.own_paths
+        protected = self.files.own_paths
         if spec.rootfs:
             if not os.path.isdir(hostpaths.check(spec.rootfs, "rootfs", protected)):
                 raise UserError(f"rootfs: {spec.rootfs} is not a directory")
         for i, bind in enumerate(spec.binds):
             hostpaths.check(bind.source, f"binds[{i}].source", protected)
 
-    def pod_shares_include(self: Runtime, pod: Pod, volumes: list[str]) -> bool:
+    def pod_shares_include(self, pod: Pod, volumes: list[str]) -> bool:
         """Whether the pod booted with these volumes (shares cannot be hot-added)."""
         booted = {v["name"] for v in pod.spec.get("volumes", [])}
         return set(volumes) <= booted
 
     # -- start ------------------------------------------------------------
 
-    def start_container(self: Runtime, ref: str) -> Container:
+    def start(self, ref: str) -> Container:
         container = self.store.container(ref)
         with self.lock(container.pod_id):
             container = self.store.container(container.id)
@@ -136,30 +171,31 @@ class ContainerLifecycle:
                 raise Conflict(f"container {container.name} is already running")
             if pod.state != PodState.RUNNING:
                 raise Conflict(f"pod {pod.name} is {pod.state}; start the pod first")
-            self._start_in_running_pod(pod, container, strict=True)
+            self.start_in_pod(pod, container, strict=True)
             return self.store.container(container.id)
 
-    def _start_in_running_pod(self: Runtime, pod: Pod, container: Container,
+    def start_in_pod(self, pod: Pod, container: Container,
                               strict: bool = False) -> None:
         """Create the container in the guest and run it. Errors mark it failed;
         with `strict` they are also raised to the caller."""
         session = self.sessions[pod.id]
         self.hooks.container_pre_start(container)
-        spec = self.container_spec(container)
+        spec = self.spec_of(container)
         try:
             image = None
             if spec.image:
                 image = self.images.resolve(container.image_id or container.image)
-            binds = host_binds(self.pod_spec(pod), spec)
+            pod_spec = podspec.PodSpec.model_validate(pod.spec)
+            binds = host_binds(pod_spec, spec)
             if spec.rootfs or binds:
-                self.pod_share(pod.id).attach(container.id, spec.rootfs,
+                self.files.share(pod.id).attach(container.id, spec.rootfs,
                                               [(b.source, b.read_only) for b in binds])
-            config = agent_config(container.id, spec, image, self.pod_spec(pod),
+            config = agent_config(container.id, spec, image, pod_spec,
                                   pod.spec.get("hostname") or pod.name[:63],
                                   stdin_open=container.stdin_open)
             session.forget(container.id)
             session.agent.create_container(config)
-            self.container_log(container).reopen()
+            self.files.log(container).reopen()
             with self._exited:
                 self._early_exits[container.id] = None
             session.agent.start_container(container.id)
@@ -167,7 +203,7 @@ class ContainerLifecycle:
             with self._exited:
                 self._early_exits.pop(container.id, None)
             log.warning("container failed to start", container_id=container.id, error=str(e))
-            self.container_log(container).append("stderr", f"{e}\n".encode())
+            self.files.log(container).append("stderr", f"{e}\n".encode())
             self.store.transition_container(container.id, ContainerState.FAILED,
                                             exit_code=127, finished=now())
             self.subscribers.exit(container.id, 127, str(e))
@@ -184,24 +220,28 @@ class ContainerLifecycle:
         log.info("container running", pod_id=pod.id, container_id=container.id)
         self.hooks.container_post_start(container)
         if early is not None:  # it ended before it was recorded running
-            self.container_exited(container.id, early[0])
+            self.exited(container.id, early[0])
 
     # -- output and exits (called from agent sessions) --------------------
 
-    def output(self: Runtime, key: str, fd: str, data: bytes) -> None:
+    def output(self, key: str, fd: str, data: bytes) -> None:
         """Process output from the guest: a container's main process is also logged."""
         if KEY_SEPARATOR not in key and data:
-            log_file = self._logs.get(key)
+            log_file = self.files.open_log(key)
             if log_file is None:
                 try:
-                    log_file = self.container_log(self.store.container(key))
+                    log_file = self.files.log(self.store.container(key))
                 except NotFound:
                     log_file = None
             if log_file is not None:
                 log_file.append(fd, data)
         self.subscribers.output(key, fd, data)
 
-    def container_exited(self: Runtime, container_id: str, code: int | None) -> None:
+    def exec_exited(self, key: str, code: int | None) -> None:
+        """An exec'd process ended: whoever is attached to it learns its code."""
+        self.subscribers.exit(key, code)
+
+    def exited(self, container_id: str, code: int | None) -> None:
         """The container's process ended (code None: the VM died under it)."""
         with self._exited:
             try:
@@ -216,32 +256,32 @@ class ContainerLifecycle:
         container = self.store.transition_container(container_id, state, exit_code=code,
                                                     finished=now())
         log.info("container exited", container_id=container_id, exit_code=code)
-        self.container_log(container).end()
+        self.files.log(container).end()
         self.subscribers.exit(container_id, code)
         with self._exited:
             self._exited.notify_all()
         self.hooks.container_post_stop(container, code)
         self._maybe_restart(container)
 
-    def _restart_wanted(self: Runtime, container: Container) -> bool:
-        policy = self.container_spec(container).restart_policy
+    def _restart_wanted(self, container: Container) -> bool:
+        policy = self.spec_of(container).restart_policy
         wanted = policy == "always" or (policy == "onFailure" and container.exit_code != 0)
         return wanted and not container.user_stopped and container.exit_code is not None
 
-    def _maybe_restart(self: Runtime, container: Container) -> None:
+    def _maybe_restart(self, container: Container) -> None:
         if not self._restart_wanted(container):
             self._maybe_finish_pod(container)
             return
-        restarts = getattr(self, "_restarts", {})
-        self._restarts = restarts
-        delay = min(RESTART_BACKOFF_MAX, 0.5 * 2 ** restarts.get(container.id, 0))
+        restarts = self._restarts
+        delay = min(RESTART_BACKOFF_MAX,
+                    RESTART_BACKOFF_FIRST * 2 ** restarts.get(container.id, 0))
         restarts[container.id] = restarts.get(container.id, 0) + 1
 
         def restart() -> None:
             try:
                 current = self.store.container(container.id)
                 if current.state != ContainerState.RUNNING and not current.user_stopped:
-                    self.start_container(container.id)
+                    self.start(container.id)
             except Exception as e:  # the pod may be gone or stopping meanwhile
                 log.info("restart skipped", container_id=container.id, reason=str(e))
 
@@ -249,7 +289,7 @@ class ContainerLifecycle:
         timer.daemon = True
         timer.start()
 
-    def _maybe_finish_pod(self: Runtime, container: Container) -> None:
+    def _maybe_finish_pod(self, container: Container) -> None:
         """A container ended by itself and will not restart: if it was the pod's last,
         the pod ends (in a thread: stopping waits for exits this caller delivers)."""
         if container.user_stopped or container.exit_code is None:
@@ -257,7 +297,7 @@ class ContainerLifecycle:
         threading.Thread(target=self._finish_pod, args=(container.pod_id,), daemon=True,
                          name=f"finish-{container.pod_id}").start()
 
-    def _finish_pod(self: Runtime, pod_id: str) -> None:
+    def _finish_pod(self, pod_id: str) -> None:
         """Every container exited, none restarts: the VM stops and the pod is
         succeeded if every exit code is 0, failed otherwise. Exit codes stay."""
         with self.lock(pod_id):
@@ -274,15 +314,14 @@ class ContainerLifecycle:
             ok = all(c.exit_code == 0 for c in containers)
             log.info("every container exited", pod_id=pod_id)
             try:
-                self.stop_pod(pod_id, timeout=0,
-                              state=PodState.SUCCEEDED if ok else PodState.FAILED)
+                self.end_pod(pod_id, PodState.SUCCEEDED if ok else PodState.FAILED)
             except HyperError as e:
                 log.warning("pod did not stop after its containers", pod_id=pod_id,
                             error=str(e))
 
     # -- stop, kill, remove -----------------------------------------------
 
-    def wait_container(self: Runtime, ref: str, timeout: float | None = None) -> Container:
+    def wait(self, ref: str, timeout: float | None = None) -> Container:
         container = self.store.container(ref)
         with self._exited:
             self._exited.wait_for(
@@ -291,7 +330,7 @@ class ContainerLifecycle:
             )
         return self.store.container(container.id)
 
-    def stop_container(self: Runtime, ref: str, timeout: float = 10.0) -> Container:
+    def stop(self, ref: str, timeout: float = 10.0) -> Container:
         container = self.store.container(ref)
         with self.lock(container.pod_id):
             container = self.store.container(container.id)
@@ -301,22 +340,25 @@ class ContainerLifecycle:
             self._stop_one(container, timeout)
             return self.store.container(container.id)
 
-    def _stop_one(self: Runtime, container: Container, timeout: float) -> None:
+    def _stop_one(self, container: Container, timeout: float) -> None:
         """Stop signal, then SIGKILL after `timeout` seconds."""
         self.store.update_container(container.id, lambda c: setattr(c, "user_stopped", True))
         session = self.sessions[container.pod_id]
-        stop_signal = signal_number(self.container_spec(container).stop_signal)
+        stop_signal = signal_number(self.spec_of(container).stop_signal)
         try:
             session.agent.signal(container.id, stop_signal)
-            if self.wait_container(container.id, timeout).state == ContainerState.RUNNING:
+            if self.wait(container.id, timeout).state == ContainerState.RUNNING:
                 session.agent.signal(container.id, signals.SIGKILL)
-                self.wait_container(container.id, self.config.guest.boot_timeout)
+                self.wait(container.id, self.stop_grace)
         except AgentError as e:
-            if self.store.container(container.id).state == ContainerState.RUNNING:
+            # A guest that answers but refuses the signal has seen the process end; its
+            # exit event may still be on its way. One that does not answer is not waited for.
+            grace = 0 if isinstance(e, AgentTimeout) else EXIT_IN_FLIGHT
+            if self.wait(container.id, grace).state == ContainerState.RUNNING:
                 raise
             log.debug("container ended while stopping", error=str(e))
 
-    def _stop_containers(self: Runtime, pod: Pod, timeout: float) -> bool:
+    def stop_all(self, pod: Pod, timeout: float) -> bool:
         """Stop every running container at once; False if the guest agent did not answer."""
         running = [c for c in self.store.containers(pod.id)
                    if c.state == ContainerState.RUNNING]
@@ -338,7 +380,7 @@ class ContainerLifecycle:
             thread.join()
         return not silent
 
-    def kill_container(self: Runtime, ref: str, signal: str | int | None = None,
+    def kill(self, ref: str, signal: str | int | None = None,
                        exec_id: str | None = None) -> Container:
         container = self.store.container(ref)
         if container.state != ContainerState.RUNNING:
@@ -352,7 +394,7 @@ class ContainerLifecycle:
         self.sessions[container.pod_id].agent.signal(container.id, number)
         return container
 
-    def signal_exec(self: Runtime, container_id: str, exec_id: str, signum: int) -> None:
+    def signal_exec(self, container_id: str, exec_id: str, signum: int) -> None:
         """Signal an exec'd process; one that already ended (or its pod) is left alone."""
         try:
             self.kill_container(container_id, signum, exec_id)
@@ -360,7 +402,7 @@ class ContainerLifecycle:
             log.debug("exec not signalled", container_id=container_id, exec_id=exec_id,
                       error=str(e))
 
-    def remove_container(self: Runtime, ref: str) -> None:
+    def remove(self, ref: str) -> None:
         container = self.store.container(ref)
         with self.lock(container.pod_id):
             container = self.store.container(container.id)
@@ -370,24 +412,22 @@ class ContainerLifecycle:
             session = self.sessions.get(container.pod_id)
             if session:
                 session.forget(container.id)
-            self.pod_share(container.pod_id).detach(container.id)
+            self.files.share(container.pod_id).detach(container.id)
             self.store.remove_container(container.id)
-            log_file = self._logs.pop(container.id, None)
-            if log_file:
-                log_file.path.unlink(missing_ok=True)
+            self.files.forget_log(container.id, delete=True)
         self.hooks.container_post_remove(container)
 
     # -- streams ------------------------------------------------------------
 
-    def attach(self: Runtime, ref: str, listener: Listener) -> Container:
+    def attach(self, ref: str, listener: Listener) -> Container:
         container = self.store.container(ref)
         self.subscribers.add(container.id, listener)
         return container
 
-    def detach(self: Runtime, key: str, listener: Listener) -> None:
+    def detach(self, key: str, listener: Listener) -> None:
         self.subscribers.remove(key, listener)
 
-    def exec(self: Runtime, ref: str, args: list[str], tty: bool, listener: Listener,
+    def exec(self, ref: str, args: list[str], tty: bool, listener: Listener,
              env: list[str] | None = None, cwd: str | None = None, user: str | None = None,
              exec_id: str | None = None) -> str:
         container = self.store.container(ref)
@@ -408,13 +448,13 @@ class ContainerLifecycle:
         listener.started()
         return exec_id
 
-    def end_streams(self: Runtime, pod_id: str, error: str) -> None:
+    def end_streams(self, pod_id: str, error: str) -> None:
         """Clients attached to the pod's containers learn at once that no process
         will come (the pod failed to start, or is gone): they must not wait for ever."""
         for container in self.store.containers(pod_id):
             self.subscribers.exit(container.id, None, error)
 
-    def processes(self: Runtime, ref: str) -> dict:
+    def processes(self, ref: str) -> dict:
         """{"pid": main process, "execs": {exec id: pid}} as the guest numbers them."""
         container = self.store.container(ref)
         session = self.sessions.get(container.pod_id)
@@ -425,18 +465,18 @@ class ContainerLifecycle:
                  if e.get("status") == "running"}
         return {"pid": state.get("pid"), "execs": execs}
 
-    def session_for(self: Runtime, key: str, container_id: str):
+    def session_for(self, key: str, container_id: str):
         container = self.store.container(container_id)
         session = self.sessions.get(container.pod_id)
         if session is None:
             raise Conflict(f"pod {container.pod_id} is not running")
         return session
 
-    def logs(self: Runtime, ref: str, tail: int | None = None, follow: bool = False,
+    def logs(self, ref: str, tail: int | None = None, follow: bool = False,
              stop: threading.Event | None = None,
              since: datetime | None = None) -> Iterator[tuple[str, str, bytes]]:
         container = self.store.container(ref)
-        log_file = self.container_log(container)
+        log_file = self.files.log(container)
         if container.state != ContainerState.RUNNING:
             log_file.end()
         return log_file.read(tail=tail, follow=follow, stop=stop, since=since)

@@ -10,22 +10,35 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import AgentError
 from .guest.agent.protocol import process_key
 from .log import get_logger
-from .model import ContainerState
 
 if TYPE_CHECKING:
-    from .runtime import Runtime
+    from .drivers import Hypervisor, VMHandle
+
+
+@dataclass(frozen=True)
+class SessionCallbacks:
+    """What a session reports, and to whom: the only way back to the runtime."""
+
+    output: Callable[[str, str, bytes], None]  # key, "stdout" | "stderr", data
+    container_exited: Callable[[str, int | None], None]  # container id, exit code
+    exec_exited: Callable[[str, int | None], None]  # process key, exit code
+    vm_lost: Callable[[str, str], None]  # pod id, why
 
 
 class PodSession:
-    def __init__(self, runtime: Runtime, pod_id: str, handle: dict[str, Any]) -> None:
-        self.runtime = runtime
+    def __init__(self, pod_id: str, handle: VMHandle, hypervisor: Hypervisor,
+                 callbacks: SessionCallbacks) -> None:
         self.pod_id = pod_id
         self.handle = handle
+        self.hypervisor = hypervisor
+        self.callbacks = callbacks
         self.stopping = False  # the VM is going away on purpose
         self._closed = False
         self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
@@ -35,16 +48,16 @@ class PodSession:
     def connect(self, timeout: float) -> None:
         from .agent.client import AgentClient
 
-        stream = self.runtime.hypervisor.connect_agent(self.handle, timeout)
+        stream = self.hypervisor.connect_agent(self.handle, timeout)
         self.agent = AgentClient(stream, on_event=self._events.put, on_output=self._output)
         self.agent.wait_ready(timeout)
         threading.Thread(target=self._handle_events, name=f"events-{self.pod_id}",
                          daemon=True).start()
         threading.Thread(target=self._watch, name=f"watch-{self.pod_id}", daemon=True).start()
-        self.runtime.hypervisor.watch(self.handle, lambda: self._lost("the VM exited"))
+        self.hypervisor.watch(self.handle, lambda: self._lost("the VM exited"))
 
     def _output(self, key: str, fd: str, data: bytes) -> None:
-        self.runtime.output(key, fd, data)
+        self.callbacks.output(key, fd, data)
 
     def _handle_events(self) -> None:
         while (event := self._events.get()) is not None:
@@ -58,9 +71,9 @@ class PodSession:
             return
         if event.get("exec"):
             key = process_key(event["container"], event["exec"])
-            self.runtime.subscribers.exit(key, event.get("code"))
+            self.callbacks.exec_exited(key, event.get("code"))
         elif event.get("container"):
-            self.runtime.container_exited(event["container"], event.get("code"))
+            self.callbacks.container_exited(event["container"], event.get("code"))
 
     def _watch(self) -> None:
         self.agent.closed.wait()
@@ -69,26 +82,25 @@ class PodSession:
     def _lost(self, reason: str) -> None:
         if self._closed or self.stopping:
             return
-        if self.runtime.hypervisor.is_running(self.handle):
+        if self.hypervisor.is_running(self.handle):
             self.log.warning("agent link lost, VM still running", reason=reason)
             return
         self._closed = True
         # Exits already received are applied before the pod is marked failed.
         self._events.put(None)
-        threading.Thread(target=self.runtime.vm_lost, args=(self.pod_id, reason),
+        threading.Thread(target=self.callbacks.vm_lost, args=(self.pod_id, reason),
                          daemon=True).start()
 
-    def reconcile(self) -> None:
-        """After re-adoption: apply exits that happened while no daemon listened."""
+    def reconcile(self, running: Iterable[str]) -> None:
+        """After re-adoption: apply the exits of `running` (the containers recorded
+        running) that happened while no daemon listened."""
         state = self.agent.state().get("containers", {})
-        for container in self.runtime.store.containers(self.pod_id):
-            if container.state != ContainerState.RUNNING:
-                continue
-            seen = state.get(container.id)
+        for container_id in running:
+            seen = state.get(container_id)
             if seen is None:
-                self.runtime.container_exited(container.id, None)
+                self.callbacks.container_exited(container_id, None)
             elif seen.get("status") == "exited":
-                self.runtime.container_exited(container.id, seen.get("code"))
+                self.callbacks.container_exited(container_id, seen.get("code"))
 
     def forget(self, container_id: str) -> None:
         """Remove the container from the guest if it is there (before a fresh start)."""

@@ -2,7 +2,9 @@
 
 Every operation on one pod is serialised by that pod's lock; every state
 change is one store transaction. A pod that fails to boot leaves no VM, no
-socket and no network allocation behind. Containers live in containers.py.
+socket and no network allocation behind. Containers live in containers.py, the live
+link to a pod's guest in pod_session.py: parts this module composes, which never
+import it.
 """
 
 from __future__ import annotations
@@ -11,25 +13,28 @@ import os
 import shutil
 import threading
 import time
-from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import drivers, events, names, netjoin, netns
 from . import spec as podspec
 from .config import Config
 from .container_config import LAYERS_TAG, check_runnable, volume_shares
-from .containers import ContainerLifecycle
+from .containers import Containers
 from .drivers import NetworkAttachment, PortForward, Share, VMSpec
 from .errors import Conflict, HyperError, UserError
 from .hooks import Hooks
 from .log import get_logger
-from .logs import ContainerLog
-from .model import Container, ContainerState, Pod, PodState, now
-from .pod_session import PodSession
-from .podshare import PodShare, ShareError
+from .model import ContainerState, Pod, PodState, now
+from .pod_files import PodFiles
+from .pod_locks import PodLocks
+from .pod_session import PodSession, SessionCallbacks
+from .podshare import ShareError
 from .store import Store
 from .subscribers import Subscribers
+
+if TYPE_CHECKING:
+    from .guest.image import GuestImage
 
 log = get_logger()
 
@@ -38,77 +43,48 @@ ENTROPY_BYTES = 64  # host randomness mixed into every guest's pool at pod start
 RESTORED_AGENT_TIMEOUT = 20.0  # a restored guest's agent answers in ~0.1 s, even under TCG
 
 
-class Runtime(ContainerLifecycle):
-    """The drivers are given (tests give fakes) or loaded as the configuration names them."""
+class Runtime:
+    """The engine: pods and their VMs. It is given its parts (the drivers, the hook
+    manager; `load()` makes them as the configuration names them) and composes the
+    containers' part, which talks back only through the callbacks it is handed."""
 
-    def __init__(self, config: Config, hooks: Hooks | None = None, *,
-                 hypervisor: drivers.Hypervisor | None = None,
-                 images: drivers.Images | None = None,
-                 network: drivers.Network | None = None) -> None:
+    def __init__(self, config: Config, *, hypervisor: drivers.Hypervisor,
+                 images: drivers.Images, network: drivers.Network, hooks: Hooks) -> None:
         self.config = config
         for directory in (config.state_root, config.run_root):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.store = Store(config.database_path)
-        self.hooks = hooks or Hooks(config.disabled_hooks)
+        self.hooks = hooks
         self.events = events.Events()  # a built-in hook plugin, blocked like any other
         self.hooks.register(self.events, events.NAME)
-        self.hypervisor: drivers.Hypervisor = hypervisor or drivers.load(
-            "hypervisor", config.hypervisor, config)
-        self.images: drivers.Images = images or drivers.load("images", config.images, config)
-        self.network: drivers.Network = network or drivers.load(
-            "network", config.network, config)
+        self.hypervisor, self.images, self.network = hypervisor, images, network
         drivers.check_combination(self.hypervisor, self.network)
         self.subscribers = Subscribers()
         self.sessions: dict[str, PodSession] = {}
-        self._locks: defaultdict[str, threading.RLock] = defaultdict(threading.RLock)
-        self._logs: dict[str, ContainerLog] = {}
-        self._exited = threading.Condition()  # notified whenever a container stops
-        # Containers being started -> the exit (code,) that came before the start was
-        # recorded (a process can end before its start's reply is handled), or None.
-        self._early_exits: dict[str, tuple[int | None] | None] = {}
-        self._guest_image = None
+        self.files = PodFiles(config)
+        self.lock = PodLocks()
+        self.containers = Containers(
+            store=self.store, images=images, hooks=hooks, subscribers=self.subscribers,
+            files=self.files, lock=self.lock, sessions=self.sessions,
+            stop_grace=config.guest.boot_timeout, end_pod=self._end_pod)
+        self._callbacks = SessionCallbacks(
+            output=self.containers.output, container_exited=self.containers.exited,
+            exec_exited=self.containers.exec_exited, vm_lost=self.vm_lost)
+        self._guest_image: GuestImage | None = None
         self._guest_lock = threading.Lock()
-
-    # -- helpers ------------------------------------------------------------
-
-    def lock(self, pod_id: str) -> threading.RLock:
-        return self._locks[pod_id]
-
-    def pod_dir(self, pod_id: str) -> Path:
-        return self.config.state_root / "pods" / pod_id
-
-    def run_dir(self, pod_id: str) -> Path:
-        return self.config.run_root / "pods" / pod_id
-
-    @property
-    def own_paths(self) -> list[Path]:
-        """hyperd's own directories, which no container may be given."""
-        return [self.config.state_root, self.config.run_root, self.config.cache_root]
-
-    def pod_share(self, pod_id: str) -> PodShare:
-        return PodShare(self.pod_dir(pod_id) / "share", protected=self.own_paths)
 
     @property
     def transfers_dir(self) -> Path:
         """Where image archives sent to or from hyperd are staged (made by adopt())."""
-        return self.config.state_root / "transfers"
+        return self.files.transfers_dir
 
-    def container_log(self, container: Container) -> ContainerLog:
-        if container.id not in self._logs:
-            path = self.pod_dir(container.pod_id) / "logs" / f"{container.id}.log"
-            self._logs[container.id] = ContainerLog(path)
-        return self._logs[container.id]
-
-    def guest_image(self):
+    def guest_image(self) -> GuestImage:
         with self._guest_lock:
             if self._guest_image is None:
                 from .guest.image import ensure_image
 
                 self._guest_image = ensure_image(self.config)
             return self._guest_image
-
-    def pod_spec(self, pod: Pod) -> podspec.PodSpec:
-        return podspec.PodSpec.model_validate(pod.spec)
 
     # -- pods ---------------------------------------------------------------
 
@@ -125,8 +101,8 @@ class Runtime(ContainerLifecycle):
         if netns_path is not None:
             self._check_netns(spec, netns_path)
         for container in spec.containers:
-            self.check_host_paths(container)
-        images = {c.image: self.image_for(c.image) for c in spec.containers if c.image}
+            self.containers.check_host_paths(container)
+        images = {c.image: self.containers.image_for(c.image) for c in spec.containers if c.image}
         first_image = spec.containers[0].origin if spec.containers else "pod"
         pod_id = spec.id or names.numbered(names.image_base(first_image))
         pod = Pod(id=pod_id, name=pod_id, vm_name=names.vm_name(),
@@ -140,7 +116,7 @@ class Runtime(ContainerLifecycle):
                     names.numbered(names.image_base(container.origin))
                 )
                 image_id = images[container.image].id if container.image else ""
-                self._record_container(pod, container, name, image_id, stdin_open)
+                self.containers.record(pod, container, name, image_id, stdin_open)
         except BaseException:
             self.store.remove_pod(pod.id)
             raise
@@ -173,7 +149,12 @@ class Runtime(ContainerLifecycle):
                 pod = self._reset(pod)
             if pod.state != PodState.PENDING:
                 raise Conflict(f"pod {pod.name} is already {pod.state}")
-            self.hooks.pod_pre_start(pod)
+            try:
+                self.hooks.pod_pre_start(pod)
+            except UserError:
+                if pod.transient:  # a vetoed `run` leaves no pod either
+                    self.remove_pod(pod.id)
+                raise
             self.store.update_pod(pod.id, lambda p: setattr(p, "starting", True))
             try:
                 self._boot(pod)
@@ -181,7 +162,7 @@ class Runtime(ContainerLifecycle):
                 self._teardown(pod.id)
                 self.store.transition_pod(pod.id, PodState.FAILED, error=str(e),
                                           finished=now(), vm=None, starting=False)
-                self.end_streams(pod.id, str(e))
+                self.containers.end_streams(pod.id, str(e))
                 if pod.transient:
                     self.remove_pod(pod.id)
                 raise
@@ -195,7 +176,7 @@ class Runtime(ContainerLifecycle):
         """The containers waiting for this start; then the start is complete."""
         for container in self.store.containers(pod.id):
             if container.state == ContainerState.PENDING:
-                self._start_in_running_pod(pod, container)
+                self.containers.start_in_pod(pod, container)
 
         def complete(record: Pod) -> None:
             record.starting = record.transient = False
@@ -209,7 +190,7 @@ class Runtime(ContainerLifecycle):
         return self.store.transition_pod(pod.id, PodState.PENDING, error=None, finished=None)
 
     def _boot(self, pod: Pod) -> None:
-        spec = self.pod_spec(pod)
+        spec = podspec.PodSpec.model_validate(pod.spec)
         image = self.guest_image()
         if pod.netns:
             attachment = netjoin.join(pod.id, pod.netns)
@@ -217,11 +198,11 @@ class Runtime(ContainerLifecycle):
             attachment = self.network.attach(pod.id, self._forwards(spec))
         self.store.update_pod(pod.id, lambda p: setattr(p, "network", attachment.to_dict()))
         drivers.check_combination(self.hypervisor, self.network, attachment.requires)
-        run_dir = self.run_dir(pod.id)
+        run_dir = self.files.run_dir(pod.id)
         run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         layers = self.images.layers_root()
         layers.mkdir(parents=True, exist_ok=True)  # empty in a store that has no image yet
-        self.pod_dir(pod.id).mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.files.pod_dir(pod.id).mkdir(parents=True, exist_ok=True, mode=0o700)
         vm = VMSpec(
             pod_id=pod.id,
             vm_name=pod.vm_name,
@@ -231,9 +212,9 @@ class Runtime(ContainerLifecycle):
             initrd=image.initrd,
             kernel_args=list(image.kernel_args),
             run_dir=run_dir,
-            console_log=self.pod_dir(pod.id) / "console.log",
+            console_log=self.files.pod_dir(pod.id) / "console.log",
             shares=[Share(LAYERS_TAG, layers, readonly=True),
-                    self.pod_share(pod.id).share(), *volume_shares(spec)],
+                    self.files.share(pod.id).share(), *volume_shares(spec)],
             network=attachment,
         )
         session = self._restored(pod.id, vm) or self._booted(pod.id, vm)
@@ -287,7 +268,7 @@ class Runtime(ContainerLifecycle):
 
     def _connect(self, pod_id: str, handle: dict[str, Any],
                  timeout: float | None = None) -> PodSession:
-        session = PodSession(self, pod_id, handle)
+        session = PodSession(pod_id, handle, self.hypervisor, self._callbacks)
         self.sessions[pod_id] = session
         session.connect(timeout or self.config.guest.boot_timeout)
         return session
@@ -316,7 +297,7 @@ class Runtime(ContainerLifecycle):
             self.network.detach(pod_id, NetworkAttachment.from_dict(pod.network))
         if pod.network:
             self.store.update_pod(pod_id, lambda p: setattr(p, "network", None))
-        shutil.rmtree(self.run_dir(pod_id), ignore_errors=True)
+        shutil.rmtree(self.files.run_dir(pod_id), ignore_errors=True)
 
     def stop_pod(self, ref: str, timeout: float = 10.0,
                  state: PodState = PodState.SUCCEEDED) -> Pod:
@@ -332,7 +313,7 @@ class Runtime(ContainerLifecycle):
             session = self.sessions.get(pod.id)
             if session:
                 session.stopping = True
-            answering = self._stop_containers(pod, timeout)
+            answering = self.containers.stop_all(pod, timeout)
             if session and answering:  # a silent guest is not asked again: the VMM ends it
                 session.shutdown_guest()
             self.hypervisor.stop(pod.vm, timeout=self.hypervisor.settings.stop_timeout)
@@ -347,7 +328,7 @@ class Runtime(ContainerLifecycle):
         the pod is recorded `state`."""
         for container in self.store.containers(pod_id):
             if container.state == ContainerState.RUNNING:
-                self.container_exited(container.id, None)
+                self.containers.exited(container.id, None)
         self._teardown(pod_id)
         return self.store.transition_pod(pod_id, state, error=error, finished=now(), vm=None)
 
@@ -363,22 +344,22 @@ class Runtime(ContainerLifecycle):
             if pod.state in RUNNING_STATES:
                 self.stop_pod(pod.id, timeout=0)
             self._forget(pod.id)
-        self._locks.pop(pod.id, None)
+        self.lock.forget(pod.id)
         self.hooks.pod_post_remove(pod)
 
     def _forget(self, pod_id: str) -> None:
         """Release what the pod holds and delete its record, logs and directories."""
         self._teardown(pod_id)
-        self.end_streams(pod_id, f"pod {pod_id} was removed")
+        self.containers.end_streams(pod_id, f"pod {pod_id} was removed")
         for container in self.store.containers(pod_id):
-            self._logs.pop(container.id, None)
+            self.files.forget_log(container.id)
         self.store.remove_pod(pod_id)
         try:
-            self.pod_share(pod_id).remove()
+            self.files.share(pod_id).remove()
         except ShareError as e:  # a mount left below: deleting would reach the host's files
             log.error("pod directory kept", pod_id=pod_id, error=str(e))
         else:
-            shutil.rmtree(self.pod_dir(pod_id), ignore_errors=True)
+            shutil.rmtree(self.files.pod_dir(pod_id), ignore_errors=True)
         log.info("pod removed", pod_id=pod_id)
 
     def pause_pod(self, ref: str) -> Pod:
@@ -488,15 +469,15 @@ class Runtime(ContainerLifecycle):
 
     def _adopt(self, pod: Pod) -> None:
         if pod.removing:  # the daemon died in the middle of `rm`: finish it
-            self.hypervisor.reap(self.run_dir(pod.id))
+            self.hypervisor.reap(self.files.run_dir(pod.id))
             self._forget(pod.id)
             self.hooks.pod_post_remove(pod)
             return
         if pod.state == PodState.PENDING:
-            if pod.starting or pod.vm or pod.network or self.run_dir(pod.id).exists():
+            if pod.starting or pod.vm or pod.network or self.files.run_dir(pod.id).exists():
                 # The daemon died while booting this pod: undo the boot entirely,
                 # and the pod too if only that start made it (a cut `run`).
-                self.hypervisor.reap(self.run_dir(pod.id))
+                self.hypervisor.reap(self.files.run_dir(pod.id))
                 self._teardown(pod.id)
                 if pod.transient:
                     self.remove_pod(pod.id)
@@ -516,20 +497,35 @@ class Runtime(ContainerLifecycle):
                 network = NetworkAttachment.from_dict(pod.network) if pod.network else None
                 if network and not pod.netns:  # a joined namespace is its maker's to keep
                     self.network.adopt(pod.id, network)
-                self._connect(pod.id, pod.vm).reconcile()
+                running = [c.id for c in self.store.containers(pod.id)
+                           if c.state == ContainerState.RUNNING]
+                self._connect(pod.id, pod.vm).reconcile(running)
                 log.info("pod adopted", pod_id=pod.id)
                 if pod.starting:  # the start was cut before all its containers ran
                     with self.lock(pod.id):
                         self._start_pending_containers(self.store.pod(pod.id))
                 return
-        self.hypervisor.reap(self.run_dir(pod.id))
+        self.hypervisor.reap(self.files.run_dir(pod.id))
         if pod.state == PodState.STOPPING:  # the daemon died while stopping it: finish that
             self._vm_ended(pod.id, PodState.SUCCEEDED)
         else:
             self.vm_lost(pod.id, "the VM was gone when hyperd restarted")
+
+    def _end_pod(self, pod_id: str, state: PodState) -> None:
+        """Every container of the pod has ended for good: its VM stops, recorded `state`."""
+        self.stop_pod(pod_id, timeout=0, state=state)
 
     def shutdown(self) -> None:
         """The daemon exits: drop agent links, leave every VM running."""
         for session in list(self.sessions.values()):
             session.close()
         self.sessions.clear()
+
+
+def load(config: Config) -> Runtime:
+    """The runtime hyperd runs: hook plugins and drivers as the configuration names them."""
+    hooks = Hooks(config.disabled_hooks)
+    return Runtime(config, hooks=hooks,
+                   hypervisor=drivers.load("hypervisor", config.hypervisor, config),
+                   images=drivers.load("images", config.images, config),
+                   network=drivers.load("network", config.network, config))

@@ -133,8 +133,8 @@ def build_router(runtime: Runtime) -> Router:
     def create_container(request: Request) -> Any:
         body = request.model(models.CreateContainer)
         spec = parse_container(body.spec)
-        return runtime.create_container(request.params["ref"], spec, start=body.start,
-                                        stdin_open=body.stdin_open)
+        return runtime.containers.create(request.params["ref"], spec, start=body.start,
+                                         stdin_open=body.stdin_open)
 
     @api.add("GET", "/containers/{ref}", "One container", answer=models.ContainerView)
     def get_container(request: Request) -> Any:
@@ -142,36 +142,36 @@ def build_router(runtime: Runtime) -> Router:
 
     @api.add("POST", "/containers/{ref}/start", "Start a container", answer=models.ContainerView)
     def start_container(request: Request) -> Any:
-        return runtime.start_container(request.params["ref"])
+        return runtime.containers.start(request.params["ref"])
 
     @api.add("POST", "/containers/{ref}/stop", "Stop a container (stop signal, then SIGKILL)",
              answer=models.ContainerView, query={"t": "seconds before SIGKILL"})
     def stop_container(request: Request) -> Any:
-        return runtime.stop_container(request.params["ref"], timeout=request.number("t", 10.0))
+        return runtime.containers.stop(request.params["ref"], timeout=request.number("t", 10.0))
 
     @api.add("POST", "/containers/{ref}/kill", "Send a signal to a container or one of its execs",
              answer=models.ContainerView, query={"signal": "name or number (default KILL)",
                                                  "exec": "an exec's id: signal that process"})
     def kill_container(request: Request) -> Any:
-        return runtime.kill_container(request.params["ref"], request.query.get("signal"),
+        return runtime.containers.kill(request.params["ref"], request.query.get("signal"),
                                       exec_id=request.query.get("exec"))
 
     @api.add("GET", "/containers/{ref}/processes",
              "The guest's process ids of a running container and of its execs")
     def processes(request: Request) -> dict[str, Any]:
-        return runtime.processes(request.params["ref"])
+        return runtime.containers.processes(request.params["ref"])
 
     @api.add("POST", "/containers/{ref}/wait", "Wait until a container is not running",
              answer=models.ExitCode, query={"timeout": "seconds"})
     def wait_container(request: Request) -> models.ExitCode:
-        container = runtime.wait_container(request.params["ref"], request.number("timeout"))
+        container = runtime.containers.wait(request.params["ref"], request.number("timeout"))
         return models.ExitCode(exit_code=container.exit_code, state=container.state)
 
     @api.add("DELETE", "/containers/{ref}", "Remove a container (stopping it first)",
              answer=models.Message)
     def remove_container(request: Request) -> models.Message:
         container = store.container(request.params["ref"])
-        runtime.remove_container(container.id)
+        runtime.containers.remove(container.id)
         return models.Message(message=container.name)
 
     @api.add("GET", "/containers/{ref}/logs", "A container's output, as JSON lines",
@@ -179,8 +179,10 @@ def build_router(runtime: Runtime) -> Router:
                                   "since": "only entries from this time (ISO 8601)"})
     def logs(request: Request) -> Iterator[dict[str, Any]]:
         tail = request.number("tail")
-        entries = runtime.logs(request.params["ref"], tail=None if tail is None else int(tail),
-                               follow=request.flag("follow"), since=request.time("since"))
+        entries = runtime.containers.logs(request.params["ref"],
+                                          tail=None if tail is None else int(tail),
+                                          follow=request.flag("follow"),
+                                          since=request.time("since"))
         return ({"time": t, "stream": s, "log": d.decode("utf-8", "surrogateescape")}
                 for t, s, d in entries)
 
@@ -203,7 +205,7 @@ def build_router(runtime: Runtime) -> Router:
     def attach(request: Request):
         container = store.container(request.params["ref"])
         listener = Listener()
-        runtime.attach(container.id, listener)
+        runtime.containers.attach(container.id, listener)
         finished = container.state in (ContainerState.SUCCEEDED, ContainerState.FAILED)
         pod = store.pod(container.pod_id)
         if finished and pod.state not in (PodState.PENDING,):
@@ -214,7 +216,7 @@ def build_router(runtime: Runtime) -> Router:
 
         def run(connection, rfile) -> None:
             streams.serve(connection, rfile, listener, stdin,
-                          lambda outcome: runtime.detach(container.id, listener))
+                          lambda outcome: runtime.containers.detach(container.id, listener))
 
         return run
 
@@ -224,15 +226,16 @@ def build_router(runtime: Runtime) -> Router:
         body = request.model(models.ExecBody)
         container = store.container(request.params["ref"])
         listener = Listener()
-        exec_id = runtime.exec(container.id, body.command, body.tty, listener, env=body.env,
-                               cwd=body.cwd, user=body.user, exec_id=body.exec_id)
+        exec_id = runtime.containers.exec(container.id, body.command, body.tty, listener,
+                                          env=body.env, cwd=body.cwd, user=body.user,
+                                          exec_id=body.exec_id)
         key = process_key(container.id, exec_id)
         stdin = stdin_of(container.id, exec_id)
 
         def end(outcome: str) -> None:
-            runtime.detach(key, listener)
+            runtime.containers.detach(key, listener)
             if outcome == streams.GONE:  # an exec lives as long as its client
-                runtime.signal_exec(container.id, exec_id, signal.SIGKILL)
+                runtime.containers.signal_exec(container.id, exec_id, signal.SIGKILL)
 
         def run(connection, rfile) -> None:
             streams.serve(connection, rfile, listener, stdin, end)
@@ -243,13 +246,13 @@ def build_router(runtime: Runtime) -> Router:
         key = process_key(container_id, exec_id)
 
         def agent():
-            return runtime.session_for(key, container_id).agent
+            return runtime.containers.session_for(key, container_id).agent
 
         def send_signal(signum: int) -> None:
             if exec_id is None:
-                runtime.kill_container(container_id, signum)
+                runtime.containers.kill(container_id, signum)
             else:
-                runtime.signal_exec(container_id, exec_id, signum)
+                runtime.containers.signal_exec(container_id, exec_id, signum)
 
         return streams.Stdin(
             write=lambda data: agent().write_stdin(key, data),
@@ -295,7 +298,8 @@ def build_router(runtime: Runtime) -> Router:
 
     @api.add("DELETE", "/images/{ref}", "Remove an image", query={"force": "even if used"})
     def remove_image(request: Request) -> list[str]:
-        return runtime.images.remove(request.params["ref"], in_use=runtime.images_in_use(),
+        in_use = runtime.containers.images_in_use()
+        return runtime.images.remove(request.params["ref"], in_use=in_use,
                                      force=request.flag("force"))
 
     @api.add("POST", "/images/load", "Load an OCI or docker archive sent as the body")

@@ -41,15 +41,15 @@ def single_instance(config: configuration.Config):
 
 
 def serve(config: configuration.Config) -> None:
+    from .. import runtime as engine
     from ..driver_settings import check_tables
-    from ..runtime import Runtime
     from .http import UnixHTTPServer
     from .routes import build_router
 
     log = logging.get_logger()
     _lock = single_instance(config)  # noqa: F841 - kept open on purpose
     check_tables(config)  # every driver's table, selected or not: a mistake shows at once
-    runtime = Runtime(config)
+    runtime = engine.load(config)
     runtime.adopt()
     group = grp.getgrnam(config.socket_group).gr_gid if config.socket_group else None
     if group is not None:

@@ -75,7 +75,7 @@ class Engine:
         for plugin in self.plugins:
             hooks.register(plugin, plugin_name(plugin))
         self.hypervisor = FakeHypervisor(self.config, self.host)
-        return Runtime(self.config, hooks, hypervisor=self.hypervisor,
+        return Runtime(self.config, hooks=hooks, hypervisor=self.hypervisor,
                        images=self._part(self._images, "images"),
                        network=self._part(self._network, "network"))
 

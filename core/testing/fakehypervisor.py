@@ -66,11 +66,13 @@ class FakeVM:
 
 
 class FakeHost:
-    """The machine the fake VMs run on; `start_error` makes the next start fail."""
+    """The machine the fake VMs run on; `start_error` makes the next start fail, and
+    `on_boot(vm)` is called with each new VM (to script its guest before it answers)."""
 
     def __init__(self) -> None:
         self.vms: dict[str, FakeVM] = {}
         self.start_error: str | None = None
+        self.on_boot: Callable[[FakeVM], None] | None = None
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -81,7 +83,9 @@ class FakeHost:
                 raise DriverError(error)
             vm = FakeVM(f"fake-{next(self._ids)}", spec)
             self.vms[vm.id] = vm
-            return vm
+        if self.on_boot is not None:
+            self.on_boot(vm)
+        return vm
 
     def vm(self, pod_id: str) -> FakeVM:
         """The newest VM started for `pod_id`."""

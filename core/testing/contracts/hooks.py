@@ -113,14 +113,14 @@ def test_a_pods_whole_life_with_the_plugin(engine, hc_pod_labels):
 
     def add():
         nonlocal added
-        added = runtime.create_container(pod.id, engine.container("sleep", "60",
+        added = runtime.containers.create(pod.id, engine.container("sleep", "60",
                                                                   labels=hc_pod_labels))
 
     if not vetoed(engine, "create_container", add):
         assert added is not None
-        for operation, call in (("start_container", lambda: runtime.start_container(added.id)),
-                                ("stop_container", lambda: runtime.stop_container(added.id, 1)),
-                                ("remove_container", lambda: runtime.remove_container(added.id))):
+        for operation, call in (("start_container", lambda: runtime.containers.start(added.id)),
+                                ("stop_container", lambda: runtime.containers.stop(added.id, 1)),
+                                ("remove_container", lambda: runtime.containers.remove(added.id))):
             if vetoed(engine, operation, call):
                 break
     check(runtime.store.container(main.id).state == ContainerState.RUNNING, "K4",

@@ -1,0 +1,137 @@
+"""Hooks around the lifecycle (their order, and vetoes that change nothing), and a
+restarted hyperd adopting what outlived it."""
+
+from __future__ import annotations
+
+import pytest
+from hypercontainer.errors import NotFound, UserError
+from hypercontainer.model import ContainerState, PodState
+from hypercontainer.testing import Engine
+
+from tests.support.engine import Recorder, eventually
+
+
+def engine_with(tmp_path, recorder: Recorder) -> Engine:
+    return Engine(tmp_path, plugins=[recorder])
+
+
+def state(engine: Engine) -> tuple:
+    store = engine.runtime.store
+    return ([(p.id, p.state, p.vm, p.network) for p in store.pods()],
+            [(c.id, c.state) for c in store.containers()],
+            [vm.id for vm in engine.host.running()])
+
+
+def test_post_hooks_follow_a_pods_life_in_order(tmp_path):
+    recorder = Recorder()
+    engine = engine_with(tmp_path, recorder)
+    try:
+        pod = engine.runtime.run_pod(engine.pod("sleep", "60"))
+        engine.runtime.remove_pod(pod.id)
+    finally:
+        engine.close()
+    assert recorder.seen == [
+        "pod_post_create", "pod_post_start", "container_post_start",
+        "container_post_stop 143", "pod_post_stop succeeded", "pod_post_remove"]
+
+
+@pytest.mark.parametrize("hook", ["pod_pre_create", "pod_pre_start"])
+def test_a_vetoed_pod_leaves_nothing(tmp_path, hook):
+    engine = engine_with(tmp_path, Recorder(veto=(hook,)))
+    try:
+        with pytest.raises(UserError, match=f"{hook} vetoed by the test"):
+            engine.runtime.run_pod(engine.pod("sleep", "60", id="vetoed"))
+        assert state(engine) == ([], [], [])
+        assert not engine.runtime.files.run_dir("vetoed").exists()
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize(("hook", "operation"), [
+    ("container_pre_create", lambda e, pod, c: e.runtime.containers.create(
+        pod.id, e.container("sleep", "1"))),
+    ("container_pre_stop", lambda e, pod, c: e.runtime.containers.stop(c.id)),
+    ("container_pre_remove", lambda e, pod, c: e.runtime.containers.remove(c.id)),
+    ("pod_pre_stop", lambda e, pod, c: e.runtime.stop_pod(pod.id)),
+    ("pod_pre_remove", lambda e, pod, c: e.runtime.remove_pod(pod.id)),
+])
+def test_a_vetoed_operation_on_a_running_pod_changes_nothing(tmp_path, hook, operation):
+    recorder = Recorder()
+    engine = engine_with(tmp_path, recorder)
+    try:
+        pod = engine.runtime.run_pod(engine.pod("sleep", "60"))
+        (container,) = engine.runtime.store.containers(pod.id)
+        before = state(engine)
+        recorder.veto = (hook,)
+        with pytest.raises(UserError, match=f"{hook} vetoed by the test"):
+            operation(engine, pod, container)
+        assert state(engine) == before
+    finally:
+        engine.close()
+
+
+def test_a_vetoed_container_start_fails_that_container_only(tmp_path):
+    recorder = Recorder()
+    engine = engine_with(tmp_path, recorder)
+    try:
+        pod = engine.runtime.run_pod(engine.pod("sleep", "60"))
+        added = engine.runtime.containers.create(pod.id, engine.container("sleep", "1"))
+        recorder.veto = ("container_pre_start",)
+        with pytest.raises(UserError, match="container_pre_start vetoed"):
+            engine.runtime.containers.start(added.id)
+        assert engine.runtime.store.container(added.id).state == ContainerState.PENDING
+        assert engine.runtime.store.pod(pod.id).state == PodState.RUNNING
+    finally:
+        engine.close()
+
+
+# -- a restarted hyperd -----------------------------------------------------------
+
+
+def test_a_restarted_daemon_adopts_a_running_pod(engine):
+    pod = engine.runtime.run_pod(engine.pod("sleep", "60"))
+    (container,) = engine.runtime.store.containers(pod.id)
+    runtime = engine.restart()
+    assert runtime.store.pod(pod.id).state == PodState.RUNNING and pod.id in runtime.sessions
+    assert runtime.containers.stop(container.id, timeout=1).exit_code == 143
+    runtime.remove_pod(pod.id)
+    assert engine.host.running() == []
+
+
+def test_an_exit_while_no_daemon_listened_is_applied_on_adoption(engine):
+    pod = engine.runtime.run_pod(engine.pod("sleep", "60"))
+    (container,) = engine.runtime.store.containers(pod.id)
+    engine.runtime.shutdown()  # hyperd is gone; the VM and its container run on
+    engine.host.vm(pod.id).guest.process(container.id).exit(7)
+    runtime = engine.restart()
+    eventually(lambda: runtime.store.pod(pod.id).state == PodState.FAILED, "pod ended")
+    assert runtime.store.container(container.id).exit_code == 7
+
+
+def test_a_vm_gone_while_no_daemon_listened_fails_its_pod(engine):
+    pod = engine.runtime.run_pod(engine.pod("sleep", "60"))
+    engine.runtime.shutdown()
+    engine.host.vm(pod.id).crash()
+    runtime = engine.restart()
+    failed = runtime.store.pod(pod.id)
+    assert (failed.state, failed.error) == (PodState.FAILED, "the VM was gone when hyperd "
+                                                             "restarted")
+
+
+def test_a_removal_cut_short_is_finished_on_restart(engine):
+    pod = engine.runtime.run_pod(engine.pod("sleep", "60"))
+    engine.runtime.store.update_pod(pod.id, lambda p: setattr(p, "removing", True))
+    engine.runtime.shutdown()  # killed after recording the removal, before doing it
+    runtime = engine.restart()
+    with pytest.raises(NotFound):
+        runtime.store.pod(pod.id)
+    assert engine.host.running() == []
+
+
+def test_a_run_cut_short_while_booting_is_undone_on_restart(engine):
+    pod = engine.runtime.create_pod(engine.pod("sleep", "60"), transient=True)
+    engine.runtime.store.update_pod(pod.id, lambda p: setattr(p, "starting", True))
+    engine.runtime.shutdown()
+    runtime = engine.restart()
+    assert runtime.store.pods() == []
+    assert not runtime.files.run_dir(pod.id).exists()
