@@ -80,7 +80,9 @@ class Runtime:
 
     def guest_image(self) -> GuestImage:
         with self._guest_lock:
-            if self._guest_image is None:
+            image = self._guest_image
+            # Found again if its files went (another build of the cache pruned them).
+            if image is None or not (image.kernel.is_file() and image.initrd.is_file()):
                 from .guest.image import ensure_image
 
                 self._guest_image = ensure_image(self.config)

@@ -8,6 +8,7 @@ import re
 from . import machine, pod
 from .args import Args
 from .errors import Failure
+from .log import timed
 from .rootfs import LAYERS_TAG
 from .runtime import Runtime
 
@@ -40,9 +41,10 @@ class Handlers:
 
     def op_start_pod(self, args: Args) -> dict:
         # First, before anything in the pod could read a random number or the time.
-        if (clock_ns := args.opt_int("clock_ns")) is not None:
-            machine.set_clock(clock_ns)
-        machine.add_entropy(args.base64("entropy_b64", limit=machine.MAX_ENTROPY))
+        with timed("clock and entropy set"):
+            if (clock_ns := args.opt_int("clock_ns")) is not None:
+                machine.set_clock(clock_ns)
+            machine.add_entropy(args.base64("entropy_b64", limit=machine.MAX_ENTROPY))
         network = self.runtime.network
         hostname = pod.check_hostname(args.str("hostname"))
         resolv = pod.resolv_conf(args.strings("dns"), args.strings("dns_search"),
@@ -53,9 +55,11 @@ class Handlers:
         address = None
         if interface is not None:
             mtu = interface.int("mtu", 0, high=65535) or None
-            address = pod.configure_interface(
-                interface.str("mac"), interface.str("address"), interface.opt_str("gateway"),
-                mtu=mtu, addresses=interface.strings("addresses"), routes=interface.list("routes"))
+            with timed("interface configured"):
+                address = pod.configure_interface(
+                    interface.str("mac"), interface.str("address"),
+                    interface.opt_str("gateway"), mtu=mtu,
+                    addresses=interface.strings("addresses"), routes=interface.list("routes"))
         pod.apply_sysctls(sysctl)
         pod.set_hostname(hostname)
         network.hostname, network.address, network.resolv_conf = hostname, address, resolv

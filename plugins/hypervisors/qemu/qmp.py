@@ -19,6 +19,10 @@ from hypercontainer.errors import DriverError
 from qemu.qmp import ExecuteError, QMPClient, QMPError
 
 T = TypeVar("T")
+# What a QMP exchange can fail with. qemu.qmp also trips its own assertions when QEMU
+# closes the socket in the middle of its connect or disconnect (seen as a pod's VM
+# exited during rm): that is a monitor that went away, not a bug of ours.
+LOST = (QMPError, OSError, EOFError, AssertionError)
 
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_lock = threading.Lock()
@@ -42,7 +46,7 @@ async def _session(socket: Path, commands: list[tuple[str, dict[str, Any] | None
     finally:
         try:
             await client.disconnect()
-        except (QMPError, OSError, EOFError):
+        except LOST:
             pass  # e.g. after "quit" QEMU closes the socket first; the replies are in
 
 
@@ -53,7 +57,7 @@ def execute(socket: Path, command: str, arguments: dict[str, Any] | None = None,
         return _run(_session(socket, [(command, arguments)]), timeout)[0]
     except ExecuteError as e:
         raise DriverError(f"qemu refused {command}: {e.error.desc}") from None
-    except (QMPError, OSError, EOFError, TimeoutError) as e:
+    except (*LOST, TimeoutError) as e:
         raise DriverError(f"qemu monitor {socket}: {command} failed: {e or type(e).__name__}") \
             from None
 
@@ -71,7 +75,7 @@ def converse(socket: Path, what: str, work: Callable[[QMPClient], Awaitable[T]],
         finally:
             try:
                 await client.disconnect()
-            except (QMPError, OSError, EOFError):
+            except LOST:
                 pass
 
     try:
@@ -80,7 +84,7 @@ def converse(socket: Path, what: str, work: Callable[[QMPClient], Awaitable[T]],
         raise DriverError(f"{what}: qemu refused {e.sent.get('execute')}: {e}") from None
     except TimeoutError:
         raise DriverError(f"{what}: no answer from qemu within {timeout:g} s") from None
-    except (QMPError, OSError, EOFError) as e:
+    except LOST as e:
         raise DriverError(f"{what}: qemu monitor {socket}: {e or type(e).__name__}") from None
 
 
