@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import os
 import shutil
 import socket
@@ -33,15 +32,15 @@ from hypercontainer.drivers import (
 from hypercontainer.errors import DriverError, UserError
 from hypercontainer.log import get_logger
 
+from ..shape import Shape, vmm_version
+from ..templates import TEMPLATE_MAC, TemplateStore, abandoned_run_dirs, maker_run_dir
 from . import accel, cmdline, migration, qmp
 from .cmdline import NETDEV, RunFiles
 from .settings import QemuSettings
-from .shape import Shape
-from .templates import MEMORY, STATE, TemplateStore
 from .vmm import Vmm
 
 RESTORE_TIMEOUT = 30.0  # loading a template's device state: well under a second
-TEMPLATE_MAC = "02:00:00:00:00:01"  # the NIC of every template; clones take their own
+MEMORY, STATE = "memory", "state"  # what a template leaves: its RAM file, its device state
 START_TIMEOUT = 60.0  # QEMU's own set-up, before the guest runs: seconds at most
 QUIT_GRACE = 5.0  # after "quit", before SIGKILL
 
@@ -57,8 +56,7 @@ class QemuHypervisor(Hypervisor):
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
-        self.template_store = TemplateStore(config.cache_root / "templates")
-        self._unmakeable: set[str] = set()  # shapes whose template could not be made
+        self.template_store = TemplateStore(config.cache_root / "templates", self.name)
 
     @property
     def binary(self) -> str:
@@ -77,7 +75,7 @@ class QemuHypervisor(Hypervisor):
         info = {**super().describe(), "binary": self.binary,
                 "accelerator_setting": self.settings.accelerator}
         if shutil.which(self.binary):
-            info["version"] = _version(self.binary)
+            info["version"] = vmm_version(self.binary)
         verdict = accel.cached_verdict()
         if self.settings.accelerator == "tcg":
             info["accelerator"] = "tcg"
@@ -142,18 +140,11 @@ class QemuHypervisor(Hypervisor):
             return None
         self._check_files(spec)
         accelerator = self._accelerator(spec)
-        shape = Shape.of(spec, self.binary, _version(self.binary), accelerator,
-                         self.settings.tcg_cache_mb)
-        if shape.key in self._unmakeable:
-            return None
-        try:
-            template = self.template_store.get(
-                shape, lambda work: self._make_template(shape, spec, accelerator, work))
-        except DriverError as e:  # said once; this shape's pods boot cold from now on
-            self._unmakeable.add(shape.key)
-            get_logger(component="qemu").warning(
-                "cannot make a template; pods of this shape boot cold", key=shape.key,
-                error=str(e))
+        shape = self._shape(spec, accelerator)
+        template = self.template_store.usable(
+            shape, lambda work: self._make_template(shape, spec, accelerator, work),
+            (MEMORY, STATE))
+        if template is None:
             return None
         # The clone's devices are the template's, its back-ends its own; the guest
         # takes the pod's MAC when the pod starts.
@@ -161,9 +152,9 @@ class QemuHypervisor(Hypervisor):
         clone = dataclasses.replace(spec, network=network)
         with _netns_tap(spec.network) as tap_fd:
             handle = self._start(clone, tap_fd, accelerator,
-                                 cmdline.Boot("clone", template.memory))
+                                 cmdline.Boot("clone", template.path(MEMORY)))
         try:
-            migration.restore(RunFiles(spec.run_dir).qmp_socket, template.state,
+            migration.restore(RunFiles(spec.run_dir).qmp_socket, template.path(STATE),
                               RESTORE_TIMEOUT)
         except BaseException:
             self.reap(spec.run_dir)
@@ -171,6 +162,11 @@ class QemuHypervisor(Hypervisor):
             raise
         self.template_store.hit(template)
         return {**handle, "template": template.key}
+
+    def _shape(self, spec: VMSpec, accelerator: str) -> Shape:
+        tcg_cache = self.settings.tcg_cache_mb if accelerator == "tcg" else None
+        return Shape.of(spec, self.name, self.binary, vmm_version(self.binary), accelerator,
+                        {"tcg_cache_mb": tcg_cache})
 
     def _make_template(self, shape: Shape, spec: VMSpec, accelerator: str, work: Path) -> None:
         """Boot a guest of this shape with its RAM on `work/memory` and save it once its
@@ -180,7 +176,8 @@ class QemuHypervisor(Hypervisor):
         network = spec.network and NetworkAttachment(kind=spec.network.kind, mac=TEMPLATE_MAC)
         template = dataclasses.replace(
             spec, pod_id=f"template-{shape.key}", vm_name=f"template-{shape.key[:12]}",
-            run_dir=self._template_run_dir(shape.key), console_log=work / "console.log",
+            run_dir=maker_run_dir(self.config.run_root, shape.key),
+            console_log=work / "console.log",
             shares=[Share(s.tag, placeholder) for s in spec.shares], network=network)
         try:
             self._start(template, None, accelerator, cmdline.Boot("template", work / MEMORY))
@@ -188,10 +185,6 @@ class QemuHypervisor(Hypervisor):
                                             work / STATE, self.config.guest.boot_timeout)
         finally:
             self.reap(template.run_dir)
-
-    def _template_run_dir(self, key: str) -> Path:
-        # The maker's pid in the name: recover() knows a killed maker's VM by it.
-        return self.config.run_root / "templates" / f"{key[:12]}-{os.getpid()}"
 
     def discard_template(self, handle: VMHandle) -> None:
         if handle.get("template"):
@@ -202,11 +195,8 @@ class QemuHypervisor(Hypervisor):
 
     def recover(self) -> None:
         """Kill the template guests of makers that died before they saved them."""
-        runs = self.config.run_root / "templates"
-        for run_dir in runs.iterdir() if runs.is_dir() else ():
-            maker = run_dir.name.rpartition("-")[2]
-            if not (maker.isdigit() and Path(f"/proc/{maker}").exists()):
-                self.reap(run_dir)
+        for run_dir in abandoned_run_dirs(self.config.run_root):
+            self.reap(run_dir)
 
     def connect_agent(self, handle: VMHandle, timeout: float) -> socket.socket:
         """A new connection to the agent's virtio-serial port (QEMU made it before start()
@@ -353,10 +343,3 @@ def _launch(argv: list[str], files: RunFiles, tap_fd: int | None = None) -> Vmm:
 def _remove(files: RunFiles) -> None:
     for path in files.all():
         path.unlink(missing_ok=True)
-
-
-@functools.lru_cache(maxsize=4)
-def _version(binary: str) -> str:
-    done = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
-    first = done.stdout.strip().splitlines()[:1]
-    return first[0] if first else "unknown"

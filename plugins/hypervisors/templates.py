@@ -1,14 +1,19 @@
 """The VM templates on disk: one directory per shape, made once, shared by every clone.
 
-`<cache_root>/templates/<key>/` holds `memory` (the guest's RAM, which clones
-map privately), `state` (its device state), `meta.json` (the shape, written
-last: a directory without it is not a template) and `hits` (one byte appended
-per clone, so processes count without a lock). A template is made in a
-`<key>.making-<pid>` directory and renamed into place; concurrent first uses
-of a shape wait on `<key>.lock`, and the first one makes it.
+`<cache_root>/templates/<key>/` holds the files its maker said it leaves (QEMU:
+`memory` and `state`; Cloud Hypervisor: its snapshot's `config.json`,
+`state.json` and `memory-ranges`), read-only from then on, `meta.json` (the
+shape and those file names, written last: a directory without it is not a
+template) and `hits` (one byte appended per clone, so processes count without a
+lock). A template is made in a `<key>.making-<pid>` directory and renamed into
+place; concurrent first uses of a shape wait on `<key>.lock`, and the first one
+makes it. Every driver keeps its templates here, under one budget (KEEP).
 
 As root the templates directory is a tmpfs of its own: a template's RAM is
 then page cache that clones share, never written to a disk.
+
+A template guest runs in `<run_root>/templates/<key>-<maker pid>` while it is
+made, so that a daemon starting again finds a killed maker's VM by its name.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,9 +36,10 @@ from hypercontainer.log import get_logger
 from .shape import Shape
 
 KEEP = 8  # templates kept; beyond it the least recently used go
-META, MEMORY, STATE, HITS = "meta.json", "memory", "state", "hits"
+META, HITS = "meta.json", "hits"
+TEMPLATE_MAC = "02:00:00:00:00:01"  # the NIC of every template; clones take their own
 
-log = get_logger(component="qemu-templates")
+log = get_logger(component="templates")
 
 
 @dataclass(frozen=True)
@@ -41,18 +47,14 @@ class Template:
     directory: Path
     shape: Shape
     created: float
+    files: tuple[str, ...]  # what its maker left, read-only
 
     @property
     def key(self) -> str:
         return self.directory.name
 
-    @property
-    def memory(self) -> Path:
-        return self.directory / MEMORY
-
-    @property
-    def state(self) -> Path:
-        return self.directory / STATE
+    def path(self, name: str) -> Path:
+        return self.directory / name
 
     def hits(self) -> int:
         try:
@@ -79,26 +81,48 @@ class Template:
         return {
             "key": self.key, "vcpus": shape.vcpus, "memory_mb": shape.memory_mb,
             "shares": list(shape.shares), "network": shape.network,
-            "accelerator": shape.accelerator, "kernel": shape.files[1][0],
-            "initrd": shape.files[2][0], "qemu": shape.qemu_version,
+            "accelerator": shape.accelerator, "kernel": shape.kernel,
+            "initrd": shape.initrd, shape.vmm: shape.vmm_version,
             "size_bytes": self.size(), "age_s": round(time.time() - self.created),
             "hits": self.hits(),
         }
 
 
 class TemplateStore:
-    def __init__(self, root: Path) -> None:
+    """The templates of one driver (`vmm`, as in Shape.vmm) in the shared directory."""
+
+    def __init__(self, root: Path, vmm: str) -> None:
         self.root = root
+        self.vmm = vmm
+        self._unmakeable: set[str] = set()  # shapes whose template this process gave up on
 
     # -- finding and making --------------------------------------------------------
 
     def find(self, shape: Shape) -> Template | None:
         return self._load(self.root / shape.key)
 
-    def get(self, shape: Shape, make: Callable[[Path], None]) -> Template:
+    def usable(self, shape: Shape, make: Callable[[Path], None],
+               files: Sequence[str]) -> Template | None:
+        """get(), or None where this shape's template cannot be made or was given up:
+        said once, and the shape's pods boot cold from then on."""
+        if shape.key in self._unmakeable:
+            return None
+        try:
+            return self.get(shape, make, files)
+        except DriverError as e:
+            self.give_up(shape.key, f"cannot make a template: {e}")
+            return None
+
+    def give_up(self, key: str, reason: str) -> None:
+        """No more templates of this shape in this process (it boots its pods cold)."""
+        self._unmakeable.add(key)
+        log.warning("pods of this shape boot cold", key=key, vmm=self.vmm, reason=reason)
+
+    def get(self, shape: Shape, make: Callable[[Path], None],
+            files: Sequence[str]) -> Template:
         """The template of `shape`, made now by `make(directory)` if there is none.
 
-        `make` must leave MEMORY and STATE in the directory it is given, or raise.
+        `make` must leave `files` in the directory it is given, or raise.
         """
         if (template := self.find(shape)) is not None:
             return template
@@ -113,11 +137,11 @@ class TemplateStore:
             work.mkdir(mode=0o700)
             try:
                 make(work)
-                for name in (MEMORY, STATE):
+                for name in files:
                     if not (work / name).is_file():
                         raise DriverError(f"making a template left no {name} file")
                     (work / name).chmod(0o400)
-                meta = {"shape": shape.to_dict(), "created": time.time()}
+                meta = {"shape": shape.to_dict(), "created": time.time(), "files": list(files)}
                 (work / META).write_text(json.dumps(meta))
                 work.rename(self.root / shape.key)
             except BaseException:
@@ -135,7 +159,7 @@ class TemplateStore:
 
     def discard(self, key: str) -> None:
         """Drop a template that failed a clone; the next start of its shape makes a new
-        one. Running clones keep their private mapping of its memory."""
+        one. Running clones keep what they hold of it (a mapping of its memory, a link)."""
         directory = self.root / key
         if not directory.is_dir():
             return
@@ -146,6 +170,10 @@ class TemplateStore:
             log.warning("template discarded", key=key)
 
     def list(self) -> list[Template]:
+        """This driver's templates."""
+        return [template for template in self._all() if template.shape.vmm == self.vmm]
+
+    def _all(self) -> list[Template]:
         if not self.root.is_dir():
             return []
         found = (self._load(entry) for entry in sorted(self.root.iterdir()))
@@ -156,14 +184,16 @@ class TemplateStore:
     def _load(self, directory: Path) -> Template | None:
         try:
             meta = json.loads((directory / META).read_text())
-            return Template(directory, Shape.from_dict(meta["shape"]), float(meta["created"]))
+            return Template(directory, Shape.from_dict(meta["shape"]), float(meta["created"]),
+                            tuple(meta["files"]))
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
     def _prune(self, keep_for: Shape) -> None:
-        """Remove what is stale: templates whose QEMU, kernel or initrd changed, the
-        least recently used beyond KEEP, and the leftovers of killed makers."""
-        templates = self.list()
+        """Remove what is stale: templates whose VMM, kernel or initrd changed, the
+        least recently used beyond KEEP (of every driver), the leftovers of killed
+        makers, and directories that are no template (an older format's)."""
+        templates = self._all()
         stale = [t for t in templates if not t.shape.inputs_current()]
         current = sorted((t for t in templates if t not in stale), key=Template.last_used)
         stale += current[: max(0, len(current) - (KEEP - 1))]
@@ -173,7 +203,9 @@ class TemplateStore:
                 self.discard(template.key)
         for entry in self.root.iterdir():
             owner = entry.name.split(".making-")[-1] if ".making-" in entry.name else None
-            leftover = ".discarded-" in entry.name or (owner and not _alive(owner))
+            # Looked at now, not in `templates`: another shape's may have been renamed in since.
+            unreadable = "." not in entry.name and self._load(entry) is None
+            leftover = ".discarded-" in entry.name or (owner and not _alive(owner)) or unreadable
             if leftover and entry.is_dir():
                 shutil.rmtree(entry, ignore_errors=True)
 
@@ -199,6 +231,18 @@ class TemplateStore:
         with open(path, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
+
+
+def maker_run_dir(run_root: Path, key: str) -> Path:
+    """Where a template guest runs while this process makes it."""
+    return run_root / "templates" / f"{key[:12]}-{os.getpid()}"
+
+
+def abandoned_run_dirs(run_root: Path) -> list[Path]:
+    """The run directories of template guests whose makers died before saving them."""
+    runs = run_root / "templates"
+    found = sorted(runs.iterdir()) if runs.is_dir() else []
+    return [run_dir for run_dir in found if not _alive(run_dir.name.rpartition("-")[2])]
 
 
 def _alive(pid: str) -> bool:
