@@ -12,8 +12,8 @@ makes it. Every driver keeps its templates here, under one budget (KEEP).
 As root the templates directory is a tmpfs of its own: a template's RAM is
 then page cache that clones share, never written to a disk.
 
-A template guest runs in `<run_root>/templates/<key>-<maker pid>` while it is
-made, so that a daemon starting again finds a killed maker's VM by its name.
+A template guest runs in `<run_root>/templates/<vmm>/<key>-<maker pid>` while it
+is made, so that a daemon starting again finds a killed maker's VM by its name.
 """
 
 from __future__ import annotations
@@ -28,12 +28,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from hypercontainer.drivers import Hypervisor, VMHandle
 from hypercontainer.errors import DriverError
 from hypercontainer.log import get_logger
 
 from .shape import Shape
+
+if TYPE_CHECKING:
+    from hypercontainer.config import Config
 
 KEEP = 8  # templates kept; beyond it the least recently used go
 META, HITS = "meta.json", "hits"
@@ -233,14 +237,36 @@ class TemplateStore:
             yield
 
 
-def maker_run_dir(run_root: Path, key: str) -> Path:
-    """Where a template guest runs while this process makes it."""
-    return run_root / "templates" / f"{key[:12]}-{os.getpid()}"
+class TemplatingHypervisor(Hypervisor):
+    """A hypervisor driver keeping templates here: what it shares with every other."""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self.template_store = TemplateStore(config.cache_root / "templates", self.name)
+
+    def discard_template(self, handle: VMHandle) -> None:
+        if handle.get("template"):
+            self.template_store.discard(str(handle["template"]))
+
+    def templates(self) -> list[dict[str, Any]]:
+        return [template.describe() for template in self.template_store.list()]
+
+    def recover(self) -> None:
+        """Stop the template guests of makers that died before they saved them."""
+        for run_dir in abandoned_run_dirs(self.config.run_root, self.name):
+            self.reap(run_dir)
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def abandoned_run_dirs(run_root: Path) -> list[Path]:
-    """The run directories of template guests whose makers died before saving them."""
-    runs = run_root / "templates"
+def maker_run_dir(run_root: Path, vmm: str, key: str) -> Path:
+    """Where a template guest of driver `vmm` runs while this process makes it."""
+    return run_root / "templates" / vmm / f"{key[:12]}-{os.getpid()}"
+
+
+def abandoned_run_dirs(run_root: Path, vmm: str) -> list[Path]:
+    """The run directories of `vmm`'s template guests whose makers died before saving
+    them."""
+    runs = run_root / "templates" / vmm
     found = sorted(runs.iterdir()) if runs.is_dir() else []
     return [run_dir for run_dir in found if not _alive(run_dir.name.rpartition("-")[2])]
 

@@ -1,13 +1,16 @@
 """The Cloud Hypervisor driver: one `cloud-hypervisor` process per pod.
 
 start() runs `cloud-hypervisor --api-socket path=...`, then creates and boots
-the VM over the REST API. The guest agent is reached over hybrid vsock on the
-socket named in the VM's vsock device. Shares become virtio-fs devices (one
-virtiofsd each) where virtiofsd can run, read-only ext4 images otherwise.
+the VM over the REST API; restore() starts it instead from a snapshot of a
+template guest of its shape (snapshot.py). The guest agent is reached over
+hybrid vsock on the socket named in the VM's vsock device. Shares become
+virtio-fs devices (one virtiofsd each) where virtiofsd can run, read-only ext4
+images otherwise.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -21,18 +24,20 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hypercontainer.drivers import Cap, Hypervisor, Share, VMHandle, VMSpec
+from hypercontainer.drivers import Cap, Share, VMHandle, VMSpec
 from hypercontainer.errors import DriverError, UserError
 from hypercontainer.log import get_logger
 
-from . import hybrid_vsock
+from ..shape import Shape, vmm_version
+from ..templates import TEMPLATE_MAC, Template, TemplatingHypervisor, maker_run_dir
+from . import hybrid_vsock, snapshot
 from .client import ApiUnreachable, Client
 from .kvm import check_kvm
 from .process import Process, log_tail
 from .settings import CloudHypervisorSettings
 from .shares import DISK, VIRTIOFS, ShareDevices, check_tags
 from .virtiofs import Virtiofsd, find_virtiofsd
-from .vmconfig import AGENT_VSOCK_PORT, net_config, vm_config
+from .vmconfig import AGENT_VSOCK_PORT, net_config, template_net_config, vm_config
 
 if TYPE_CHECKING:
     from hypercontainer.config import Config
@@ -68,6 +73,11 @@ class RunPaths:
     def vmm_pid(self) -> Path:
         return self.run_dir / "vmm.pid"
 
+    @property
+    def snapshot(self) -> Path:
+        """A clone's snapshot directory: the template's, with this VM's back-ends."""
+        return self.run_dir / "snapshot"
+
     def recorded_vmm(self) -> Process | None:
         """The VMM named by the pid file, if one is readable."""
         try:
@@ -87,9 +97,10 @@ class RunPaths:
         # Host-side sockets the VMM made for guest-initiated vsock connections.
         for path in self.run_dir.glob(f"{self.vsock.name}_*"):
             path.unlink(missing_ok=True)
+        shutil.rmtree(self.snapshot, ignore_errors=True)  # links: the template stays
 
 
-class CloudHypervisor(Hypervisor):
+class CloudHypervisor(TemplatingHypervisor):
     name = "cloud-hypervisor"
     Settings = CloudHypervisorSettings
     settings: CloudHypervisorSettings
@@ -137,46 +148,69 @@ class CloudHypervisor(Hypervisor):
             "binary": binary,
             "virtiofsd": str(self._virtiofsd_path) if self._virtiofs_usable else None,
             "shares": VIRTIOFS if self._virtiofs_usable else DISK,
+            "templates": self._templates_setting(),
         }
+
+    def _templates_setting(self) -> str:
+        if not self.settings.template:
+            return "off (template in [cloud-hypervisor])"
+        if not self._virtiofs_usable:
+            return "off: shares are disk images, and templates need virtio-fs"
+        return "on"
 
     # -- life of a VM --------------------------------------------------------
 
     def start(self, spec: VMSpec) -> VMHandle:
         binary = self._binary()
-        paths = RunPaths(spec.run_dir)
-        paths.check()
-        net_config(spec.network)  # refuses a network it cannot attach, before anything runs
-        devices = ShareDevices(spec.run_dir, self._virtiofsd)
-        devices.check(spec.shares)
-        log = get_logger(pod_id=spec.pod_id)
-
-        spec.run_dir.mkdir(parents=True, exist_ok=True)
-        self.reap(spec.run_dir)  # leftovers of an earlier VM in this directory
-        handle: VMHandle = {
-            "pod_id": spec.pod_id, "run_dir": str(spec.run_dir), "shares": devices.mode,
-        }
+        paths, devices = self._checked(spec)
+        handle = self._new_handle(spec, devices)
         try:
-            prepared = [devices.prepare(share) for share in spec.shares]
-            virtiofs = devices.mode == VIRTIOFS
-            config = vm_config(
-                spec, paths.vsock, paths.hvc_log,
-                fs=prepared if virtiofs else None,
-                disks=None if virtiofs else prepared,
-                shared_memory=virtiofs,
-            )
-            vmm = Process.spawn([binary, "--api-socket", f"path={paths.api}"], paths.vmm_log)
-            handle["vmm"] = vmm.record()
-            paths.vmm_pid.write_text(json.dumps(vmm.record()))
-            with Client(paths.api) as client:
-                self._wait_for_api(client, vmm, paths)
-                with _vmm_errors(vmm, paths):
-                    client.vm_create(config)
-                    client.vm_boot()
+            config = self._vm_config(spec, paths, devices)
+            with self._launched(binary, paths, handle) as client:
+                client.vm_create(config)
+                client.vm_boot()
         except BaseException:
             self.cleanup(handle)
             raise
-        log.info("cloud-hypervisor VM booted", pid=vmm.pid, shares=devices.mode)
+        get_logger(pod_id=spec.pod_id).info(
+            "cloud-hypervisor VM booted", pid=handle["vmm"]["pid"], shares=devices.mode)
         return handle
+
+    def _checked(self, spec: VMSpec) -> tuple[RunPaths, ShareDevices]:
+        """Refuse what cannot run, before anything does."""
+        paths = RunPaths(spec.run_dir)
+        paths.check()
+        net_config(spec.network)  # refuses a network it cannot attach
+        devices = ShareDevices(spec.run_dir, self._virtiofsd)
+        devices.check(spec.shares)
+        return paths, devices
+
+    def _new_handle(self, spec: VMSpec, devices: ShareDevices) -> VMHandle:
+        spec.run_dir.mkdir(parents=True, exist_ok=True)
+        self.reap(spec.run_dir)  # leftovers of an earlier VM in this directory
+        return {"pod_id": spec.pod_id, "run_dir": str(spec.run_dir), "shares": devices.mode}
+
+    def _vm_config(self, spec: VMSpec, paths: RunPaths, devices: ShareDevices) -> dict[str, Any]:
+        """The VmConfig of the spec, its shares served from now on."""
+        prepared = [devices.prepare(share) for share in spec.shares]
+        virtiofs = devices.mode == VIRTIOFS
+        return vm_config(
+            spec, paths.vsock, paths.hvc_log,
+            fs=prepared if virtiofs else None,
+            disks=None if virtiofs else prepared,
+            shared_memory=virtiofs,
+        )
+
+    @contextmanager
+    def _launched(self, binary: str, paths: RunPaths, handle: VMHandle) -> Iterator[Client]:
+        """A new VMM, recorded in `handle` and its pid file, with its API answering."""
+        vmm = Process.spawn([binary, "--api-socket", f"path={paths.api}"], paths.vmm_log)
+        handle["vmm"] = vmm.record()
+        paths.vmm_pid.write_text(json.dumps(vmm.record()))
+        with Client(paths.api) as client:
+            self._wait_for_api(client, vmm, paths)
+            with _vmm_errors(vmm, paths):
+                yield client
 
     def _wait_for_api(self, client: Client, vmm: Process, paths: RunPaths) -> None:
         # Nothing tells when the VMM listens: ask until it answers, it dies, or time runs out.
@@ -193,6 +227,83 @@ class CloudHypervisor(Hypervisor):
                 raise DriverError(
                     f"cloud-hypervisor API did not come up within {API_START_TIMEOUT:g}s"
                 )
+
+    # -- templates -------------------------------------------------------------
+
+    def restore(self, spec: VMSpec) -> VMHandle | None:
+        """The VM restored from a snapshot of its shape's template, made now if there is
+        none. Only with virtio-fs: a guest that probed the template's disk images keeps
+        their first blocks cached, and a clone's disks are other images."""
+        if not self.settings.template or self._virtiofsd is None:
+            return None
+        binary = self._binary()
+        paths, devices = self._checked(spec)
+        shape = Shape.of(spec, self.name, binary, vmm_version(binary), "kvm",
+                         {"shares": VIRTIOFS}, helpers=(str(self._virtiofsd.binary),))
+        template = self.template_store.usable(
+            shape, lambda work: self._make_template(spec, shape, binary, work), snapshot.FILES)
+        if template is None:
+            return None
+        handle = {**self._new_handle(spec, devices), "template": template.key}
+        try:
+            snapshot.make_clone(template.directory, paths.snapshot,
+                                self._vm_config(spec, paths, devices))
+            with self._launched(binary, paths, handle) as client:
+                self._restore_clone(client, template, paths)
+        except BaseException:
+            self.cleanup(handle)
+            raise
+        self.template_store.hit(template)
+        get_logger(pod_id=spec.pod_id).info(
+            "cloud-hypervisor VM restored", pid=handle["vmm"]["pid"], template=template.key)
+        return handle
+
+    def _restore_clone(self, client: Client, template: Template, paths: RunPaths) -> None:
+        try:
+            client.vm_restore(snapshot.restore_config(paths.snapshot))
+            client.vm_resume()
+        except DriverError as e:  # the next pod of the shape makes a new template...
+            if template.hits() == 0:  # ...unless this one never made a working clone
+                self.template_store.give_up(template.key, f"its first clone failed: {e}")
+            self.template_store.discard(template.key)
+            raise
+
+    def _make_template(self, spec: VMSpec, shape: Shape, binary: str, work: Path) -> None:
+        """Boot a guest of this shape and snapshot it into `work` once its agent listens:
+        nothing mounted, no pod anywhere in it. Its shares are served from an empty
+        directory, its interface has no tap of ours."""
+        placeholder = work / "empty"
+        placeholder.mkdir()
+        run_dir = maker_run_dir(self.config.run_root, self.name, shape.key)
+        guest = dataclasses.replace(
+            spec, pod_id=f"template-{shape.key}", vm_name=f"template-{shape.key[:12]}",
+            run_dir=run_dir, console_log=work / "console.log", network=None,
+            shares=[Share(share.tag, placeholder) for share in spec.shares])
+        paths = RunPaths(run_dir)
+        paths.check()
+        devices = ShareDevices(run_dir, self._virtiofsd)
+        handle = self._new_handle(guest, devices)
+        try:
+            config = self._vm_config(guest, paths, devices)
+            if spec.network and spec.network.kind != "none":
+                config["net"] = [template_net_config(TEMPLATE_MAC)]
+            with self._launched(binary, paths, handle) as client:
+                client.vm_create(config)
+                client.vm_boot()
+                self._wait_for_agent(handle, paths)
+                client.vm_pause()
+                client.vm_snapshot(snapshot.url(work))
+        finally:
+            self.cleanup(handle)
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+    def _wait_for_agent(self, handle: VMHandle, paths: RunPaths) -> None:
+        """Return once the guest agent listens on its vsock port: the VMM then answers the
+        hybrid vsock handshake. The connection is closed unused (the agent goes back to
+        waiting, with no session begun), so no pod state exists in the snapshot."""
+        timeout = self.config.guest.boot_timeout
+        hybrid_vsock.connect(paths.vsock, AGENT_VSOCK_PORT, timeout,
+                             alive=_vmm(handle).alive).close()
 
     def connect_agent(self, handle: VMHandle, timeout: float) -> socket.socket:
         vmm = _vmm(handle)

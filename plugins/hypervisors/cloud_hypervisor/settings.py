@@ -9,3 +9,6 @@ from hypercontainer.driver_settings import HypervisorSettings
 class CloudHypervisorSettings(HypervisorSettings):
     binary: str = "cloud-hypervisor"
     virtiofsd: str = "virtiofsd"
+    # Restore pods from a snapshot of a template of their shape (docs/cloud-hypervisor.md);
+    # false: always boot.
+    template: bool = True

@@ -10,6 +10,7 @@ from hypercontainer.errors import UserError
 
 AGENT_VSOCK_PORT = 1024  # the guest agent listens here when it has no virtio-serial port
 GUEST_CID = 3  # the first CID a guest may have; the unix socket tells VMs apart
+NET_ID = "net0"  # the pod's one interface
 MIB = 1024 * 1024
 
 
@@ -61,7 +62,13 @@ def net_config(attachment: NetworkAttachment | None) -> dict[str, Any] | None:
         )
     if attachment.kind != "tap" or not attachment.tap:
         raise UserError(f"cloud-hypervisor cannot attach a network of kind {attachment.kind!r}")
-    net: dict[str, Any] = {"tap": attachment.tap, "id": "net0"}
+    net: dict[str, Any] = {"tap": attachment.tap, "id": NET_ID}
     if attachment.mac:
         net["mac"] = attachment.mac
     return net
+
+
+def template_net_config(mac: str) -> dict[str, Any]:
+    """The interface of a template guest: no tap of ours (Cloud Hypervisor makes one of
+    its own, connected to nothing, gone with the VM); each clone gets the pod's tap."""
+    return {"id": NET_ID, "mac": mac}

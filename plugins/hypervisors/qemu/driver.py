@@ -19,10 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from hypercontainer import netns
-from hypercontainer.config import Config
 from hypercontainer.drivers import (
     Cap,
-    Hypervisor,
     NetworkAttachment,
     PortForward,
     Share,
@@ -33,7 +31,7 @@ from hypercontainer.errors import DriverError, UserError
 from hypercontainer.log import get_logger
 
 from ..shape import Shape, vmm_version
-from ..templates import TEMPLATE_MAC, TemplateStore, abandoned_run_dirs, maker_run_dir
+from ..templates import TEMPLATE_MAC, TemplatingHypervisor, maker_run_dir
 from . import accel, cmdline, migration, qmp
 from .cmdline import NETDEV, RunFiles
 from .settings import QemuSettings
@@ -45,7 +43,7 @@ START_TIMEOUT = 60.0  # QEMU's own set-up, before the guest runs: seconds at mos
 QUIT_GRACE = 5.0  # after "quit", before SIGKILL
 
 
-class QemuHypervisor(Hypervisor):
+class QemuHypervisor(TemplatingHypervisor):
     name = "qemu"
     Settings = QemuSettings
     settings: QemuSettings
@@ -53,10 +51,6 @@ class QemuHypervisor(Hypervisor):
         {Cap.PAUSE, Cap.USER_NETWORK, Cap.TAP_NETWORK, Cap.NETNS_TAP, Cap.HOST_FORWARDS,
          Cap.SHARE_9P}
     )
-
-    def __init__(self, config: Config) -> None:
-        super().__init__(config)
-        self.template_store = TemplateStore(config.cache_root / "templates", self.name)
 
     @property
     def binary(self) -> str:
@@ -176,7 +170,7 @@ class QemuHypervisor(Hypervisor):
         network = spec.network and NetworkAttachment(kind=spec.network.kind, mac=TEMPLATE_MAC)
         template = dataclasses.replace(
             spec, pod_id=f"template-{shape.key}", vm_name=f"template-{shape.key[:12]}",
-            run_dir=maker_run_dir(self.config.run_root, shape.key),
+            run_dir=maker_run_dir(self.config.run_root, self.name, shape.key),
             console_log=work / "console.log",
             shares=[Share(s.tag, placeholder) for s in spec.shares], network=network)
         try:
@@ -185,18 +179,6 @@ class QemuHypervisor(Hypervisor):
                                             work / STATE, self.config.guest.boot_timeout)
         finally:
             self.reap(template.run_dir)
-
-    def discard_template(self, handle: VMHandle) -> None:
-        if handle.get("template"):
-            self.template_store.discard(str(handle["template"]))
-
-    def templates(self) -> list[dict[str, Any]]:
-        return [template.describe() for template in self.template_store.list()]
-
-    def recover(self) -> None:
-        """Kill the template guests of makers that died before they saved them."""
-        for run_dir in abandoned_run_dirs(self.config.run_root):
-            self.reap(run_dir)
 
     def connect_agent(self, handle: VMHandle, timeout: float) -> socket.socket:
         """A new connection to the agent's virtio-serial port (QEMU made it before start()

@@ -10,6 +10,16 @@ states and answers as the real server does:
 - a VM is created (config kept, state Created), booted (Running), paused
   (Paused) and resumed; vm.shutdown stops the VM (its Shutdown state is
   dropped with it) and the config stays, so vm.info says Created again;
+- vm.snapshot of a paused VM writes Cloud Hypervisor's three files into an
+  existing directory, each created anew: config.json (the VmConfig), state.json
+  (here: what the stand-in knows of its guest, the devices and memory ranges
+  whose state a real one saves) and memory-ranges (a sparse file the size of
+  guest RAM); vm.restore reads them back, only reading, into a VMM that has no
+  VM yet, refusing what the real one refuses (another VM there, no such
+  directory, a config.json that is no VmConfig, a state.json that does not
+  parse or holds no state for a device of the config, a memory-ranges file
+  shorter than its ranges, prefault with OnDemand), and comes up Paused unless
+  asked to resume;
 - 404 where no VM was created; 500 for shutdown, pause, resume and
   power-button without a running VM and for impossible transitions (the real
   server never sends 405); 409 for a device id already in use; 400 for a
@@ -24,8 +34,15 @@ It boots no guest: everything here is the contract, never the VMM itself.
 
 Stand-in only options (before the real ones):
   --journal FILE           append one JSON line per request
-  --agent-after N          refuse the first N vsock connections (agent not up yet)
+  --agent-after N          refuse the first N vsock connections (agent not up yet);
+                           a guest restored from a snapshot taken once its agent
+                           answered answers at once
+  --fake-agent             the guest's agent is hypercontainer.testing's FakeGuest
+                           (the real agent server, simulated containers) instead of
+                           an echo
   --guest-powers-off       a power-button press makes the guest (and VMM) exit
+  --no-userfaultfd         restoring OnDemand fails, as where the VMM may not
+                           create a userfaultfd
 """
 
 from __future__ import annotations
@@ -45,8 +62,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ch_openapi import Spec  # noqa: E402
+from hypercontainer.testing.fakeguest import FakeGuest  # noqa: E402
 
 API_ROOT = "/api/v1"
+VERSION = "cloud-hypervisor v0.0.0-standin"
+SNAPSHOT_CONFIG, SNAPSHOT_STATE, SNAPSHOT_MEMORY = "config.json", "state.json", "memory-ranges"
+RAM_MARKER = b"stand-in guest RAM\n"  # what the memory-ranges file starts with
 AGENT_PORT = 1024
 VHOST_USER_GET_FEATURES = 1
 VIRTIO_F_VERSION_1 = 1 << 32
@@ -83,9 +104,12 @@ def not_running(action: str) -> ApiFailure:
 class Guest:
     """What a booted VM holds on the host: the vsock socket and vhost-user links."""
 
-    def __init__(self, config: dict[str, Any], agent_after: int) -> None:
+    def __init__(self, config: dict[str, Any], agent_after: int,
+                 fake_agent: bool = False) -> None:
         self.state = "Running"
         self.agent_refusals_left = agent_after
+        # A booted or restored guest's agent: waiting for a host, no pod in it yet.
+        self.agent = FakeGuest() if fake_agent else None
         self.vhost_links: list[socket.socket] = []
         self.vsock: socket.socket | None = None
         try:
@@ -177,6 +201,9 @@ class Guest:
                 self.agent_refusals_left -= 1
                 return
             conn.sendall(f"OK {AGENT_PORT}\n".encode())
+            if self.agent is not None:
+                _splice(conn, self.agent.connect())
+                return
             while data := conn.recv(65536):  # the "agent" echoes
                 conn.sendall(data)
 
@@ -188,6 +215,30 @@ class Guest:
             Path(path).unlink(missing_ok=True)
         for link in self.vhost_links:
             link.close()
+        if self.agent is not None:
+            self.agent.hang_up()
+
+
+def _splice(host: socket.socket, agent: socket.socket) -> None:
+    """Bytes both ways between the host's connection and the agent's, until either ends."""
+
+    def pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for end in (sink, source):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    towards_host = threading.Thread(target=pump, args=(agent, host), daemon=True)
+    towards_host.start()
+    with agent:
+        pump(host, agent)
+        towards_host.join()
 
 
 def _must_open(path: str, what: str) -> None:
@@ -212,10 +263,12 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
 class Vmm:
     """The VMM's state: a VM config (created) and maybe a booted guest."""
 
-    def __init__(self, spec: Spec, agent_after: int, guest_powers_off: bool) -> None:
+    def __init__(self, spec: Spec, options: argparse.Namespace) -> None:
         self.spec = spec
-        self.agent_after = agent_after
-        self.guest_powers_off = guest_powers_off
+        self.agent_after = options.agent_after
+        self.fake_agent = options.fake_agent
+        self.guest_powers_off = options.guest_powers_off
+        self.userfaultfd = not options.no_userfaultfd
         self.config: dict[str, Any] | None = None
         self.guest: Guest | None = None
         self.lock = threading.Lock()
@@ -255,7 +308,7 @@ class Vmm:
         if self.guest is not None:
             raise ApiFailure(500, "Error from API", "The VM could not boot",
                              "VM is already booted")
-        self.guest = Guest(self.config, self.agent_after)
+        self.guest = Guest(self.config, self.agent_after, self.fake_agent)
         return 204, None
 
     def _running(self, action: str) -> Guest:
@@ -409,8 +462,22 @@ class Vmm:
         if guest.state != "Paused":
             raise ApiFailure(500, "Error from API", "The VM could not be snapshotted",
                              "VM is not paused")
-        directory = Path(body["destination_url"].removeprefix("file://"))
-        (directory / "config.json").write_text(json.dumps(self.config))
+        assert self.config is not None
+        directory = _snapshot_dir(body["destination_url"], "snapshotted")
+        memory = self.config["memory"]["size"]
+        state = {"vcpus": self.config["cpus"]["boot_vcpus"], "devices": _device_ids(self.config),
+                 "memory_ranges": [{"gpa": 0, "length": memory}],
+                 "agent_listening": guest.agent_refusals_left <= 0}
+        contents = ((SNAPSHOT_CONFIG, json.dumps(self.config).encode()),
+                    (SNAPSHOT_STATE, json.dumps(state).encode()), (SNAPSHOT_MEMORY, RAM_MARKER))
+        for name, data in contents:
+            try:  # created anew, as the real one does (O_EXCL)
+                with open(directory / name, "xb") as f:
+                    f.write(data)
+            except OSError as e:
+                raise ApiFailure(500, "Error from API", "The VM could not be snapshotted",
+                                 f"Error creating VM snapshot file {name}: {e.strerror}") from None
+        os.truncate(directory / SNAPSHOT_MEMORY, memory)  # sparse: RAM never touched
         return 204, None
 
     def do_vm_coredump(self, body: dict[str, Any]) -> tuple[int, Any]:
@@ -421,16 +488,37 @@ class Vmm:
         if self.config is not None:
             raise ApiFailure(500, "Error from API", "The VM could not be restored",
                              "VM is already created")
-        directory = Path(body["source_url"].removeprefix("file://"))
-        try:
-            config = json.loads((directory / "config.json").read_text())
-        except (OSError, ValueError) as e:
-            raise ApiFailure(500, "Error from API", "The VM could not be restored",
-                             str(e)) from None
+        on_demand = body.get("memory_restore_mode") == "OnDemand"
+        if on_demand and body.get("prefault"):
+            raise ApiFailure(400, "Error from API", "The VM could not be restored",
+                             "'prefault' cannot be combined with 'memory_restore_mode=ondemand'")
+        directory = _snapshot_dir(body["source_url"], "restored")
+        config = self._snapshot_config(directory)
+        state = _snapshot_state(directory)
+        _check_memory_ranges(directory, state)
+        failure = _mismatch(config, state)
+        if on_demand and not self.userfaultfd and not failure:
+            failure = "UFFD restore: creating a userfaultfd failed: Operation not permitted"
+        if failure:
+            raise ApiFailure(500, "Error from API", "The VM could not be restored", failure)
+        agent_after = 0 if state.get("agent_listening") else self.agent_after
+        self.guest = Guest(config, agent_after, self.fake_agent)
         self.config = config
-        self.guest = Guest(config, self.agent_after)
         self.guest.state = "Running" if body.get("resume") else "Paused"
         return 204, None
+
+    def _snapshot_config(self, directory: Path) -> dict[str, Any]:
+        """config.json as the real one deserialises it: a VmConfig, or the restore fails."""
+        try:
+            config = json.loads((directory / SNAPSHOT_CONFIG).read_text())
+        except (OSError, ValueError) as e:
+            raise ApiFailure(500, "Error from API", "The VM could not be restored",
+                             f"Error opening VM config snapshot file: {e}") from None
+        errors = self.spec.errors("VmConfig", config)
+        if errors:
+            raise ApiFailure(500, "Error from API", "The VM could not be restored",
+                             "Error deserialising VM config snapshot", *errors)
+        return config
 
     def do_vm_send_migration(self, body: dict[str, Any]) -> tuple[int, Any]:
         raise ApiFailure(500, "Error from API", "The VM could not be migrated",
@@ -439,6 +527,65 @@ class Vmm:
     def do_vm_receive_migration(self, body: dict[str, Any]) -> tuple[int, Any]:
         raise ApiFailure(500, "Error from API", "The VM could not receive a migration",
                          "live migration is not part of the stand-in")
+
+
+def _snapshot_dir(url: str, action: str) -> Path:
+    if not url.startswith("file://"):
+        raise ApiFailure(500, "Error from API", f"The VM could not be {action}",
+                         f"Could not extract path from URL: {url}")
+    directory = Path(url.removeprefix("file://"))
+    if not directory.is_dir():
+        raise ApiFailure(500, "Error from API", f"The VM could not be {action}",
+                         f"Destination is not a directory: {directory}")
+    return directory
+
+
+def _snapshot_state(directory: Path) -> dict[str, Any]:
+    try:
+        state = json.loads((directory / SNAPSHOT_STATE).read_text())
+        ranges = [(int(r["gpa"]), int(r["length"])) for r in state["memory_ranges"]]
+        if not isinstance(state["devices"], list):
+            raise TypeError("devices is not a list")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ApiFailure(500, "Error from API", "The VM could not be restored",
+                         f"Error deserialising VM state snapshot: {e}") from None
+    state["ranges"] = ranges
+    return state
+
+
+def _check_memory_ranges(directory: Path, state: dict[str, Any]) -> None:
+    """The guest RAM is read from memory-ranges, range after range: it must hold them."""
+    needed = sum(length for _, length in state["ranges"])
+    try:
+        with open(directory / SNAPSHOT_MEMORY, "rb") as memory:  # read only, as the VMM
+            size = os.fstat(memory.fileno()).st_size
+    except OSError as e:
+        raise ApiFailure(500, "Error from API", "The VM could not be restored",
+                         f"Error opening the memory snapshot: {e.strerror}") from None
+    if size < needed:
+        raise ApiFailure(500, "Error from API", "The VM could not be restored",
+                         f"Error filling guest memory: {SNAPSHOT_MEMORY} holds {size} of "
+                         f"{needed} bytes")
+
+
+def _device_ids(config: dict[str, Any]) -> list[str]:
+    ids = [f"{key}:{device.get('id')}" for key, _ in DEVICE_LISTS.values()
+           for device in config.get(key) or []]
+    return sorted(ids + (["vsock"] if "vsock" in config else []))
+
+
+def _mismatch(config: dict[str, Any], state: dict[str, Any]) -> str | None:
+    """Why the snapshot's state cannot be that of a VM with this config, or None."""
+    unknown = sorted(set(_device_ids(config)) ^ set(state["devices"]))
+    if unknown:
+        return f"Missing or unexpected device state for {', '.join(unknown)}"
+    if config["memory"]["size"] != sum(length for _, length in state["ranges"]):
+        return "The memory size does not match the memory snapshot"
+    if config["cpus"]["boot_vcpus"] != state["vcpus"]:
+        return "The vCPU count does not match the CPU snapshot"
+    if config.get("fs") and not config["memory"].get("shared"):
+        return "vhost-user-fs: guest memory is not shared, the back-end cannot map it"
+    return None
 
 
 for _endpoint in [*DEVICE_LISTS, "vm.add-vsock"]:
@@ -531,9 +678,12 @@ class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="cloud-hypervisor (stand-in)")
+    parser.add_argument("--version", action="version", version=VERSION)
     parser.add_argument("--journal", type=Path)
     parser.add_argument("--agent-after", type=int, default=0)
+    parser.add_argument("--fake-agent", action="store_true")
     parser.add_argument("--guest-powers-off", action="store_true")
+    parser.add_argument("--no-userfaultfd", action="store_true")
     parser.add_argument("--api-socket", required=True, help="path=<socket>")
     args = parser.parse_args(argv)
     options = dict(part.split("=", 1) for part in args.api_socket.split(",") if "=" in part)
@@ -545,7 +695,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
-    vmm = Vmm(Spec(), args.agent_after, args.guest_powers_off)
+    vmm = Vmm(Spec(), args)
     server = Server(args.api_path, vmm, args.journal)
     print(f"cloud-hypervisor stand-in: API on {args.api_path}", flush=True)
     server.serve_forever()

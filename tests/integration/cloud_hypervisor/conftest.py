@@ -9,10 +9,12 @@ body did not validate against the spec.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -142,3 +144,38 @@ def standin_api(make_binary, workdir: Path) -> Iterator[Path]:
     process.kill()
     process.wait()
     process.stdout.close()
+
+
+@pytest.fixture
+def processes(workdir: Path) -> Callable[[], list[int]]:
+    """Pids of the processes started for this test: stand-in VMMs, virtiofsd (their
+    command lines name the test's directory)."""
+
+    def running() -> list[int]:
+        pids = []
+        for entry in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if entry.isdigit() and str(workdir).encode() in f.read():
+                        pids.append(int(entry))
+            except OSError:
+                pass
+        return pids
+
+    return running
+
+
+@pytest.fixture
+def netns_with_tap():
+    """A network namespace holding one tap device, removed afterwards."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("needs root and iproute2")
+    name = f"hc-chtpl-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(
+            ["ip", "-n", name, "tuntap", "add", "dev", "tap-pod1", "mode", "tap"], check=True
+        )
+        yield name, "tap-pod1"
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=False)

@@ -198,7 +198,7 @@ def test_a_vmm_that_fails_to_start_reports_why(make_config, make_spec, workdir):
 
 
 def test_a_failed_boot_leaves_nothing_behind(
-    make_binary, make_config, make_spec, journal, workdir
+    make_binary, make_config, make_spec, journal, workdir, processes
 ):
     driver = CloudHypervisor(make_config(make_binary()))
     spec = make_spec(kernel=workdir / "missing-vmlinuz")
@@ -206,24 +206,11 @@ def test_a_failed_boot_leaves_nothing_behind(
         driver.start(spec)
     assert journal.paths()[-1] == "/vm.boot"
     assert list(spec.run_dir.iterdir()) == []
-    assert standins_running(workdir) == []
-
-
-def standins_running(workdir) -> list[int]:
-    """Pids of stand-in VMMs started for this test (their command line names its journal)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if entry.isdigit() and str(workdir).encode() in f.read():
-                    pids.append(int(entry))
-        except OSError:
-            pass
-    return pids
+    assert processes() == []
 
 
 def test_a_vmm_whose_handle_was_lost_is_reaped_from_its_run_dir(
-    make_binary, make_config, make_spec, journal, workdir
+    make_binary, make_config, make_spec, journal, workdir, processes
 ):
     driver = CloudHypervisor(make_config(make_binary()))
     spec = make_spec()
@@ -232,4 +219,4 @@ def test_a_vmm_whose_handle_was_lost_is_reaped_from_its_run_dir(
     CloudHypervisor(make_config(make_binary())).reap(spec.run_dir)
     assert not driver.is_running(handle)
     assert list(spec.run_dir.iterdir()) == []
-    assert standins_running(workdir) == []
+    assert processes() == []

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import uuid
 
 import pytest
 from hypercontainer.drivers import Cap, NetworkAttachment, Share
@@ -134,22 +132,6 @@ def test_with_virtiofsd_shares_are_virtio_fs(
     driver.cleanup(handle)
     assert list(spec.run_dir.iterdir()) == []
     assert not any(daemon.alive() for daemon in daemons)
-
-
-@pytest.fixture
-def netns_with_tap():
-    """A network namespace holding one tap device, removed afterwards."""
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("needs root and iproute2")
-    name = f"hc-ch-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(
-            ["ip", "-n", name, "tuntap", "add", "dev", "tap-pod1", "mode", "tap"], check=True
-        )
-        yield name, "tap-pod1"
-    finally:
-        subprocess.run(["ip", "netns", "delete", name], check=False)
 
 
 @root

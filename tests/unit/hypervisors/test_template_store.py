@@ -203,9 +203,10 @@ def test_a_shape_whose_template_cannot_be_made_is_tried_once(tmp_path: Path) -> 
 
 
 def test_run_directories_of_dead_makers_are_found(tmp_path: Path) -> None:
-    mine = templates_module.maker_run_dir(tmp_path, "0123456789abcdef")
+    mine = templates_module.maker_run_dir(tmp_path, "qemu", "0123456789abcdef")
     assert mine.name == f"0123456789ab-{os.getpid()}"
-    dead = tmp_path / "templates" / "0123456789ab-999999999"
-    for directory in (mine, dead):
+    dead = tmp_path / "templates" / "qemu" / "0123456789ab-999999999"
+    another_drivers = tmp_path / "templates" / "cloud-hypervisor" / "0123456789ab-999999999"
+    for directory in (mine, dead, another_drivers):
         directory.mkdir(parents=True)
-    assert templates_module.abandoned_run_dirs(tmp_path) == [dead]
+    assert templates_module.abandoned_run_dirs(tmp_path, "qemu") == [dead]
