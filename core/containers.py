@@ -397,7 +397,7 @@ class Containers:
     def signal_exec(self, container_id: str, exec_id: str, signum: int) -> None:
         """Signal an exec'd process; one that already ended (or its pod) is left alone."""
         try:
-            self.kill_container(container_id, signum, exec_id)
+            self.kill(container_id, signum, exec_id)
         except (AgentError, Conflict, KeyError) as e:
             log.debug("exec not signalled", container_id=container_id, exec_id=exec_id,
                       error=str(e))

@@ -163,3 +163,18 @@ def test_a_vm_dying_under_its_pod_fails_the_pod(engine):
     (container,) = engine.runtime.store.containers(pod.id)
     assert (container.state, container.exit_code) == (ContainerState.FAILED, None)
     assert engine.runtime.sessions == {} and failed.network is None
+
+
+def test_an_exec_runs_beside_the_container_and_is_signalled_alone(engine):
+    from hypercontainer.subscribers import Listener
+
+    pod = engine.runtime.run_pod(engine.pod("sleep", "60"))
+    (container,) = engine.runtime.store.containers(pod.id)
+    exec_id = engine.runtime.containers.exec(container.id, ["sleep", "9"], False, Listener())
+    guest = engine.host.vm(pod.id).guest
+    assert guest.process(container.id, exec_id).status == "running"
+    engine.runtime.containers.signal_exec(container.id, exec_id, signal.SIGTERM)
+    eventually(lambda: guest.process(container.id, exec_id).status == "exited", "exec ended")
+    assert guest.process(container.id, exec_id).code == 128 + signal.SIGTERM
+    engine.runtime.containers.signal_exec(container.id, exec_id, signal.SIGTERM)  # harmless
+    assert engine.runtime.store.container(container.id).state == ContainerState.RUNNING

@@ -24,7 +24,7 @@ def test_plugins_that_keep_their_contracts_pass(tmp_path):
     selections = ["hypervisor=hypercontainer.testing:FakeHypervisor", "network=user",
                   "images=oci", "hypervisor=cloud-hypervisor"]
     if "isolated" in drivers.installed("network"):  # tests/plugin_dist, as CI installs it
-        selections += ["network=isolated", "hooks=audit"]
+        selections += ["network=isolated", "hooks=audit", "images=oci-offline"]
     done = run_kit(tmp_path, *selections, config=dummy_guest(tmp_path / "guest"))
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert re.fullmatch(r"\d+ passed(, \d+ skipped)? in .*", summary(done)), summary(done)
