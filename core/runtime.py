@@ -51,8 +51,7 @@ class Runtime:
     def __init__(self, config: Config, *, hypervisor: drivers.Hypervisor,
                  images: drivers.Images, network: drivers.Network, hooks: Hooks) -> None:
         self.config = config
-        for directory in (config.state_root, config.run_root):
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_roots(config)
         self.store = Store(config.database_path)
         self.hooks = hooks
         self.events = events.Events()  # a built-in hook plugin, blocked like any other
@@ -524,8 +523,15 @@ class Runtime:
         self.sessions.clear()
 
 
+def make_roots(config: Config) -> None:
+    """hyperd's state and run roots, private (before any driver makes a directory in them)."""
+    for directory in (config.state_root, config.run_root):
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
 def load(config: Config) -> Runtime:
     """The runtime hyperd runs: hook plugins and drivers as the configuration names them."""
+    make_roots(config)
     hooks = Hooks(config.disabled_hooks)
     return Runtime(config, hooks=hooks,
                    hypervisor=drivers.load("hypervisor", config.hypervisor, config),
