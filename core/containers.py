@@ -282,7 +282,7 @@ class Containers:
                 current = self.store.container(container.id)
                 if current.state != ContainerState.RUNNING and not current.user_stopped:
                     self.start(container.id)
-            except Exception as e:  # the pod may be gone or stopping meanwhile
+            except Exception as e:  # noqa: BLE001 - the pod may be gone or stopping meanwhile
                 log.info("restart skipped", container_id=container.id, reason=str(e))
 
         timer = threading.Timer(delay, restart)

@@ -13,11 +13,12 @@ attaches whatever that description says.
 from __future__ import annotations
 
 import abc
+import builtins
 import socket
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 from .driver_settings import DriverSettings, HypervisorSettings, settings_of
 from .errors import UserError
@@ -347,15 +348,16 @@ class Images(Driver):
     def list(self) -> list[ImageSummary]: ...
 
     @abc.abstractmethod
-    def remove(self, reference: str, in_use: Iterable[str] = (), force: bool = False) -> list[str]:
+    def remove(self, reference: str, in_use: Iterable[str] = (),
+               force: bool = False) -> builtins.list[str]:  # `list` is a verb here
         """Untag/delete; refuse if its id is in `in_use` unless force. Returns what was removed."""
 
     @abc.abstractmethod
-    def load(self, archive: Path) -> list[str]:
+    def load(self, archive: Path) -> builtins.list[str]:
         """Import an OCI archive or docker-archive tarball; returns references loaded."""
 
     @abc.abstractmethod
-    def save(self, references: list[str], archive: Path) -> None:
+    def save(self, references: builtins.list[str], archive: Path) -> None:
         """Write images to an OCI archive."""
 
     @abc.abstractmethod
@@ -387,6 +389,10 @@ class Images(Driver):
 # -- choosing a driver -------------------------------------------------------
 
 
+INTERFACES: dict[str, type[Driver]] = {"hypervisor": Hypervisor, "images": Images,
+                                      "network": Network}
+
+
 def installed(kind: str) -> list[str]:
     """Names of the installed drivers of one kind ("hypervisor", "images", "network")."""
     from importlib.metadata import entry_points
@@ -394,8 +400,26 @@ def installed(kind: str) -> list[str]:
     return sorted({ep.name for ep in entry_points(group=KINDS[kind])})
 
 
+@overload
+def load(kind: Literal["hypervisor"], name: str, config: Config) -> Hypervisor: ...
+
+
+@overload
+def load(kind: Literal["images"], name: str, config: Config) -> Images: ...
+
+
+@overload
+def load(kind: Literal["network"], name: str, config: Config) -> Network: ...
+
+
+@overload
+def load(kind: str, name: str, config: Config) -> Driver: ...
+
+
 def load(kind: str, name: str, config: Config) -> Driver:
-    """The driver `name` of `kind`, constructed with the configuration."""
+    """The driver `name` of `kind`, constructed with the configuration; it must be of its
+    kind's interface, whoever registered the entry point."""
+    interface = INTERFACES[kind]
     from stevedore import DriverManager
     from stevedore.exception import NoMatches
 
@@ -409,7 +433,11 @@ def load(kind: str, name: str, config: Config) -> Driver:
         )
     except NoMatches:
         raise UserError(f"no {kind} driver '{name}'; installed: {', '.join(names)}") from None
-    return manager.driver
+    driver = manager.driver
+    if not isinstance(driver, interface):
+        raise UserError(f"{kind} driver '{name}' is a {type(driver).__name__}, not a "
+                        f"hypercontainer.drivers.{interface.__name__}")
+    return driver
 
 
 def _reraise(manager, entrypoint, exception) -> None:

@@ -66,7 +66,7 @@ class ContainerLog:
         them), then new ones while following."""
         offset = 0
         lines, offset = self._read_from(offset)
-        entries = (decode_line(line) for line in lines)
+        entries: Iterator[tuple[str, str, bytes]] = (decode_line(line) for line in lines)
         if since is not None:
             first = stamp(since)
             entries = (entry for entry in entries if entry[0] >= first)

@@ -78,7 +78,7 @@ def run_inside(path: str, fn: Callable[..., T], *args) -> T:
         try:
             _setns(path)
             outcome.append((True, fn(*args)))
-        except BaseException as e:  # noqa: B036 - handed back to the caller's thread
+        except BaseException as e:  # noqa: B036, BLE001 - handed back to the caller's thread
             outcome.append((False, e))
 
     worker = threading.Thread(target=inside, name="netns", daemon=True)

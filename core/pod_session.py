@@ -19,6 +19,7 @@ from .guest.agent.protocol import process_key
 from .log import get_logger
 
 if TYPE_CHECKING:
+    from .agent.client import AgentClient
     from .drivers import Hypervisor, VMHandle
 
 
@@ -33,6 +34,8 @@ class SessionCallbacks:
 
 
 class PodSession:
+    agent: AgentClient  # the link, once connect() made it
+
     def __init__(self, pod_id: str, handle: VMHandle, hypervisor: Hypervisor,
                  callbacks: SessionCallbacks) -> None:
         self.pod_id = pod_id
@@ -43,7 +46,6 @@ class PodSession:
         self._closed = False
         self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.log = get_logger(pod_id=pod_id)
-        self.agent = None
 
     def connect(self, timeout: float) -> None:
         from .agent.client import AgentClient
@@ -63,7 +65,7 @@ class PodSession:
         while (event := self._events.get()) is not None:
             try:
                 self._event(event)
-            except Exception as e:  # a bad event must not stop the next ones
+            except Exception as e:  # noqa: BLE001 - a bad event must not stop the next ones
                 self.log.error("agent event failed", event=event, error=str(e))
 
     def _event(self, event: dict[str, Any]) -> None:
@@ -120,5 +122,6 @@ class PodSession:
     def close(self) -> None:
         self._closed = True
         self._events.put(None)
-        if self.agent is not None:
-            self.agent.close()
+        agent: AgentClient | None = getattr(self, "agent", None)
+        if agent is not None:
+            agent.close()

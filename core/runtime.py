@@ -21,7 +21,7 @@ from . import spec as podspec
 from .config import Config
 from .container_config import LAYERS_TAG, check_runnable, volume_shares
 from .containers import Containers
-from .drivers import NetworkAttachment, PortForward, Share, VMSpec
+from .drivers import NetworkAttachment, PortForward, Share, VMHandle, VMSpec
 from .errors import Conflict, HyperError, UserError
 from .hooks import Hooks
 from .log import get_logger
@@ -84,8 +84,8 @@ class Runtime:
             if image is None or not (image.kernel.is_file() and image.initrd.is_file()):
                 from .guest.image import ensure_image
 
-                self._guest_image = ensure_image(self.config)
-            return self._guest_image
+                image = self._guest_image = ensure_image(self.config)
+            return image
 
     # -- pods ---------------------------------------------------------------
 
@@ -309,7 +309,7 @@ class Runtime:
                 raise Conflict(f"pod {pod.name} is not running (it is {pod.state})")
             self.hooks.pod_pre_stop(pod)
             if pod.state == PodState.PAUSED:
-                self.hypervisor.resume(pod.vm)
+                self.hypervisor.resume(vm_of(pod))
             pod = self.store.transition_pod(pod.id, PodState.STOPPING)
             session = self.sessions.get(pod.id)
             if session:
@@ -317,7 +317,7 @@ class Runtime:
             answering = self.containers.stop_all(pod, timeout)
             if session and answering:  # a silent guest is not asked again: the VMM ends it
                 session.shutdown_guest()
-            self.hypervisor.stop(pod.vm, timeout=self.hypervisor.settings.stop_timeout)
+            self.hypervisor.stop(vm_of(pod), timeout=self.hypervisor.settings.stop_timeout)
             pod = self._vm_ended(pod.id, state)
             log.info("pod stopped", pod_id=pod.id)
             self.hooks.pod_post_stop(pod)
@@ -369,7 +369,7 @@ class Runtime:
             pod = self.store.pod(pod.id)
             if pod.state != PodState.RUNNING:
                 raise Conflict(f"pod {pod.name} is {pod.state}, only a running pod pauses")
-            self.hypervisor.pause(pod.vm)
+            self.hypervisor.pause(vm_of(pod))
             return self.store.transition_pod(pod.id, PodState.PAUSED)
 
     def unpause_pod(self, ref: str) -> Pod:
@@ -378,7 +378,7 @@ class Runtime:
             pod = self.store.pod(pod.id)
             if pod.state != PodState.PAUSED:
                 raise Conflict(f"pod {pod.name} is {pod.state}, not paused")
-            self.hypervisor.resume(pod.vm)
+            self.hypervisor.resume(vm_of(pod))
             return self.store.transition_pod(pod.id, PodState.RUNNING)
 
     def vm_lost(self, pod_id: str, reason: str) -> None:
@@ -435,12 +435,12 @@ class Runtime:
         if add:
             applied = self.network.add_forward(pod.id, attachment, forward) or forward
             if attachment.kind == "user":  # the VMM forwards; the driver keeps nothing
-                self.hypervisor.add_forward(pod.vm, applied)
+                self.hypervisor.add_forward(vm_of(pod), applied)
                 attachment.forwards.append(applied)
         else:
             applied = self.network.remove_forward(pod.id, attachment, forward) or forward
             if attachment.kind == "user":
-                self.hypervisor.remove_forward(pod.vm, applied)
+                self.hypervisor.remove_forward(vm_of(pod), applied)
                 attachment.forwards.remove(applied)
         return applied
 
@@ -458,7 +458,7 @@ class Runtime:
             known.add(pod.id)
             try:
                 self._adopt(pod)
-            except Exception as e:  # one bad pod must not keep the daemon down
+            except Exception as e:  # noqa: BLE001 - one bad pod must not keep the daemon down
                 log.error("adoption failed", pod_id=pod.id, error=str(e))
         self.network.recover({p.id for p in self.store.pods() if p.network and not p.netns})
         runs = self.config.run_root / "pods"
@@ -521,6 +521,13 @@ class Runtime:
         for session in list(self.sessions.values()):
             session.close()
         self.sessions.clear()
+
+
+def vm_of(pod: Pod) -> VMHandle:
+    """The handle of a pod that runs (a pod in any running state has one)."""
+    if pod.vm is None:
+        raise Conflict(f"pod {pod.name} has no VM")
+    return pod.vm
 
 
 def make_roots(config: Config) -> None:

@@ -111,7 +111,8 @@ class AgentClient:
         """Host name, resolver and hosts files, the NIC ({"mac", "address", "gateway"}),
         and what makes a VM cloned from a template its own machine: `entropy` mixed into
         its random pool, `clock_ns` (the host's wall clock) set as its time."""
-        machine = {"entropy_b64": base64.b64encode(entropy).decode()} if entropy else {}
+        machine: dict[str, Any] = {"entropy_b64": base64.b64encode(entropy).decode()} \
+            if entropy else {}
         if clock_ns is not None:
             machine["clock_ns"] = clock_ns
         return self._call("start_pod", timeout, hostname=hostname, dns=list(dns),
@@ -289,7 +290,7 @@ class AgentClient:
             return
         if message.get("event") == "exit":
             with self._lock:
-                self._stdin.pop(message.get("key"), None)
+                self._stdin.pop(str(message.get("key")), None)
         self._deliveries.append((self._on_event, (message,)))
 
     def _handshake(self, result: dict) -> None:
@@ -320,5 +321,5 @@ class AgentClient:
     def _callback(self, callback: Callable, *args: Any) -> None:
         try:
             callback(*args)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a callback's bug must not stop the reader
             self._log.exception("agent client callback failed")

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, overload
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ValidationError
@@ -66,6 +66,12 @@ class Request:
 
     def flag(self, name: str) -> bool:
         return self.query.get(name, "").lower() in ("1", "true", "yes")
+
+    @overload
+    def number(self, name: str, default: float) -> float: ...
+
+    @overload
+    def number(self, name: str, default: None = None) -> float | None: ...
 
     def number(self, name: str, default: float | None = None) -> float | None:
         """A count or a number of seconds: NaN, infinities, negatives and an empty

@@ -26,7 +26,7 @@ from .http import Request, Router
 MAX_ARCHIVE = 16 << 30
 
 
-def build_router(runtime: Runtime) -> Router:
+def build_router(runtime: Runtime) -> Router:  # noqa: C901 - a route per nested function
     api = Router()
     store = runtime.store
 
@@ -375,7 +375,7 @@ def progress_of(work, last_word) -> Iterator[dict[str, Any]]:
     def run() -> None:
         try:
             events.put(last_word(work(events.put)))
-        except Exception as e:  # delivered to the client as the last line
+        except Exception as e:  # noqa: BLE001 - delivered to the client as the last line
             events.put({"error": str(e).splitlines()[0] if str(e) else type(e).__name__})
         events.put(None)
 
@@ -388,7 +388,7 @@ def runtime_info(runtime: Runtime) -> dict[str, Any]:
     config = runtime.config
     try:
         guest = runtime.guest_image().describe()
-    except Exception as e:  # info must answer even when the guest image cannot be built
+    except Exception as e:  # noqa: BLE001 - info must answer even when the guest image cannot be built
         guest = {"error": str(e)}
     pods = runtime.store.pods()
     return {

@@ -47,7 +47,7 @@ def serve(config: configuration.Config) -> None:
     from .routes import build_router
 
     log = logging.get_logger()
-    _lock = single_instance(config)  # noqa: F841 - kept open on purpose
+    _lock = single_instance(config)  # kept open on purpose, until hyperd exits
     check_tables(config)  # every driver's table, selected or not: a mistake shows at once
     runtime = engine.load(config)
     runtime.adopt()

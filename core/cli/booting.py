@@ -12,9 +12,12 @@ import contextlib
 import sys
 import threading
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .client import Client, CommandError
+
+if TYPE_CHECKING:
+    from .client import _Lines
 
 
 class StartProgress:
@@ -24,7 +27,7 @@ class StartProgress:
         self.shown = self.stream.isatty()
         self._lock = threading.Lock()
         self._done = False
-        self._response = None
+        self._response: _Lines | None = None  # the events stream, once open
 
     def __enter__(self) -> StartProgress:
         if self.shown:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 FILE_OPTIONS = {"--podfile", "--kubernetes", "--input", "--output", "--config"}
@@ -66,7 +67,7 @@ def _names_of(metavar: str) -> str:
     return ""
 
 
-def global_flags(parser: argparse.ArgumentParser) -> list[tuple[list[str], str, bool]]:
+def global_flags(parser: argparse.ArgumentParser) -> list[tuple[Sequence[str], str, bool]]:
     return [(a.option_strings, a.help or "", a.nargs != 0) for a in parser._actions
             if a.option_strings]
 
@@ -131,7 +132,7 @@ def _zsh_text(text: str) -> str:
     return re.sub(r"[\[\]:'\\]", "", " ".join(text.split()))[:70]
 
 
-def _zsh_specs(flags: list[tuple[list[str], str, bool]], files: list[str]) -> list[str]:
+def _zsh_specs(flags: Sequence[tuple[Sequence[str], str, bool]], files: list[str]) -> list[str]:
     specs = []
     for names, text, value in flags:
         if "-h" in names:

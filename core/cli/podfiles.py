@@ -9,7 +9,10 @@ runtime would refuse is refused here too, so `validate` says what `run` would.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..fetch import Fetcher
 
 
 class _ConfiguredFetch:
@@ -17,7 +20,7 @@ class _ConfiguredFetch:
 
     def __init__(self, config_file: str | None) -> None:
         self.config_file = config_file
-        self._fetcher = None
+        self._fetcher: Fetcher | None = None
 
     def __call__(self, uri: str) -> bytes:
         if self._fetcher is None:

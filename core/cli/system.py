@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from .. import __version__
@@ -119,7 +120,8 @@ def do_help(client: Client, args) -> int:
     if args.topic is None:
         parser.print_help()
         return 0
-    commands = parser._subparsers._group_actions[0].choices  # the verbs' own parsers
+    verbs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    commands = verbs.choices  # the verbs' own parsers
     if args.topic not in commands:
         raise CommandError(f"no command {args.topic!r}; commands: {', '.join(commands)}")
     commands[args.topic].print_help()

@@ -72,8 +72,8 @@ def do_list(client: Client, args) -> int:
         key = "vm_name" if args.kind == "vm" else "id"
         print("\n".join(p[key] for p in pods))
     elif args.kind == "vm":
-        rows = [(p["vm_name"], p["id"], p["state"]) for p in pods]
-        print(table(("VM name", "POD ID", "Status"), rows))
+        vms = [(p["vm_name"], p["id"], p["state"]) for p in pods]
+        print(table(("VM name", "POD ID", "Status"), vms))
     else:
         rows = [(p["id"], p["name"], p["vm_name"], p["state"], p["address"] or "-")
                 for p in pods]

@@ -10,13 +10,17 @@ import gzip
 import os
 import stat
 from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol
 
 _TRAILER = "TRAILER!!!"
 
 
+class Writable(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+
 class Archive:
-    def __init__(self, out: BinaryIO) -> None:
+    def __init__(self, out: Writable) -> None:
         self._out = out
         self._inode = 0
 

@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from ..errors import HyperError
 
@@ -127,9 +128,10 @@ class Protos:
         self.pool = descriptor_pool.DescriptorPool()
         for file in descriptor_pb2.FileDescriptorSet.FromString(data).file:
             self.pool.Add(file)
-        self._classes: dict[str, type] = {}
+        self._classes: dict[str, Any] = {}
 
-    def message(self, full_name: str) -> type:
+    def message(self, full_name: str) -> Any:
+        """The message class (made at run time from its descriptor, so typed Any)."""
         if full_name not in self._classes:
             from google.protobuf import message_factory
 

@@ -139,6 +139,9 @@ class TaskService:
 
     def _create_container(self, request, spec: dict[str, Any], is_sandbox: bool,
                           io: ProcessIO) -> Task:
+        pod_id = self.pod_id
+        if pod_id is None:  # the sandbox's own container made it; create() checked that
+            raise RpcError(Code.FAILED_PRECONDITION, "no pod to create the container in")
         try:
             root = rootfs.mount_rootfs(request.bundle, list(request.rootfs),
                                        (spec.get("root") or {}).get("path"))
@@ -146,7 +149,7 @@ class TaskService:
             raise RpcError(Code.INVALID_ARGUMENT, f"rootfs: {e}") from None
         try:
             body = ocispec.container_spec(spec, request.id, self.namespace, root)
-            container = self.hyperd.create_container(self.pod_id, body,
+            container = self.hyperd.create_container(pod_id, body,
                                                      stdin_open=bool(request.stdin))
         except BaseException:
             rootfs.unmount_rootfs(request.bundle)

@@ -89,7 +89,7 @@ class Client:
                     slot[0].set()
         except (OSError, frames.FrameError) as e:
             reason = str(e)
-        except Exception as e:  # an answer that is not a ttrpc Response
+        except Exception as e:  # noqa: BLE001 - an answer that is not a ttrpc Response
             reason = f"malformed response: {e}"
         finally:
             reader.close()

@@ -27,8 +27,8 @@ MAX_IN_FLIGHT = 128
 
 @dataclass(frozen=True)
 class Method:
-    request: type
-    response: type
+    request: Any  # message classes, made at run time (protogen.py)
+    response: Any
     handler: Callable[[Any], Any]
 
 
@@ -116,7 +116,7 @@ class Server:
         except RpcError as e:
             writer.fail(frame.stream_id, e)
             return
-        except Exception as e:  # protobuf's DecodeError, or worse: the bytes are not a request
+        except Exception as e:  # noqa: BLE001 - protobuf's DecodeError, or worse: the bytes are not a request
             writer.fail(frame.stream_id, RpcError(Code.INVALID_ARGUMENT,
                                                   f"malformed request: {e}"))
             return

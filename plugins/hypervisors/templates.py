@@ -18,6 +18,7 @@ is made, so that a daemon starting again finds a killed maker's VM by its name.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import fcntl
 import json
@@ -177,7 +178,7 @@ class TemplateStore:
         """This driver's templates."""
         return [template for template in self._all() if template.shape.vmm == self.vmm]
 
-    def _all(self) -> list[Template]:
+    def _all(self) -> builtins.list[Template]:
         if not self.root.is_dir():
             return []
         found = (self._load(entry) for entry in sorted(self.root.iterdir()))

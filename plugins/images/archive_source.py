@@ -5,7 +5,7 @@ from __future__ import annotations
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import IO
 
 from hypercontainer.errors import UserError
 
@@ -41,12 +41,19 @@ class ArchiveSource:
             raise UserError(f"archive lacks blob {digest}") from None
 
     def chunks(self, descriptor: Descriptor) -> Iterator[bytes]:
-        yield from read_chunks(self.tar.extractfile(self.member(descriptor.digest)))
+        yield from read_chunks(self.file(self.member(descriptor.digest)))
+
+    def file(self, member: tarfile.TarInfo) -> IO[bytes]:
+        """The content of a regular file of the archive."""
+        reader = self.tar.extractfile(member)
+        if reader is None:
+            raise UserError(f"archive member {member.name[:100]!r} is not a regular file")
+        return reader
 
     def read(self, descriptor: Descriptor, limit: int, what: str) -> bytes:
         if descriptor.size > limit:
             raise UserError(f"{what} larger than {limit} bytes")
-        data = self.tar.extractfile(self.member(descriptor.digest)).read(limit + 1)
+        data = self.file(self.member(descriptor.digest)).read(limit + 1)
         if len(data) != descriptor.size:
             raise UserError(f"{what}: size mismatch (expected {descriptor.size}, got {len(data)})")
         digests.verify_bytes(data, descriptor.digest, what)
@@ -65,7 +72,7 @@ def member_named(source: ArchiveSource, name: object) -> tarfile.TarInfo:
     return source.members[normal(name)]
 
 
-def read_chunks(reader: BinaryIO | None) -> Iterator[bytes]:
+def read_chunks(reader: IO[bytes] | None) -> Iterator[bytes]:
     if reader is None:
         return
     while chunk := reader.read(CHUNK):

@@ -13,7 +13,7 @@ import hashlib
 import io
 import os
 import zlib
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import zstandard
 from hypercontainer.errors import UserError
@@ -204,7 +204,9 @@ class Gunzip:
 
 def _open(blob: Readable, compression: str) -> Readable:
     if compression == "gzip":
-        return Gunzip(blob)
+        return cast(Readable, Gunzip(blob))
     if compression == "zstd":
-        return zstandard.ZstdDecompressor().stream_reader(blob, read_across_frames=True)
+        reader = zstandard.ZstdDecompressor().stream_reader(cast(Any, blob),
+                                                            read_across_frames=True)
+        return cast(Readable, reader)
     return blob

@@ -22,7 +22,7 @@ from .reference import parse
 
 def loadables(source: ArchiveSource, default_registry: str) -> list[Loadable]:
     """One image per entry of manifest.json."""
-    raw = source.tar.extractfile(source.members["manifest.json"]).read(
+    raw = source.file(source.members["manifest.json"]).read(
         manifest.MAX_MANIFEST_SIZE + 1
     )
     try:
@@ -44,7 +44,7 @@ def _docker_image(source: ArchiveSource, entry: object, default_registry: str) -
     config_info = member_named(source, entry["Config"])
     if config_info.size > manifest.MAX_CONFIG_SIZE:
         raise UserError("image config too large")
-    config = source.tar.extractfile(config_info).read()
+    config = source.file(config_info).read()
     config_digest = digests.of_bytes(config)
     source.paths[config_digest] = normal(entry["Config"])
     layer_descriptors = [_docker_layer(source, name) for name in layers]
@@ -55,15 +55,17 @@ def _docker_image(source: ArchiveSource, entry: object, default_registry: str) -
         "layers": [d.to_json() for d in layer_descriptors],
     })
     parsed = manifest.parse(body)
+    if not isinstance(parsed, manifest.Manifest):  # what we wrote above is one
+        raise UserError("archive entry did not make an image manifest")
     names = [str(tagged(parse(str(t), default_registry))) for t in tags]
     return Loadable(body, digests.of_bytes(body), parsed, names)
 
 
 def _docker_layer(source: ArchiveSource, name: object) -> Descriptor:
     info = member_named(source, name)
-    compression = sniff(source.tar.extractfile(info).read(4))
+    compression = sniff(source.file(info).read(4))
     hasher = hashlib.sha256()
-    for chunk in read_chunks(source.tar.extractfile(info)):
+    for chunk in read_chunks(source.file(info)):
         hasher.update(chunk)
     digest = f"sha256:{hasher.hexdigest()}"
     source.paths[digest] = normal(info.name)

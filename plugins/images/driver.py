@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -73,8 +74,9 @@ class OciImages(Images):
             tags = [parse(r) for r, _, kind in refs if kind == "tag"]
             if not tags:  # pulled by digest only, or untagged: one row, tag <none>
                 names = [parse(r) for r, _, _ in refs]
-                tags = [Reference(names[0].registry, names[0].repository)] if names else [None]
-            for ref in tags:
+                tags = [Reference(names[0].registry, names[0].repository)] if names else []
+            shown: builtins.list[Reference | None] = [*tags] or [None]
+            for ref in shown:
                 repository, tag = familiar(ref) if ref else ("<none>", "<none>")
                 rows.append(ImageSummary(repository, tag, record.id, record.created, record.size))
         return sorted(rows, key=lambda r: (r.repository, r.tag, r.id))
@@ -91,7 +93,7 @@ class OciImages(Images):
         log.info("image pulled", reference=str(ref), id=record.id, layers=len(record.layers))
         return self._resolved(record, str(ref))
 
-    def load(self, archive: Path) -> list[str]:
+    def load(self, archive: Path) -> builtins.list[str]:
         loaded = archives.load(
             self.store, Path(archive), self.settings.default_registry, self.platform, self.limits
         )
@@ -138,7 +140,7 @@ class OciImages(Images):
         if not (destination or name):
             raise UserError(f"{reference!r} is an image id: name where to push it "
                             "(hyperctl push ID REGISTRY/REPOSITORY:TAG)")
-        dest = parse((destination or name).strip(), self.settings.default_registry)
+        dest = parse((destination or name or "").strip(), self.settings.default_registry)
         if dest.digest:
             raise UserError(f"cannot push to {dest}: a push names a tag, the registry "
                             "computes the digest")
@@ -164,10 +166,10 @@ class OciImages(Images):
 
     # -- content out ----------------------------------------------------------
 
-    def save(self, references: list[str], archive: Path) -> None:
+    def save(self, references: builtins.list[str], archive: Path) -> None:
         if not references:
             raise UserError("save needs at least one image")
-        chosen: dict[str, list[str]] = {}
+        chosen: dict[str, builtins.list[str]] = {}
         for text in references:
             image_id, name = self._find(text)
             names = chosen.setdefault(image_id, [])
@@ -182,7 +184,7 @@ class OciImages(Images):
 
     def remove(
         self, reference: str, in_use: Iterable[str] = (), force: bool = False
-    ) -> list[str]:
+    ) -> builtins.list[str]:
         image_id, name = self._find(reference)
         index = self.store.index
         refs = index.refs(image_id)
@@ -252,7 +254,7 @@ class OciImages(Images):
             opaque_dirs={layer: dirs for layer, dirs in opaque.items() if dirs},
         )
 
-    def _stack(self, record: ImageRecord) -> list[str]:
+    def _stack(self, record: ImageRecord) -> builtins.list[str]:
         """Layer directories bottom first; a layer repeated counts once, at its topmost place."""
         seen: set[str] = set()
         top_first = []

@@ -17,6 +17,7 @@ import stat
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any, cast
 
 from hypercontainer.errors import UserError
 
@@ -90,11 +91,12 @@ def extract(stream: TarStream, work: Path, privileged: bool, what: str) -> tuple
         extractor = _Extractor(root, privileged, stream)
         # "r:" and not "r|": TarStream seeks forward, and tarfile then slices headers out
         # of its buffer instead of copying the buffer for each one.
-        with tarfile.open(fileobj=stream, mode="r:", tarinfo=_BoundedTarInfo) as archive:
+        with tarfile.open(fileobj=cast(IO[bytes], stream), mode="r:",
+                          tarinfo=_BoundedTarInfo) as archive:
             while (member := archive.next()) is not None:
                 # tarfile keeps every member it read; a layer's thousands of them only
                 # make the garbage collector's passes longer.
-                archive.members.clear()
+                cast(Any, archive).members.clear()  # its list of members: not in typeshed
                 root.trim()
                 try:
                     extractor.add(member, archive)
@@ -188,6 +190,7 @@ class _Extractor:
         try:
             if member.issparse():
                 source = archive.extractfile(member)
+                assert source is not None  # a regular file has a content
                 while chunk := source.read(COPY_CHUNK):
                     view = memoryview(chunk)
                     while view:
@@ -219,8 +222,10 @@ class _Extractor:
 
     def _hard_link(self, parent: int, parts: Parts, member: tarfile.TarInfo) -> None:
         target = clean(member.linkname, f"hard link {member.name[:100]!r} to")
-        target_parent = self.root.dir(target[:-1], create=False) if target else None
-        if not target or stat.S_ISDIR(_lstat_mode(target[-1], target_parent)):
+        if not target:
+            raise UserError(f"hard link {member.name[:200]!r} points at a directory")
+        target_parent = self.root.dir(target[:-1], create=False)
+        if stat.S_ISDIR(_lstat_mode(target[-1], target_parent)):
             raise UserError(f"hard link {member.name[:200]!r} points at a directory")
         try:
             # follow_symlinks=False: link the entry itself, never what a symlink names.

@@ -114,7 +114,7 @@ class Index:
 
     def refs(self, image_id: str | None = None) -> list[tuple[str, str, str]]:
         """(reference, image id, kind) rows, of one image or all."""
-        query, args = "SELECT reference, image_id, kind FROM refs", ()
+        query, args = "SELECT reference, image_id, kind FROM refs", tuple[str, ...]()
         if image_id:
             query, args = query + " WHERE image_id = ?", (image_id,)
         with self._connect() as db:

@@ -156,7 +156,7 @@ def select(index: Index, wanted: Platform) -> Descriptor:
         offered = ", ".join(sorted({str(d.platform) for d in index.manifests if d.platform}))
         raise UserError(f"no image for platform {wanted} (available: {offered or 'none'})")
     # An exact variant match beats an entry that names none.
-    candidates.sort(key=lambda d: d.platform.variant != wanted.variant)
+    candidates.sort(key=lambda d: (d.platform.variant if d.platform else "") != wanted.variant)
     return candidates[0]
 
 

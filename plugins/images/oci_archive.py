@@ -29,7 +29,7 @@ from .store import Store
 def loadables(source: ArchiveSource, default_registry: str, platform: Platform) -> list[Loadable]:
     """One image per distinct manifest index.json names, for `platform`."""
     index_info = source.members["index.json"]
-    body = source.tar.extractfile(index_info).read(manifest.MAX_MANIFEST_SIZE + 1)
+    body = source.file(index_info).read(manifest.MAX_MANIFEST_SIZE + 1)
     index = manifest.parse(body, manifest.OCI_INDEX)
     if not isinstance(index, manifest.Index):
         raise UserError("archive index.json is not an image index")
@@ -82,7 +82,8 @@ def save(store: Store, images: list[tuple[ImageRecord, list[str]]], path: Path) 
             descriptor["platform"] = {"os": os_, "architecture": arch} | (
                 {"variant": variant} if variant else {}
             )
-        for name in names or [None]:
+        given: list[str | None] = list(names) or [None]
+        for name in given:
             annotations = _save_annotations(name)
             entries.append(descriptor | ({"annotations": annotations} if annotations else {}))
         blobs.update(dict.fromkeys(sorted(record.blobs())))

@@ -34,5 +34,7 @@ def run_all(
             for future in pending:
                 future.cancel()
             wait(pending)
-            raise failed[0].exception()
+            error = failed[0].exception()
+            assert error is not None  # `failed` holds only futures that raised
+            raise error
     return [future.result() for future in futures]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
-from hypercontainer.errors import UserError
+from hypercontainer.errors import DriverError, UserError
 
 from . import digests
 from .importer import Progress
@@ -118,6 +118,8 @@ class Pusher:
                 self._abandon(location)  # the next source gets its own attempt
         if location is None:
             location, min_chunk = self._start(blob)
+        if location is None:  # only a mount (not asked for here) gives none
+            raise DriverError(f"{self.dest}: the registry gave no upload location")
         sent = 0
 
         def count(n: int) -> None:

@@ -179,11 +179,13 @@ class RegistryClient:
         return f"try `hyperctl login {self.registry}`"
 
     def _url(self, ref: Reference, path: str) -> str:
+        """`path` as a URL (the registry has been reached: its base is known)."""
         if path.startswith(("http://", "https://")):
             return path
+        base = self._base or ""
         if path.startswith("/"):  # a Location relative to the registry
-            return urllib.parse.urljoin(self._base, path)
-        return f"{self._base}/v2/{ref.repository}/{path}"
+            return urllib.parse.urljoin(base, path)
+        return f"{base}/v2/{ref.repository}/{path}"
 
     def _get(self, ref: Reference, path: str, what: str, **kwargs) -> requests.Response:
         response = self.request("GET", ref, path, **kwargs)

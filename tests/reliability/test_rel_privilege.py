@@ -151,7 +151,7 @@ def test_another_user_can_neither_reach_nor_read(daemon, accounts):
         "PermissionError")
     assert as_user(stranger, lambda: os.listdir(daemon.state_root))[1].startswith(
         "PermissionError")
-    assert as_user(stranger, lambda: open(daemon.state_root / "state.db", "rb").read(1))[
+    assert as_user(stranger, lambda: open(daemon.state_root / "state.db", "rb").read(1))[  # noqa: SIM115 - the open is what fails
         1].startswith("PermissionError")
     for args in (("list",), ("rm", "victim"), ("start", "victim")):
         verdict, answer = as_user(stranger, lambda a=args: hyperctl(config, *a))

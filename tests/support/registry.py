@@ -241,7 +241,7 @@ class TokenServer:
         holder: dict = {}
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 holder["server"].handle_token_request(self)
 
             def log_message(self, *args) -> None:

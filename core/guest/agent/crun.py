@@ -104,10 +104,10 @@ def _receive_console(listener: socket.socket, proc: subprocess.Popen) -> int | N
     """The pty master crun sends on the console socket; None if crun exits first."""
     pidfd = os.pidfd_open(proc.pid)
     try:
-        ready, _, _ = select.select([listener, pidfd], [], [])
-        if listener not in ready:
+        ready, _, _ = select.select([listener.fileno(), pidfd], [], [])
+        if listener.fileno() not in ready:
             # crun exited; it may still have connected just before.
-            ready, _, _ = select.select([listener], [], [], 0)
+            ready, _, _ = select.select([listener.fileno()], [], [], 0)
             if not ready:
                 return None
         connection, _ = listener.accept()

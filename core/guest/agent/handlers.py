@@ -199,9 +199,10 @@ def _mount(mount: Args) -> dict:
     destination = _absolute(mount, "destination")
     if destination == "/":
         raise mount.fail("cannot mount a volume on /")
-    result = {"type": kind, "destination": destination, "readonly": mount.bool("readonly")}
+    result: dict = {"type": kind, "destination": destination,
+                    "readonly": mount.bool("readonly")}
     if kind == "share":
-        result.update(_share_dir(mount))
+        result.update(_share_dir(mount) or {})
     elif kind == "empty":
         result["name"] = mount.id("name")
     elif kind == "tmpfs":

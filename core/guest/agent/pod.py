@@ -135,7 +135,7 @@ def _route(route: dict[str, str]) -> tuple[str, str | None]:
     if not isinstance(route, dict) or set(route) - {"dst", "gateway"}:
         raise Failure(f"invalid route {str(route)[:80]}: expected dst and gateway")
     try:
-        destination = ipaddress.ip_network(route.get("dst"))
+        destination = ipaddress.ip_network(route.get("dst") or "")
         via = ipaddress.ip_address(route["gateway"]) if route.get("gateway") else None
     except (TypeError, ValueError) as exc:
         raise Failure(f"invalid route {str(route)[:80]}: {exc}") from None

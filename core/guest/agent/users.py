@@ -78,6 +78,7 @@ def resolve(rootfs: str, spec: str, additional_groups: list[str] | None = None) 
     for extra in additional_groups or []:
         supplementary.append(_group_id(extra, groups))
     unique = [g for index, g in enumerate(supplementary) if g not in supplementary[:index]]
+    assert uid is not None  # a name was looked up above, or refused
     return User(uid, gid, unique, home or "/")
 
 

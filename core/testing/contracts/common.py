@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import ValidationError
 
 from ...config import Config
@@ -11,7 +13,7 @@ from ...errors import UserError
 from ..rules import broken, check
 
 
-def check_declarations(cls: type, kind: type[Driver]) -> None:
+def check_declarations(cls: Any, kind: type[Driver]) -> None:
     check(isinstance(cls, type) and issubclass(cls, kind), "D1",
           f"{cls!r} is not a subclass of hypercontainer.drivers.{kind.__name__}")
     check(isinstance(getattr(cls, "name", None), str) and cls.name, "D1",

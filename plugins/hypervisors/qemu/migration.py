@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import Any
 
 from hypercontainer.errors import DriverError
 from qemu.qmp import QMPClient, QMPError
@@ -29,7 +30,8 @@ async def _migrated(client: QMPClient, command: str, uri: str) -> None:
     with client.listener("MIGRATION") as events:
         await client.execute(command, {"uri": uri})
         while True:
-            status = (await events.get())["data"]["status"]
+            event: Any = await events.get()  # a QMP event message: a mapping
+            status = event["data"]["status"]
             if status == "completed":
                 return
             if status in ("failed", "cancelled"):
@@ -44,7 +46,8 @@ def save_when_agent_waits(monitor: Path, state: Path, timeout: float) -> None:
         with client.listener("VSERPORT_CHANGE") as ports:
             await client.execute("cont")
             while True:
-                data = (await ports.get())["data"]
+                event: Any = await ports.get()
+                data = event["data"]
                 if data.get("id") == AGENT_PORT_ID and data.get("open"):
                     break
         await client.execute("stop")

@@ -56,7 +56,7 @@ def execute(socket: Path, command: str, arguments: dict[str, Any] | None = None,
     try:
         return _run(_session(socket, [(command, arguments)]), timeout)[0]
     except ExecuteError as e:
-        raise DriverError(f"qemu refused {command}: {e.error.desc}") from None
+        raise DriverError(f"qemu refused {command}: {getattr(e.error, 'desc', e)}") from None
     except (*LOST, TimeoutError) as e:
         raise DriverError(f"qemu monitor {socket}: {command} failed: {e or type(e).__name__}") \
             from None

@@ -93,4 +93,6 @@ class Records:
 def _all(db: sqlite3.Connection) -> list[Record]:
     rows = db.execute("SELECT pod_id, container_id, netns, ifname, network, config, forwards "
                       "FROM cni_attachments ORDER BY rowid")
-    return [Record(*row[:6], [PortForward(**f) for f in json.loads(row[6])]) for row in rows]
+    return [Record(pod, container, netns, ifname, network, config,
+                   [PortForward(**f) for f in json.loads(forwards)])
+            for pod, container, netns, ifname, network, config, forwards in rows]

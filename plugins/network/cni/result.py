@@ -18,7 +18,8 @@ class PodAddressing:
 
 def read(result: dict[str, Any], ifname: str, network: str) -> PodAddressing:
     """The addresses the result puts on `ifname` inside the sandbox; refuses none at all."""
-    interfaces = result.get("interfaces") if isinstance(result.get("interfaces"), list) else []
+    found = result.get("interfaces")
+    interfaces: list[Any] = found if isinstance(found, list) else []
     addresses = []
     for ip in result.get("ips") or []:
         if not isinstance(ip, dict) or not isinstance(ip.get("address"), str):
@@ -35,7 +36,8 @@ def read(result: dict[str, Any], ifname: str, network: str) -> PodAddressing:
                               "in the result") from None
     if not addresses:
         raise DriverError(f"CNI network {network} gave the pod no address")
-    dns = result.get("dns") if isinstance(result.get("dns"), dict) else {}
+    given = result.get("dns")
+    dns: dict[str, Any] = given if isinstance(given, dict) else {}
     servers = [s for s in dns.get("nameservers") or [] if isinstance(s, str) and _is_ip(s)]
     return PodAddressing(addresses, servers)
 

@@ -105,7 +105,7 @@ class Harness:
         env = dict(os.environ, HC=str(hc), STATE=str(state), SOCK=str(self.socket_path),
                    SHARES=str(self.shares), TOOLS=str(tools))
         script = WRAPPER.format(mac=MAC, python=sys.executable)
-        self.log = open(root / "agent.log", "wb")
+        self.log = open(root / "agent.log", "wb")  # noqa: SIM115 - the agent's lifetime
         self.process = subprocess.Popen(
             ["unshare", "--kill-child", "--mount", "--uts", "--ipc", "--pid", "--net", "--fork",
              "--mount-proc", "sh", "-c", script],

@@ -61,8 +61,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ch_openapi import Spec  # noqa: E402
-from hypercontainer.testing.fakeguest import FakeGuest  # noqa: E402
+from ch_openapi import Spec
+from hypercontainer.testing.fakeguest import FakeGuest
 
 API_ROOT = "/api/v1"
 VERSION = "cloud-hypervisor v0.0.0-standin"
@@ -599,10 +599,10 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: Server
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         self._serve("GET")
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._serve("PUT")
 
     def log_message(self, format: str, *args: Any) -> None:

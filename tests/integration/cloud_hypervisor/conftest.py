@@ -24,7 +24,7 @@ from hypercontainer.drivers import VMSpec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ch_openapi import Spec  # noqa: E402
+from ch_openapi import Spec
 
 STANDIN = Path(__file__).resolve().parent / "ch_standin.py"
 

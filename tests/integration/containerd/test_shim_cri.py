@@ -48,7 +48,7 @@ def pod(cri, containerd, tmp_path_factory):
     yield pod
     try:
         pod.remove()
-    except Exception:  # removed by the test already
+    except Exception:  # noqa: BLE001 - removed by the test already
         pass
 
 

@@ -7,7 +7,7 @@ from hypercontainer.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hc_netns import NetNs, host_network  # noqa: E402
+from hc_netns import NetNs, host_network
 
 
 @pytest.fixture

@@ -101,7 +101,7 @@ def _call_inside(netns: Path, fn: Callable, args: tuple, sender) -> None:
     try:
         _setns(netns)
         result = (True, fn(*args))
-    except BaseException as e:  # noqa: B036 - everything goes back to the test
+    except BaseException as e:  # noqa: B036, BLE001 - everything goes back to the test
         e.add_note(traceback.format_exc())
         result = (False, e)
     sender.send(result)

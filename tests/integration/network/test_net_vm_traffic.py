@@ -109,7 +109,7 @@ def test_user_container_reaches_the_host(user_daemon):
     seen = threading.Event()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - the stdlib's name
+        def do_GET(self):
             requests.append(self.client_address[0])
             body = b"hello from the host\n"
             self.send_response(200)

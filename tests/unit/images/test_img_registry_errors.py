@@ -46,7 +46,7 @@ class Scripted(http.server.BaseHTTPRequestHandler):
     faults: dict[str, str] = {}
     seen_authorization: list[str | None] = []
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         parts = self.path.split("/")
         repository = parts[parts.index("test") + 1] if "test" in parts else ""
         fault = self.faults.get(repository, "")

@@ -78,7 +78,7 @@ def _worker(path, worker, start, results):
     for i in range(PODS_EACH):
         try:
             lease = allocate(path, f"pod-{worker}-{i}")
-        except Exception as e:  # reported to the test rather than lost with the process
+        except Exception as e:  # noqa: BLE001 - reported to the test rather than lost with the process
             results.put(("error", repr(e)))
         else:
             results.put((lease.pod_id, str(lease.address)))
