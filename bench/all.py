@@ -40,8 +40,13 @@ WRITES_JSON = {"pod_start.py", "pod_memory.py", "list_latency.py", "pull.py"}
 
 
 def command(benchmark: Benchmark, quick: bool, scratch: Path) -> list[str]:
-    argv = [sys.executable, str(HERE / benchmark.script), *benchmark.options,
-            "--runs", str(benchmark.quick_runs if quick else benchmark.runs)]
+    argv = [
+        sys.executable,
+        str(HERE / benchmark.script),
+        *benchmark.options,
+        "--runs",
+        str(benchmark.quick_runs if quick else benchmark.runs),
+    ]
     if not quick:
         return [*argv, "--write-docs"]
     return [*argv, "--results-dir", str(scratch)] if benchmark.script in WRITES_JSON else argv
@@ -63,8 +68,10 @@ def main() -> int:
             print(f"=== {name}: {' '.join(argv[1:])}", flush=True)
             started = time.monotonic()
             done = subprocess.run(argv, check=False)
-            print(f"=== {name}: exit {done.returncode} after "
-                  f"{time.monotonic() - started:.0f} s", flush=True)
+            print(
+                f"=== {name}: exit {done.returncode} after {time.monotonic() - started:.0f} s",
+                flush=True,
+            )
             if done.returncode != 0:
                 failed.append(name)
     if failed:

@@ -58,8 +58,9 @@ def hyperctl_command() -> list[str]:
 def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
     """Seconds `argv` took, and its output; a failure ends the benchmark."""
     started = time.perf_counter()
-    done = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
+    )
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.strip()}")
@@ -75,14 +76,29 @@ def run_pod(daemon: Hyperd, memory_mb: int = 128) -> tuple[float, str]:
 def run_pod_at(daemon: Hyperd, memory_mb: int = 128) -> tuple[float, float, str]:
     """run_pod(), also returning the wall-clock time it was launched at."""
     launched = time.time()
-    elapsed, out = timed([*hyperctl_command(), "run", "-d", "--cpu", "1", "--memory",
-                          str(memory_mb), "busybox", *SERVE], daemon.env)
+    elapsed, out = timed(
+        [
+            *hyperctl_command(),
+            "run",
+            "-d",
+            "--cpu",
+            "1",
+            "--memory",
+            str(memory_mb),
+            "busybox",
+            *SERVE,
+        ],
+        daemon.env,
+    )
     found = POD_ID.search(out)
     if not found:
         raise SystemExit(f"hyperctl run -d printed no pod id: {out!r}")
     pod = found[1]
-    states = [row[3] for row in rows(daemon.hyperctl("list", "container", check=True).stdout)
-              if row[2] == pod]
+    states = [
+        row[3]
+        for row in rows(daemon.hyperctl("list", "container", check=True).stdout)
+        if row[2] == pod
+    ]
     if states != ["running"]:
         raise SystemExit(f"pod {pod}: container states {states} after run -d, not running")
     return launched, elapsed, pod
@@ -128,8 +144,12 @@ def private_daemons(*configs: str) -> Iterator[list[tuple[Hyperd, GuestImage]]]:
     try:
         guest = pinned_guest(workdir)
         for config in configs:
-            daemons.append(Hyperd(config=f'[guest]\nkernel = "{guest.kernel}"\n'
-                                         f'initrd = "{guest.initrd}"\n' + config))
+            daemons.append(
+                Hyperd(
+                    config=f'[guest]\nkernel = "{guest.kernel}"\n'
+                    f'initrd = "{guest.initrd}"\n' + config
+                )
+            )
             daemons[-1].start()
             daemons[-1].load_busybox()
         yield [(daemon, guest) for daemon in daemons]
@@ -151,8 +171,7 @@ def entry_point(main: Callable[[], object]) -> None:
     try:
         main()
     except KeyboardInterrupt:
-        print("interrupted; every pod, VM and daemon of the benchmark is gone",
-              file=sys.stderr)
+        print("interrupted; every pod, VM and daemon of the benchmark is gone", file=sys.stderr)
         sys.exit(130)
 
 
@@ -166,19 +185,29 @@ def summary(samples: list[float]) -> dict[str, float]:
         q1, _, q3 = statistics.quantiles(ordered, n=4, method="inclusive")
     else:
         q1 = q3 = ordered[0]
-    return {"median": statistics.median(ordered), "q1": q1, "q3": q3,
-            "min": ordered[0], "max": ordered[-1], "n": len(ordered)}
+    return {
+        "median": statistics.median(ordered),
+        "q1": q1,
+        "q3": q3,
+        "min": ordered[0],
+        "max": ordered[-1],
+        "n": len(ordered),
+    }
 
 
 def table(rows_: list[tuple[str, list[float]]], unit: str, digits: int = 2) -> list[str]:
     """A markdown table: one row per measured quantity."""
-    lines = [f"| | median ({unit}) | IQR ({unit}) | min–max ({unit}) | runs |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"| | median ({unit}) | IQR ({unit}) | min–max ({unit}) | runs |",
+        "|---|---|---|---|---|",
+    ]
     for label, samples in rows_:
         s = summary(samples)
-        lines.append(f"| {label} | {s['median']:.{digits}f} | {s['q1']:.{digits}f}–"
-                     f"{s['q3']:.{digits}f} | {s['min']:.{digits}f}–{s['max']:.{digits}f} "
-                     f"| {s['n']} |")
+        lines.append(
+            f"| {label} | {s['median']:.{digits}f} | {s['q1']:.{digits}f}–"
+            f"{s['q3']:.{digits}f} | {s['min']:.{digits}f}–{s['max']:.{digits}f} "
+            f"| {s['n']} |"
+        )
     return lines
 
 
@@ -187,17 +216,25 @@ def table(rows_: list[tuple[str, list[float]]], unit: str, digits: int = 2) -> l
 
 def machine() -> dict[str, object]:
     """What the figures depend on besides the code."""
-    qemu = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True,
-                          text=True, check=False).stdout.splitlines()[:1]
-    return {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "cpus": os.cpu_count(),
-            "load_average": round(os.getloadavg()[0], 2), "kernel": os.uname().release,
-            "qemu": qemu[0] if qemu else "unknown", "python": sys.version.split()[0]}
+    qemu = subprocess.run(
+        ["qemu-system-x86_64", "--version"], capture_output=True, text=True, check=False
+    ).stdout.splitlines()[:1]
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "cpus": os.cpu_count(),
+        "load_average": round(os.getloadavg()[0], 2),
+        "kernel": os.uname().release,
+        "qemu": qemu[0] if qemu else "unknown",
+        "python": sys.version.split()[0],
+    }
 
 
 def conditions(start: dict[str, object], end: dict[str, object]) -> str:
     """One sentence on when and under what load the figures were taken."""
-    return (f"{start['date']}, {start['cpus']} CPUs, load average {start['load_average']} "
-            f"at the start and {end['load_average']} at the end, {start['qemu']}.")
+    return (
+        f"{start['date']}, {start['cpus']} CPUs, load average {start['load_average']} "
+        f"at the start and {end['load_average']} at the end, {start['qemu']}."
+    )
 
 
 def arguments(doc: str, runs: int) -> argparse.ArgumentParser:
@@ -205,8 +242,12 @@ def arguments(doc: str, runs: int) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--runs", type=int, default=runs)
     parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
-    parser.add_argument("--results-dir", type=Path, default=RESULTS,
-                        help="where the JSON results go (default: bench/results)")
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=RESULTS,
+        help="where the JSON results go (default: bench/results)",
+    )
     return parser
 
 
@@ -224,7 +265,7 @@ def write_section(heading: str, section: str) -> None:
     if heading in text:
         start = text.index(heading)
         end = text.find("\n## ", start + len(heading))
-        text = text[:start] + section + ("\n" + text[end + 1:] if end != -1 else "")
+        text = text[:start] + section + ("\n" + text[end + 1 :] if end != -1 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section
     DOCS.write_text(text)

@@ -48,8 +48,14 @@ def create_pods(daemon: Hyperd, count: int, running: bool) -> None:
             print(f"pod {index + 1}/{count} running after {seconds:.1f} s", flush=True)
             continue
         podfile = daemon.root / f"pod-{index}.json"
-        podfile.write_text(json.dumps({"id": f"bench-{index:02d}", "containers": [
-            {"image": "busybox", "command": ["sh", "-c", "sleep 100000"]}]}))
+        podfile.write_text(
+            json.dumps(
+                {
+                    "id": f"bench-{index:02d}",
+                    "containers": [{"image": "busybox", "command": ["sh", "-c", "sleep 100000"]}],
+                }
+            )
+        )
         daemon.hyperctl("create", "-p", str(podfile), check=True)
 
 
@@ -69,8 +75,12 @@ def measure(runs: int, pods: int, running: bool) -> dict:
                 seconds = timed(argv, daemon.env)[0]
                 if index >= WARM_UP:
                     samples[name].append(seconds)
-        return {"samples": samples, "commands": commands, "pods": pods,
-                "states": sorted({row[3] for row in listed})}
+        return {
+            "samples": samples,
+            "commands": commands,
+            "pods": pods,
+            "states": sorted({row[3] for row in listed}),
+        }
 
 
 def report(result: dict, heading: str) -> str:
@@ -84,8 +94,7 @@ def report(result: dict, heading: str) -> str:
         "",
         f"`hyperctl list` with {result['pods']} pods ({', '.join(result['states'])}) "
         f"against `python3 -c pass` on the same interpreter, alternating, "
-        f"{len(listing)} runs each; " + conditions(result["machine_start"],
-                                                   result["machine_end"]),
+        f"{len(listing)} runs each; " + conditions(result["machine_start"], result["machine_end"]),
         "",
         *table([*ms.items(), ("hyperctl list − python3 -c pass", difference)], "ms", 0),
         "",
@@ -103,8 +112,11 @@ def main() -> None:
     args = parser.parse_args()
     start = machine()
     result = measure(args.runs, args.pods, args.running)
-    result.update(machine_start=start, machine_end=machine(),
-                  summaries={name: summary(v) for name, v in result["samples"].items()})
+    result.update(
+        machine_start=start,
+        machine_end=machine(),
+        summaries={name: summary(v) for name, v in result["samples"].items()},
+    )
     name = "list_latency_running" if args.running else "list_latency"
     path = write_results(args.results_dir, name, result)
     heading = HEADING_RUNNING if args.running else HEADING

@@ -100,8 +100,9 @@ def settle(daemon: Hyperd) -> float:
     while time.monotonic() - started < SETTLE_TIMEOUT:
         window = [*window, sum(memory_kib(p)["pss"] for p in qemu_pids(daemon.run_root))]
         window = window[-SETTLE_WINDOW:]
-        if len(window) == SETTLE_WINDOW and max(window) - min(window) <= \
-                SETTLE_TOLERANCE * max(window):
+        if len(window) == SETTLE_WINDOW and max(window) - min(window) <= SETTLE_TOLERANCE * max(
+            window
+        ):
             break
         time.sleep(1)
     return time.monotonic() - started
@@ -134,9 +135,12 @@ def one_run(daemon: Hyperd, guest: GuestImage, index: int, runs: int) -> dict:
                 pods.append(run_pod(daemon, memory_mb=GUEST_MB)[1])
             waited = settle(daemon)
             result[str(count)] = {**snapshot(daemon, guest, count), "settled_after": waited}
-            print(f"run {index}/{runs}, {_pods(str(count))}: QEMU PSS per pod "
-                  f"{_mean(result[str(count)]['qemu_pss']):.1f} MiB "
-                  f"(idle after {waited:.0f} s)", flush=True)
+            print(
+                f"run {index}/{runs}, {_pods(str(count))}: QEMU PSS per pod "
+                f"{_mean(result[str(count)]['qemu_pss']):.1f} MiB "
+                f"(idle after {waited:.0f} s)",
+                flush=True,
+            )
     finally:
         remove_pods(daemon, pods)
     return result
@@ -169,15 +173,14 @@ def figures(results: list[dict]) -> dict[str, list[float]]:
     """One sample per run for each reported quantity of one kind of pod."""
     out: dict[str, list[float]] = {}
     for count in ("1", "10"):
-        out[f"QEMU PSS per pod, {_pods(count)}"] = [_mean(r[count]["qemu_pss"])
-                                                    for r in results]
-        out[f"QEMU RSS per pod, {_pods(count)}"] = [_mean(r[count]["qemu_rss"])
-                                                    for r in results]
+        out[f"QEMU PSS per pod, {_pods(count)}"] = [_mean(r[count]["qemu_pss"]) for r in results]
+        out[f"QEMU RSS per pod, {_pods(count)}"] = [_mean(r[count]["qemu_rss"]) for r in results]
     out["QEMU PSS total, 10 pods"] = [sum(r["10"]["qemu_pss"]) for r in results]
     for count in ("1", "10"):
         for part in PARTS:
             out[f"{PART_PREFIX}{part}, {_pods(count)}"] = [
-                _mean(r[count]["qemu_pss_parts"][part]) for r in results]
+                _mean(r[count]["qemu_pss_parts"][part]) for r in results
+            ]
     for count in ("0", "1", "10"):
         out[f"hyperd RSS, {_pods(count)}"] = [r[count]["hyperd_rss"] for r in results]
     for count in ("0", "1", "10"):
@@ -203,18 +206,27 @@ def report(result: dict) -> str:
         lines += [
             f"### {kind.capitalize()} pods",
             "",
-            *table([(name, v) for name, v in quantities.items()
-                    if not name.startswith(PART_PREFIX)], "MiB", digits=1),
+            *table(
+                [(name, v) for name, v in quantities.items() if not name.startswith(PART_PREFIX)],
+                "MiB",
+                digits=1,
+            ),
             "",
             "Where a QEMU's PSS goes, by mapping (the guest's RAM is the mapping of its "
             "size, the TCG translation cache the anonymous executable one; QEMU maps the "
             "guest kernel and initrd files, whose page-cache pages all QEMUs share):",
             "",
-            *table([(name.removeprefix(PART_PREFIX), v) for name, v in quantities.items()
-                    if name.startswith(PART_PREFIX)], "MiB", digits=1),
+            *table(
+                [
+                    (name.removeprefix(PART_PREFIX), v)
+                    for name, v in quantities.items()
+                    if name.startswith(PART_PREFIX)
+                ],
+                "MiB",
+                digits=1,
+            ),
             "",
-            f"With 10 pods the single QEMU processes ranged {min(ten):.1f}–{max(ten):.1f} "
-            "MiB PSS.",
+            f"With 10 pods the single QEMU processes ranged {min(ten):.1f}–{max(ten):.1f} MiB PSS.",
             "",
         ]
     lines += [
@@ -234,10 +246,16 @@ def main() -> None:
     start = machine()
     runs = measure(args.runs)
     quantities = {kind: figures(runs[kind]) for kind in KINDS}
-    result = {"runs": runs, "figures": quantities, "machine_start": start,
-              "machine_end": machine(),
-              "summaries": {kind: {name: summary(values) for name, values in q.items()}
-                            for kind, q in quantities.items()}}
+    result = {
+        "runs": runs,
+        "figures": quantities,
+        "machine_start": start,
+        "machine_end": machine(),
+        "summaries": {
+            kind: {name: summary(values) for name, values in q.items()}
+            for kind, q in quantities.items()
+        },
+    }
     path = write_results(args.results_dir, "pod_memory", result)
     section = report(result)
     print(section + f"\n(results: {path})")

@@ -66,17 +66,26 @@ PHASES = {
 }
 
 
-def bare_boot(driver: QemuHypervisor, guest: GuestImage, work: Path,
-              name: str) -> tuple[float, str]:
+def bare_boot(
+    driver: QemuHypervisor, guest: GuestImage, work: Path, name: str
+) -> tuple[float, str]:
     """Seconds from asking the driver for a VM until the guest's /init runs, and the
     accelerator the driver chose."""
     run_dir, console = work / name, work / f"{name}.console"
     os.mkfifo(console)
     # Opened first and non-blocking, so QEMU's open for writing does not wait for us.
     reader = os.open(console, os.O_RDONLY | os.O_NONBLOCK)
-    spec = VMSpec(pod_id=name, vm_name=name, vcpus=1, memory_mb=128, kernel=guest.kernel,
-                  initrd=guest.initrd, kernel_args=list(guest.kernel_args), run_dir=run_dir,
-                  console_log=console)
+    spec = VMSpec(
+        pod_id=name,
+        vm_name=name,
+        vcpus=1,
+        memory_mb=128,
+        kernel=guest.kernel,
+        initrd=guest.initrd,
+        kernel_args=list(guest.kernel_args),
+        run_dir=run_dir,
+        console_log=console,
+    )
     try:
         started = time.perf_counter()
         handle = driver.start(spec)
@@ -99,8 +108,10 @@ def _wait_for_marker(reader: int) -> None:
                 raise SystemExit(f"bare boot: no {MARKER.decode()!r} in {BOOT_TIMEOUT:g} s")
             chunk = os.read(reader, 65536)
             if not chunk:
-                raise SystemExit("bare boot: QEMU closed the console before init ran:\n"
-                                 + seen.decode(errors="replace")[-2000:])
+                raise SystemExit(
+                    "bare boot: QEMU closed the console before init ran:\n"
+                    + seen.decode(errors="replace")[-2000:]
+                )
             seen = (seen + chunk)[-65536:]
 
 
@@ -114,11 +125,11 @@ def phases(log: Path, pod: str, launched: float, elapsed: float) -> dict[str, fl
             continue
         if entry.get("pod_id") == pod and entry.get("event") in PHASES:
             marks[entry["event"]] = datetime.fromisoformat(entry["timestamp"]).timestamp()
-    ends = [marks.get(event, float("nan")) if event else launched + elapsed
-            for event in PHASES]
+    ends = [marks.get(event, float("nan")) if event else launched + elapsed for event in PHASES]
     starts = [launched, *ends[:-1]]
-    return {label: end - start for label, start, end in zip(PHASES.values(), starts, ends,
-                                                             strict=True)}
+    return {
+        label: end - start for label, start, end in zip(PHASES.values(), starts, ends, strict=True)
+    }
 
 
 KINDS = ("bare", "cold", "templated")
@@ -130,12 +141,14 @@ def measure(runs: int) -> dict:
         work = cold.run_root / "bare"
         work.mkdir()
         breakdown: dict[str, dict[str, list[float]]] = {
-            kind: {label: [] for label in PHASES.values()} for kind in KINDS[1:]}
+            kind: {label: [] for label in PHASES.values()} for kind in KINDS[1:]
+        }
 
         def pod(kind: str, daemon: Hyperd) -> float:
             launched, elapsed, pod_id = run_pod_at(daemon)
-            for label, seconds in phases(daemon.root / "hyperd.log", pod_id, launched,
-                                         elapsed).items():
+            for label, seconds in phases(
+                daemon.root / "hyperd.log", pod_id, launched, elapsed
+            ).items():
                 if not math.isnan(seconds):  # an event hyperd no longer logs
                     breakdown[kind][label].append(seconds)
             remove_pods(daemon, [pod_id])
@@ -148,8 +161,11 @@ def measure(runs: int) -> dict:
             accelerators.add(accelerator)
             return seconds
 
-        start = {"bare": bare, "cold": lambda i: pod("cold", cold),
-                 "templated": lambda i: pod("templated", templated)}
+        start = {
+            "bare": bare,
+            "cold": lambda i: pod("cold", cold),
+            "templated": lambda i: pod("templated", templated),
+        }
         print("warm-up (untimed): one bare boot, one cold pod, one templated pod", flush=True)
         for kind in KINDS:
             start[kind](0)
@@ -158,13 +174,18 @@ def measure(runs: int) -> dict:
                 seconds.clear()
         samples: dict[str, list[float]] = {kind: [] for kind in KINDS}
         for index in range(1, runs + 1):
-            order = KINDS[index % 3:] + KINDS[:index % 3]
+            order = KINDS[index % 3 :] + KINDS[: index % 3]
             for kind in order:
                 samples[kind].append(start[kind](index))
-            print(f"run {index}/{runs}: " + ", ".join(
-                f"{kind} {samples[kind][-1]:.2f} s" for kind in KINDS), flush=True)
-        per_run = {kind: [p / b for p, b in zip(samples[kind], samples["bare"], strict=True)]
-                   for kind in KINDS[1:]}
+            print(
+                f"run {index}/{runs}: "
+                + ", ".join(f"{kind} {samples[kind][-1]:.2f} s" for kind in KINDS),
+                flush=True,
+            )
+        per_run = {
+            kind: [p / b for p, b in zip(samples[kind], samples["bare"], strict=True)]
+            for kind in KINDS[1:]
+        }
         return {
             **samples,
             "ratio_cold": per_run["cold"],
@@ -190,8 +211,14 @@ def report(result: dict) -> str:
         f"first line. {len(result['bare'])} runs, rotating the order; "
         + conditions(result["machine_start"], result["machine_end"]),
         "",
-        *table([("bare boot to init", result["bare"]), ("cold pod start", result["cold"]),
-                ("templated pod start", result["templated"])], "s"),
+        *table(
+            [
+                ("bare boot to init", result["bare"]),
+                ("cold pod start", result["cold"]),
+                ("templated pod start", result["templated"]),
+            ],
+            "s",
+        ),
         "",
         f"Per run, pod start / bare boot: cold **{cold['median']:.2f}** median "
         f"({cold['min']:.2f}–{cold['max']:.2f}), templated **{templated['median']:.2f}** "
@@ -201,9 +228,12 @@ def report(result: dict) -> str:
         "",
     ]
     for kind in KINDS[1:]:
-        lines += [f"Where a {kind} pod start's time goes (from hyperd's log timestamps):", "",
-                  *table([item for item in result["breakdown"][kind].items() if item[1]],
-                         "s"), ""]
+        lines += [
+            f"Where a {kind} pod start's time goes (from hyperd's log timestamps):",
+            "",
+            *table([item for item in result["breakdown"][kind].items() if item[1]], "s"),
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -212,9 +242,11 @@ def main() -> None:
     args = parser.parse_args()
     start = machine()
     result = measure(args.runs)
-    result.update(machine_start=start, machine_end=machine(),
-                  summaries={k: summary(result[k]) for k in (*KINDS, "ratio_cold",
-                                                              "ratio_templated")})
+    result.update(
+        machine_start=start,
+        machine_end=machine(),
+        summaries={k: summary(result[k]) for k in (*KINDS, "ratio_cold", "ratio_templated")},
+    )
     path = write_results(args.results_dir, "pod_start", result)
     section = report(result)
     print(section + f"\n(results: {path})")

@@ -47,9 +47,9 @@ from common import (
 
 sys.path.insert(0, str(REPO))
 
-from tests.support import imagebuild  # noqa: E402
-from tests.support.daemon import Hyperd  # noqa: E402
-from tests.support.registry import Registry  # noqa: E402
+from tests.support import imagebuild
+from tests.support.daemon import Hyperd
+from tests.support.registry import Registry
 
 HEADING = "## Image pull (bench/pull.py)"
 SMALL_FILES_TREES = ["/usr/lib/python3", "/usr/share/perl", "/usr/share/locale"]
@@ -64,29 +64,43 @@ class Podman:
     """Debian's podman with a storage of its own under `workdir`."""
 
     def __init__(self, workdir: Path) -> None:
-        self.base = ["podman", "--root", str(workdir / "root"), "--runroot",
-                     str(workdir / "run"), "--storage-driver", "overlay",
-                     "--events-backend", "none", "--log-level", "error"]
+        self.base = [
+            "podman",
+            "--root",
+            str(workdir / "root"),
+            "--runroot",
+            str(workdir / "run"),
+            "--storage-driver",
+            "overlay",
+            "--events-backend",
+            "none",
+            "--log-level",
+            "error",
+        ]
 
     def pull(self, reference: str) -> list[str]:
         return [*self.base, "pull", "--quiet", "--tls-verify=false", reference]
 
     def remove_all(self) -> None:
-        subprocess.run([*self.base, "rmi", "--all", "--force"], check=True,
-                       capture_output=True)
+        subprocess.run([*self.base, "rmi", "--all", "--force"], check=True, capture_output=True)
 
     def driver(self) -> str:
-        done = subprocess.run([*self.base, "info", "--format", "{{.Store.GraphDriverName}}"],
-                              check=True, capture_output=True, text=True)
+        done = subprocess.run(
+            [*self.base, "info", "--format", "{{.Store.GraphDriverName}}"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         return done.stdout.strip()
 
 
-def measure_image(name: str, reference: str, runs: int, daemon: Hyperd, podman: Podman,
-                  workdir: Path) -> dict[str, list[float]]:
+def measure_image(
+    name: str, reference: str, runs: int, daemon: Hyperd, podman: Podman, workdir: Path
+) -> dict[str, list[float]]:
     hyperctl = [*hyperctl_command(), "--config", str(daemon.config_file)]
     times: dict[str, list[float]] = {tool: [] for tool in TOOLS}
     for run in range(runs):
-        order = TOOLS[run % len(TOOLS):] + TOOLS[:run % len(TOOLS)]
+        order = TOOLS[run % len(TOOLS) :] + TOOLS[: run % len(TOOLS)]
         for tool in order:
             if tool == "hyperctl pull":
                 times[tool].append(timed([*hyperctl, "pull", reference], daemon.env)[0])
@@ -96,12 +110,25 @@ def measure_image(name: str, reference: str, runs: int, daemon: Hyperd, podman: 
                 podman.remove_all()
             else:
                 layout = workdir / f"skopeo-{name}-{run}"
-                times[tool].append(timed([
-                    "skopeo", "--insecure-policy", "copy", "--quiet", "--src-tls-verify=false",
-                    f"docker://{reference}", f"oci:{layout}:image"])[0])
+                times[tool].append(
+                    timed(
+                        [
+                            "skopeo",
+                            "--insecure-policy",
+                            "copy",
+                            "--quiet",
+                            "--src-tls-verify=false",
+                            f"docker://{reference}",
+                            f"oci:{layout}:image",
+                        ]
+                    )[0]
+                )
                 shutil.rmtree(layout)
-        print(f"{name} run {run + 1}/{runs}: " + ", ".join(
-            f"{tool} {times[tool][-1]:.2f} s" for tool in TOOLS), flush=True)
+        print(
+            f"{name} run {run + 1}/{runs}: "
+            + ", ".join(f"{tool} {times[tool][-1]:.2f} s" for tool in TOOLS),
+            flush=True,
+        )
     return times
 
 
@@ -117,8 +144,10 @@ def measure(names: list[str], runs: int, workdir: Path) -> dict:
             imagebuild.write_layout(workdir / "layout", {name: built})
             registry.push(workdir / "layout", name, f"bench/{name}:latest")
             top, blobs = built
-            described[name] = {"layers": len(blobs) - 1,
-                               "blob_bytes": sum(len(b.data) for b in blobs[1:])}
+            described[name] = {
+                "layers": len(blobs) - 1,
+                "blob_bytes": sum(len(b.data) for b in blobs[1:]),
+            }
             shutil.rmtree(workdir / "layout")
         daemon.start()
         start = machine()
@@ -126,12 +155,18 @@ def measure(names: list[str], runs: int, workdir: Path) -> dict:
         for name in names:
             reference = f"{registry.address}/bench/{name}:latest"
             times = measure_image(name, reference, runs, daemon, podman, workdir)
-            ratios = [h / p for h, p in zip(times["hyperctl pull"], times["podman pull"],
-                                            strict=True)]
+            ratios = [
+                h / p for h, p in zip(times["hyperctl pull"], times["podman pull"], strict=True)
+            ]
             results[name] = {**described[name], "times": times, "ratio_to_podman": ratios}
-        return {"start": start, "end": machine(), "podman_driver": podman.driver(),
-                "podman": _version(["podman", "--version"]),
-                "skopeo": _version(["skopeo", "--version"]), "images": results}
+        return {
+            "start": start,
+            "end": machine(),
+            "podman_driver": podman.driver(),
+            "podman": _version(["podman", "--version"]),
+            "skopeo": _version(["skopeo", "--version"]),
+            "images": results,
+        }
     finally:
         daemon.stop()
         shutil.rmtree(daemon.root, ignore_errors=True)
@@ -150,7 +185,8 @@ DESCRIPTION = {
 
 def report(result: dict, runs: int) -> str:
     lines = [
-        HEADING, "",
+        HEADING,
+        "",
         f"Cold pulls from docker-registry on 127.0.0.1, {runs} runs of each tool per image, "
         f"the order rotating every run; {conditions(result['start'], result['end'])} "
         f"{result['podman']} ({result['podman_driver']} storage), {result['skopeo']}. "
@@ -162,10 +198,13 @@ def report(result: dict, runs: int) -> str:
         medians = {tool: statistics.median(samples) for tool, samples in image["times"].items()}
         to_skopeo = medians["hyperctl pull"] / medians["skopeo copy"]
         lines += [
-            "", f"**{name}** ({DESCRIPTION[name]}): {image['layers']} layers, "
-            f"{image['blob_bytes'] / 1e6:.1f} MB of gzip blobs.", "",
+            "",
+            f"**{name}** ({DESCRIPTION[name]}): {image['layers']} layers, "
+            f"{image['blob_bytes'] / 1e6:.1f} MB of gzip blobs.",
+            "",
             *table([(tool, samples) for tool, samples in image["times"].items()], "s"),
-            "", f"Ratio hyperctl pull / podman pull, per run: **{ratio['median']:.2f}** median "
+            "",
+            f"Ratio hyperctl pull / podman pull, per run: **{ratio['median']:.2f}** median "
             f"({ratio['min']:.2f}–{ratio['max']:.2f}); hyperctl / skopeo (medians) "
             f"{to_skopeo:.2f}.",
         ]
@@ -174,8 +213,9 @@ def report(result: dict, runs: int) -> str:
 
 def main() -> int:
     parser = arguments(__doc__, runs=5)
-    parser.add_argument("--images", default=",".join(IMAGES),
-                        help="comma-separated: " + ", ".join(IMAGES))
+    parser.add_argument(
+        "--images", default=",".join(IMAGES), help="comma-separated: " + ", ".join(IMAGES)
+    )
     args = parser.parse_args()
     names = args.images.split(",")
     if set(names) - set(IMAGES):

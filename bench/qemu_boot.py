@@ -22,8 +22,7 @@ from hypercontainer.drivers import VMSpec
 from hypercontainer.guest.image import ensure_image
 from hypercontainer_plugins.hypervisors.qemu import QemuHypervisor
 
-MARKERS = {"init": "hc-init: started", "exec": "hc-init: exec agent",
-           "agent": "serving transport="}
+MARKERS = {"init": "hc-init: started", "exec": "hc-init: exec agent", "agent": "serving transport="}
 IDLE_SECONDS = 5.0
 
 
@@ -36,9 +35,17 @@ def pss_kib(pid: int) -> int:
 
 def one_boot(driver: QemuHypervisor, image, root: Path) -> dict[str, float]:
     run_dir = Path(tempfile.mkdtemp(prefix="b-", dir=root))
-    spec = VMSpec(pod_id=run_dir.name, vm_name=run_dir.name, vcpus=1, memory_mb=128,
-                  kernel=image.kernel, initrd=image.initrd, kernel_args=image.kernel_args,
-                  run_dir=run_dir, console_log=root / f"{run_dir.name}.log")
+    spec = VMSpec(
+        pod_id=run_dir.name,
+        vm_name=run_dir.name,
+        vcpus=1,
+        memory_mb=128,
+        kernel=image.kernel,
+        initrd=image.initrd,
+        kernel_args=image.kernel_args,
+        run_dir=run_dir,
+        console_log=root / f"{run_dir.name}.log",
+    )
     started = time.monotonic()
     handle = driver.start(spec)
     seen: dict[str, float] = {"qemu_up": time.monotonic() - started}
@@ -69,13 +76,17 @@ def main() -> None:
         results = [one_boot(driver, image, root) for _ in range(runs)]
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print(f"initrd: {image.initrd.stat().st_size / 2**20:.1f} MiB gzip; "
-          f"load average {os.getloadavg()[0]:.2f}; {runs} runs, median (min-max):")
+    print(
+        f"initrd: {image.initrd.stat().st_size / 2**20:.1f} MiB gzip; "
+        f"load average {os.getloadavg()[0]:.2f}; {runs} runs, median (min-max):"
+    )
     for key in results[0]:
         values = [r[key] for r in results]
         unit = " MiB" if key == "pss_mib" else " s"
-        print(f"  {key:8} {statistics.median(values):6.2f}{unit} "
-              f"({min(values):.2f}-{max(values):.2f})")
+        print(
+            f"  {key:8} {statistics.median(values):6.2f}{unit} "
+            f"({min(values):.2f}-{max(values):.2f})"
+        )
 
 
 if __name__ == "__main__":

@@ -43,20 +43,25 @@ def check_runnable(pod: podspec.PodSpec) -> None:
         source = Path(volume.source)
         if source.is_file():
             if os.geteuid() != 0:
-                raise UserError(f"volume {volume.name}: a host file ({source}) is shared only "
-                                "by a hyperd running as root; share its directory instead")
+                raise UserError(
+                    f"volume {volume.name}: a host file ({source}) is shared only "
+                    "by a hyperd running as root; share its directory instead"
+                )
         elif not source.is_dir():
-            raise UserError(f"volume {volume.name}: {source} is neither a directory nor a "
-                            "file on the host")
+            raise UserError(
+                f"volume {volume.name}: {source} is neither a directory nor a file on the host"
+            )
 
 
 def volume_shares(pod: podspec.PodSpec) -> list[Share]:
     """The host directories a pod's volumes export (a host file goes through the pod's
     own share instead: see host_binds)."""
     check_runnable(pod)
-    return [Share(volume_tag(index), Path(volume.source), readonly=volume.read_only)
-            for index, volume in enumerate(pod.volumes)
-            if not volume.is_empty and not Path(volume.source).is_file()]
+    return [
+        Share(volume_tag(index), Path(volume.source), readonly=volume.read_only)
+        for index, volume in enumerate(pod.volumes)
+        if not volume.is_empty and not Path(volume.source).is_file()
+    ]
 
 
 def host_binds(pod: podspec.PodSpec, container: podspec.Container) -> list[podspec.Bind]:
@@ -65,8 +70,11 @@ def host_binds(pod: podspec.PodSpec, container: podspec.Container) -> list[podsp
     file's own directory would show its neighbours)."""
     volumes = {v.name: v for v in pod.volumes}
     files = [
-        podspec.Bind(source=volumes[ref.volume].source, path=ref.path,
-                     read_only=ref.read_only or volumes[ref.volume].read_only)
+        podspec.Bind(
+            source=volumes[ref.volume].source,
+            path=ref.path,
+            read_only=ref.read_only or volumes[ref.volume].read_only,
+        )
         for ref in container.volumes
         if not volumes[ref.volume].is_empty and Path(volumes[ref.volume].source).is_file()
     ]
@@ -105,26 +113,44 @@ def user_of(container: podspec.Container, image: ImageConfig) -> tuple[str, list
     return image.user, []
 
 
-def mounts(pod: podspec.PodSpec, container: podspec.Container,
-           container_id: str = "") -> list[dict[str, Any]]:
+def mounts(
+    pod: podspec.PodSpec, container: podspec.Container, container_id: str = ""
+) -> list[dict[str, Any]]:
     index = {v.name: (i, v) for i, v in enumerate(pod.volumes)}
     result = []
     for ref in container.volumes:
         i, volume = index[ref.volume]
         readonly = ref.read_only or volume.read_only
         if volume.is_empty:
-            result.append({"type": "empty", "name": volume.name,
-                           "destination": ref.path, "readonly": readonly})
+            result.append(
+                {
+                    "type": "empty",
+                    "name": volume.name,
+                    "destination": ref.path,
+                    "readonly": readonly,
+                }
+            )
         elif not Path(volume.source).is_file():  # a file is one of the host binds
-            result.append({"type": "share", "tag": volume_tag(i),
-                           "destination": ref.path, "readonly": readonly})
+            result.append(
+                {
+                    "type": "share",
+                    "tag": volume_tag(i),
+                    "destination": ref.path,
+                    "readonly": readonly,
+                }
+            )
     for n, bind in enumerate(host_binds(pod, container)):  # below the pod share, by hyperd
-        result.append({"type": "share", "tag": POD_SHARE_TAG,
-                       "path": podshare.bind_path(container_id, n),
-                       "destination": bind.path, "readonly": bind.read_only})
+        result.append(
+            {
+                "type": "share",
+                "tag": POD_SHARE_TAG,
+                "path": podshare.bind_path(container_id, n),
+                "destination": bind.path,
+                "readonly": bind.read_only,
+            }
+        )
     for tmpfs in container.tmpfs:
-        result.append({"type": "tmpfs", "destination": tmpfs.path,
-                       "options": list(tmpfs.options)})
+        result.append({"type": "tmpfs", "destination": tmpfs.path, "options": list(tmpfs.options)})
     return result
 
 

@@ -65,10 +65,19 @@ class Containers:
     its own) when a pod's last container has ended for good.
     """
 
-    def __init__(self, *, store: Store, images: Images, hooks: Hooks,
-                 subscribers: Subscribers, files: PodFiles, lock: PodLocks,
-                 sessions: Mapping[str, PodSession], stop_grace: float,
-                 end_pod: Callable[[str, PodState], None]) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        images: Images,
+        hooks: Hooks,
+        subscribers: Subscribers,
+        files: PodFiles,
+        lock: PodLocks,
+        sessions: Mapping[str, PodSession],
+        stop_grace: float,
+        end_pod: Callable[[str, PodState], None],
+    ) -> None:
         self.store = store
         self.images = images
         self.hooks = hooks
@@ -99,13 +108,17 @@ class Containers:
 
     # -- records ----------------------------------------------------------
 
-    def record(self, pod: Pod, spec: podspec.Container, name: str,
-                          image_id: str, stdin_open: bool = False) -> Container:
+    def record(
+        self, pod: Pod, spec: podspec.Container, name: str, image_id: str, stdin_open: bool = False
+    ) -> Container:
         spec = spec.model_copy(update={"name": name})
         container = Container(
-            id=names.container_id(), name=name, pod_id=pod.id, image=spec.image or "",
-            image_id=image_id, spec=spec.model_dump(mode="json", by_alias=True,
-                                                    exclude_none=True),
+            id=names.container_id(),
+            name=name,
+            pod_id=pod.id,
+            image=spec.image or "",
+            image_id=image_id,
+            spec=spec.model_dump(mode="json", by_alias=True, exclude_none=True),
             stdin_open=stdin_open,
         )
         return self.store.add_container(container)
@@ -113,14 +126,17 @@ class Containers:
     def spec_of(self, container: Container) -> podspec.Container:
         return podspec.Container.model_validate(container.spec)
 
-    def create(self, pod_ref: str, spec: podspec.Container,
-                         start: bool = False, stdin_open: bool = False) -> Container:
+    def create(
+        self, pod_ref: str, spec: podspec.Container, start: bool = False, stdin_open: bool = False
+    ) -> Container:
         pod = self.store.pod(pod_ref)
         with self.lock(pod.id):
             pod = self.store.pod(pod.id)
             if pod.state not in (PodState.PENDING, PodState.RUNNING):
-                raise Conflict(f"pod {pod.name} is {pod.state}: containers are added to a "
-                               "pending or running pod")
+                raise Conflict(
+                    f"pod {pod.name} is {pod.state}: containers are added to a "
+                    "pending or running pod"
+                )
             name = spec.name or names.numbered(names.image_base(spec.origin))
             named = spec.model_copy(update={"name": name})
             pod_spec = podspec.PodSpec.model_validate(pod.spec).with_container(named)
@@ -146,8 +162,9 @@ class Containers:
         if not spec.rootfs and not spec.binds:
             return
         if os.geteuid() != 0:
-            raise UserError("a container with a host root directory or binds needs hyperd "
-                            "to run as root")
+            raise UserError(
+                "a container with a host root directory or binds needs hyperd to run as root"
+            )
         protected = self.files.own_paths
         if spec.rootfs:
             if not os.path.isdir(hostpaths.check(spec.rootfs, "rootfs", protected)):
@@ -174,8 +191,7 @@ class Containers:
             self.start_in_pod(pod, container, strict=True)
             return self.store.container(container.id)
 
-    def start_in_pod(self, pod: Pod, container: Container,
-                              strict: bool = False) -> None:
+    def start_in_pod(self, pod: Pod, container: Container, strict: bool = False) -> None:
         """Create the container in the guest and run it. Errors mark it failed;
         with `strict` they are also raised to the caller."""
         session = self.sessions[pod.id]
@@ -188,11 +204,17 @@ class Containers:
             pod_spec = podspec.PodSpec.model_validate(pod.spec)
             binds = host_binds(pod_spec, spec)
             if spec.rootfs or binds:
-                self.files.share(pod.id).attach(container.id, spec.rootfs,
-                                              [(b.source, b.read_only) for b in binds])
-            config = agent_config(container.id, spec, image, pod_spec,
-                                  pod.spec.get("hostname") or pod.name[:63],
-                                  stdin_open=container.stdin_open)
+                self.files.share(pod.id).attach(
+                    container.id, spec.rootfs, [(b.source, b.read_only) for b in binds]
+                )
+            config = agent_config(
+                container.id,
+                spec,
+                image,
+                pod_spec,
+                pod.spec.get("hostname") or pod.name[:63],
+                stdin_open=container.stdin_open,
+            )
             session.forget(container.id)
             session.agent.create_container(config)
             self.files.log(container).reopen()
@@ -204,8 +226,9 @@ class Containers:
                 self._early_exits.pop(container.id, None)
             log.warning("container failed to start", container_id=container.id, error=str(e))
             self.files.log(container).append("stderr", f"{e}\n".encode())
-            self.store.transition_container(container.id, ContainerState.FAILED,
-                                            exit_code=127, finished=now())
+            self.store.transition_container(
+                container.id, ContainerState.FAILED, exit_code=127, finished=now()
+            )
             self.subscribers.exit(container.id, 127, str(e))
             self._maybe_finish_pod(self.store.container(container.id))  # it may be the last
             if strict:
@@ -213,8 +236,13 @@ class Containers:
             return
         with self._exited:
             container = self.store.transition_container(
-                container.id, ContainerState.RUNNING, started=now(), finished=None,
-                exit_code=None, user_stopped=False)
+                container.id,
+                ContainerState.RUNNING,
+                started=now(),
+                finished=None,
+                exit_code=None,
+                user_stopped=False,
+            )
             early = self._early_exits.pop(container.id, None)
         self.subscribers.started(container.id)
         log.info("container running", pod_id=pod.id, container_id=container.id)
@@ -253,8 +281,9 @@ class Containers:
                     self._early_exits[container_id] = (code,)
                 return
         state = container_final_state(code) if code is not None else ContainerState.FAILED
-        container = self.store.transition_container(container_id, state, exit_code=code,
-                                                    finished=now())
+        container = self.store.transition_container(
+            container_id, state, exit_code=code, finished=now()
+        )
         log.info("container exited", container_id=container_id, exit_code=code)
         self.files.log(container).end()
         self.subscribers.exit(container_id, code)
@@ -273,8 +302,7 @@ class Containers:
             self._maybe_finish_pod(container)
             return
         restarts = self._restarts
-        delay = min(RESTART_BACKOFF_MAX,
-                    RESTART_BACKOFF_FIRST * 2 ** restarts.get(container.id, 0))
+        delay = min(RESTART_BACKOFF_MAX, RESTART_BACKOFF_FIRST * 2 ** restarts.get(container.id, 0))
         restarts[container.id] = restarts.get(container.id, 0) + 1
 
         def restart() -> None:
@@ -294,8 +322,12 @@ class Containers:
         the pod ends (in a thread: stopping waits for exits this caller delivers)."""
         if container.user_stopped or container.exit_code is None:
             return
-        threading.Thread(target=self._finish_pod, args=(container.pod_id,), daemon=True,
-                         name=f"finish-{container.pod_id}").start()
+        threading.Thread(
+            target=self._finish_pod,
+            args=(container.pod_id,),
+            daemon=True,
+            name=f"finish-{container.pod_id}",
+        ).start()
 
     def _finish_pod(self, pod_id: str) -> None:
         """Every container exited, none restarts: the VM stops and the pod is
@@ -307,17 +339,18 @@ class Containers:
                 return
             containers = self.store.containers(pod_id)
             finished = (ContainerState.SUCCEEDED, ContainerState.FAILED)
-            if (pod.state != PodState.RUNNING or not containers
-                    or any(c.state not in finished or self._restart_wanted(c)
-                           for c in containers)):
+            if (
+                pod.state != PodState.RUNNING
+                or not containers
+                or any(c.state not in finished or self._restart_wanted(c) for c in containers)
+            ):
                 return
             ok = all(c.exit_code == 0 for c in containers)
             log.info("every container exited", pod_id=pod_id)
             try:
                 self.end_pod(pod_id, PodState.SUCCEEDED if ok else PodState.FAILED)
             except HyperError as e:
-                log.warning("pod did not stop after its containers", pod_id=pod_id,
-                            error=str(e))
+                log.warning("pod did not stop after its containers", pod_id=pod_id, error=str(e))
 
     # -- stop, kill, remove -----------------------------------------------
 
@@ -360,8 +393,7 @@ class Containers:
 
     def stop_all(self, pod: Pod, timeout: float) -> bool:
         """Stop every running container at once; False if the guest agent did not answer."""
-        running = [c for c in self.store.containers(pod.id)
-                   if c.state == ContainerState.RUNNING]
+        running = [c for c in self.store.containers(pod.id) if c.state == ContainerState.RUNNING]
         silent: list[Container] = []
 
         def stop(container: Container) -> None:
@@ -380,8 +412,9 @@ class Containers:
             thread.join()
         return not silent
 
-    def kill(self, ref: str, signal: str | int | None = None,
-                       exec_id: str | None = None) -> Container:
+    def kill(
+        self, ref: str, signal: str | int | None = None, exec_id: str | None = None
+    ) -> Container:
         container = self.store.container(ref)
         if container.state != ContainerState.RUNNING:
             raise Conflict(f"container {container.name} is not running")
@@ -399,8 +432,9 @@ class Containers:
         try:
             self.kill(container_id, signum, exec_id)
         except (AgentError, Conflict, KeyError) as e:
-            log.debug("exec not signalled", container_id=container_id, exec_id=exec_id,
-                      error=str(e))
+            log.debug(
+                "exec not signalled", container_id=container_id, exec_id=exec_id, error=str(e)
+            )
 
     def remove(self, ref: str) -> None:
         container = self.store.container(ref)
@@ -427,9 +461,17 @@ class Containers:
     def detach(self, key: str, listener: Listener) -> None:
         self.subscribers.remove(key, listener)
 
-    def exec(self, ref: str, args: list[str], tty: bool, listener: Listener,
-             env: list[str] | None = None, cwd: str | None = None, user: str | None = None,
-             exec_id: str | None = None) -> str:
+    def exec(
+        self,
+        ref: str,
+        args: list[str],
+        tty: bool,
+        listener: Listener,
+        env: list[str] | None = None,
+        cwd: str | None = None,
+        user: str | None = None,
+        exec_id: str | None = None,
+    ) -> str:
         container = self.store.container(ref)
         if container.state != ContainerState.RUNNING:
             raise Conflict(f"container {container.name} is not running")
@@ -440,8 +482,8 @@ class Containers:
         self.subscribers.add(key, listener)
         try:
             self.sessions[container.pod_id].agent.exec(
-                container.id, exec_id, args, env=env, cwd=cwd, user=user, terminal=tty,
-                stdin=True)
+                container.id, exec_id, args, env=env, cwd=cwd, user=user, terminal=tty, stdin=True
+            )
         except BaseException:
             self.subscribers.remove(key, listener)
             raise
@@ -461,8 +503,11 @@ class Containers:
         if container.state != ContainerState.RUNNING or session is None:
             raise Conflict(f"container {container.name} is not running")
         state = session.agent.state()["containers"].get(container.id) or {}
-        execs = {eid: e.get("pid") for eid, e in (state.get("execs") or {}).items()
-                 if e.get("status") == "running"}
+        execs = {
+            eid: e.get("pid")
+            for eid, e in (state.get("execs") or {}).items()
+            if e.get("status") == "running"
+        }
         return {"pid": state.get("pid"), "execs": execs}
 
     def session_for(self, key: str, container_id: str):
@@ -472,9 +517,14 @@ class Containers:
             raise Conflict(f"pod {container.pod_id} is not running")
         return session
 
-    def logs(self, ref: str, tail: int | None = None, follow: bool = False,
-             stop: threading.Event | None = None,
-             since: datetime | None = None) -> Iterator[tuple[str, str, bytes]]:
+    def logs(
+        self,
+        ref: str,
+        tail: int | None = None,
+        follow: bool = False,
+        stop: threading.Event | None = None,
+        since: datetime | None = None,
+    ) -> Iterator[tuple[str, str, bytes]]:
         container = self.store.container(ref)
         log_file = self.files.log(container)
         if container.state != ContainerState.RUNNING:

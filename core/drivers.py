@@ -87,8 +87,11 @@ class NetworkAttachment:
         """The interface as the guest agent's start_pod request describes it."""
         if self.kind == "none":
             return None
-        interface: dict[str, Any] = {"mac": self.mac, "address": self.address,
-                                     "gateway": self.gateway}
+        interface: dict[str, Any] = {
+            "mac": self.mac,
+            "address": self.address,
+            "gateway": self.gateway,
+        }
         if self.addresses:
             interface["addresses"] = list(self.addresses)
         if self.routes:
@@ -348,8 +351,9 @@ class Images(Driver):
     def list(self) -> list[ImageSummary]: ...
 
     @abc.abstractmethod
-    def remove(self, reference: str, in_use: Iterable[str] = (),
-               force: bool = False) -> builtins.list[str]:  # `list` is a verb here
+    def remove(
+        self, reference: str, in_use: Iterable[str] = (), force: bool = False
+    ) -> builtins.list[str]:  # `list` is a verb here
         """Untag/delete; refuse if its id is in `in_use` unless force. Returns what was removed."""
 
     @abc.abstractmethod
@@ -375,7 +379,9 @@ class Images(Driver):
         raise UserError(f"the {self.name} images driver cannot tag images")
 
     def push(
-        self, reference: str, destination: str | None = None,
+        self,
+        reference: str,
+        destination: str | None = None,
         progress: ProgressCallback | None = None,
     ) -> PushedImage:
         """Upload a local image to `destination` (default: its own name)."""
@@ -389,8 +395,11 @@ class Images(Driver):
 # -- choosing a driver -------------------------------------------------------
 
 
-INTERFACES: dict[str, type[Driver]] = {"hypervisor": Hypervisor, "images": Images,
-                                      "network": Network}
+INTERFACES: dict[str, type[Driver]] = {
+    "hypervisor": Hypervisor,
+    "images": Images,
+    "network": Network,
+}
 
 
 def installed(kind: str) -> list[str]:
@@ -428,15 +437,20 @@ def load(kind: str, name: str, config: Config) -> Driver:
         raise UserError(f"no {kind} driver '{name}'; installed: {', '.join(names) or 'none'}")
     try:
         manager = DriverManager(
-            KINDS[kind], name=name, invoke_on_load=True, invoke_args=(config,),
+            KINDS[kind],
+            name=name,
+            invoke_on_load=True,
+            invoke_args=(config,),
             on_load_failure_callback=_reraise,
         )
     except NoMatches:
         raise UserError(f"no {kind} driver '{name}'; installed: {', '.join(names)}") from None
     driver = manager.driver
     if not isinstance(driver, interface):
-        raise UserError(f"{kind} driver '{name}' is a {type(driver).__name__}, not a "
-                        f"hypercontainer.drivers.{interface.__name__}")
+        raise UserError(
+            f"{kind} driver '{name}' is a {type(driver).__name__}, not a "
+            f"hypercontainer.drivers.{interface.__name__}"
+        )
     return driver
 
 

@@ -34,15 +34,29 @@ class Events:
 
     def record(self, kind: str, action: str, **fields: Any) -> None:
         # Every event has every key, so one --format template fits them all.
-        event = {"time": timestamp(), "type": kind, "action": action, "id": "", "name": "",
-                 "pod": None, "state": None, "exit_code": None, **fields}
+        event = {
+            "time": timestamp(),
+            "type": kind,
+            "action": action,
+            "id": "",
+            "name": "",
+            "pod": None,
+            "state": None,
+            "exit_code": None,
+            **fields,
+        }
         with self._changed:
             self._history.append(event)
             self._count += 1
             self._changed.notify_all()
 
-    def follow(self, since: str = "", until: str = "", follow: bool = True,
-               stop: threading.Event | None = None) -> Iterator[dict[str, Any]]:
+    def follow(
+        self,
+        since: str = "",
+        until: str = "",
+        follow: bool = True,
+        stop: threading.Event | None = None,
+    ) -> Iterator[dict[str, Any]]:
         """Events from `since` (a logs.stamp() text; "" for none of the past), then new
         ones until `until` or `stop`. Times compare as text: they share one format."""
         with self._changed:
@@ -57,7 +71,7 @@ class Events:
                 if self._count == position:
                     self._changed.wait(timeout=1.0)  # also rechecks `stop` and `until`
                 new = min(self._count - position, len(self._history))
-                fresh = list(self._history)[len(self._history) - new:]
+                fresh = list(self._history)[len(self._history) - new :]
                 position = self._count
             for event in fresh:
                 if until and event["time"] > until:
@@ -72,8 +86,14 @@ class Events:
         self.record("pod", action, id=pod.id, name=pod.name, state=str(pod.state))
 
     def _container(self, action: str, container, **fields: Any) -> None:
-        self.record("container", action, id=container.id, name=container.name,
-                    pod=container.pod_id, **fields)
+        self.record(
+            "container",
+            action,
+            id=container.id,
+            name=container.name,
+            pod=container.pod_id,
+            **fields,
+        )
 
     @hookimpl
     def pod_post_create(self, pod) -> None:

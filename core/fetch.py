@@ -36,8 +36,9 @@ class Fetcher:
             with self._opener().open(uri, timeout=self.timeout) as answer:
                 body = answer.read(self.max_bytes + 1)
         except urllib.error.HTTPError as e:
-            raise UserError(f"cannot fetch {uri}: the server answered HTTP {e.code} "
-                            f"{e.reason}") from None
+            raise UserError(
+                f"cannot fetch {uri}: the server answered HTTP {e.code} {e.reason}"
+            ) from None
         except (urllib.error.URLError, OSError, ValueError) as e:
             raise UserError(f"cannot fetch {uri}: {why(e, self.timeout)}") from None
         if len(body) > self.max_bytes:
@@ -48,8 +49,10 @@ class Fetcher:
         context = ssl.create_default_context(cafile=self.ca_file or None)
         proxies = {"http": self.proxy, "https": self.proxy} if self.proxy else None
         return urllib.request.build_opener(
-            urllib.request.ProxyHandler(proxies), urllib.request.HTTPSHandler(context=context),
-            _HttpRedirectsOnly())
+            urllib.request.ProxyHandler(proxies),
+            urllib.request.HTTPSHandler(context=context),
+            _HttpRedirectsOnly(),
+        )
 
 
 class _HttpRedirectsOnly(urllib.request.HTTPRedirectHandler):

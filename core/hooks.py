@@ -40,8 +40,12 @@ class PluginRefused(UserError):
 
 
 class Hooks:
-    def __init__(self, disabled: Iterable[str] = (), load_entry_points: bool = True,
-                 on_failure: FailureCallback | None = None) -> None:
+    def __init__(
+        self,
+        disabled: Iterable[str] = (),
+        load_entry_points: bool = True,
+        on_failure: FailureCallback | None = None,
+    ) -> None:
         self.manager = pluggy.PluginManager(hookspecs.PROJECT)
         self.manager.add_hookspecs(hookspecs)
         self.on_failure = on_failure
@@ -75,8 +79,10 @@ class Hooks:
                 for impl in getattr(self.manager.hook, hook).get_hookimpls():
                     if impl.plugin is plugin and (impl.hookwrapper or impl.wrapper):
                         raise pluggy.PluginValidationError(
-                            plugin, f"{hook} is a wrapper; a post-hook takes no wrappers "
-                            "(each listener runs on its own, best-effort)")
+                            plugin,
+                            f"{hook} is a wrapper; a post-hook takes no wrappers "
+                            "(each listener runs on its own, best-effort)",
+                        )
         except pluggy.PluginValidationError as e:
             self.manager.unregister(plugin)
             raise PluginRefused(f"hook plugin {name}: {_first_line(e)}") from None
@@ -101,8 +107,9 @@ class Hooks:
             try:
                 impl.function(*[kwargs[arg] for arg in impl.argnames])
             except Exception as e:  # noqa: BLE001 - best-effort by design
-                log.warning("hook listener failed", hook=hook, plugin=impl.plugin_name,
-                            error=str(e))
+                log.warning(
+                    "hook listener failed", hook=hook, plugin=impl.plugin_name, error=str(e)
+                )
                 if self.on_failure is not None:
                     self.on_failure(hook, impl.plugin_name, e)
 

@@ -31,8 +31,9 @@ def check(path: str, what: str, protected: Iterable[Path]) -> str:
         raise UserError(f"{what}: the host's root directory cannot be given to a container")
     for tree in KERNEL_TREES:
         if _inside(resolved, tree):
-            raise UserError(f"{what}: {resolved} is in the host's {tree}, which containers "
-                            "do not get")
+            raise UserError(
+                f"{what}: {resolved} is in the host's {tree}, which containers do not get"
+            )
     for tree in (CONFIG_DIR, *(os.path.realpath(p) for p in protected)):
         if _inside(resolved, tree) or _inside(tree, resolved):
             raise UserError(f"{what}: {resolved} would expose hyperd's own files ({tree})")

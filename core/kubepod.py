@@ -63,16 +63,15 @@ def convert(data: Any) -> dict[str, Any]:
     top = _fields(data, (), {"kind", "metadata", "spec"}, ())
     if top.get("kind") != "Pod":
         raise SpecError(("kind",), f"{show(top.get('kind'))} is not Pod")
-    meta = _fields(top.get("metadata") or {}, ("metadata",), {"name", "labels"},
-                   ("metadata",))
+    meta = _fields(top.get("metadata") or {}, ("metadata",), {"name", "labels"}, ("metadata",))
     if "spec" not in top:
         raise SpecError(("spec",), "field required")
-    spec = _fields(top["spec"], ("spec",), {"containers", "volumes", "restartpolicy"},
-                   ("spec",))
+    spec = _fields(top["spec"], ("spec",), {"containers", "volumes", "restartpolicy"}, ("spec",))
     policy = str(spec.get("restartpolicy") or "never")
     if policy.lower() not in RESTART:
-        raise SpecError(("spec", "restartPolicy"), f"{show(policy)} is not Never, Always"
-                        " or OnFailure")
+        raise SpecError(
+            ("spec", "restartPolicy"), f"{show(policy)} is not Never, Always or OnFailure"
+        )
     containers, memory = [], 0
     for i, item in enumerate(_list(spec.get("containers"), ("spec", "containers"))):
         container, bytes_wanted = _container(item, ("spec", "containers", i))
@@ -82,8 +81,10 @@ def convert(data: Any) -> dict[str, Any]:
         "id": meta.get("name") or "default",
         "labels": meta.get("labels") or {},
         "containers": containers,
-        "volumes": [_volume(v, ("spec", "volumes", i))
-                    for i, v in enumerate(_list(spec.get("volumes"), ("spec", "volumes")))],
+        "volumes": [
+            _volume(v, ("spec", "volumes", i))
+            for i, v in enumerate(_list(spec.get("volumes"), ("spec", "volumes")))
+        ],
         "restartPolicy": RESTART[policy.lower()],
         "tty": True,
     }
@@ -93,8 +94,17 @@ def convert(data: Any) -> dict[str, Any]:
 
 
 def _container(data: Any, where: tuple) -> tuple[dict[str, Any], int]:
-    known = {"name", "image", "command", "args", "workingdir", "volumemounts", "ports", "env",
-             "memory"}
+    known = {
+        "name",
+        "image",
+        "command",
+        "args",
+        "workingdir",
+        "volumemounts",
+        "ports",
+        "env",
+        "memory",
+    }
     fields = _fields(data, where, known, ("containers",))
     container: dict[str, Any] = {"name": fields.get("name"), "image": fields.get("image")}
     if fields.get("command") is not None:
@@ -109,18 +119,29 @@ def _container(data: Any, where: tuple) -> tuple[dict[str, Any], int]:
         container["envs"].append({"env": env.get("name"), "value": env.get("value", "")})
     container["volumes"] = []
     for j, item in enumerate(_list(fields.get("volumemounts"), (*where, "volumeMounts"))):
-        mount = _fields(item, (*where, "volumeMounts", j), {"name", "mountpath", "readonly"},
-                        ("volumeMounts",))
-        container["volumes"].append({"volume": mount.get("name"), "path": mount.get("mountpath"),
-                                     "readOnly": mount.get("readonly", False)})
+        mount = _fields(
+            item, (*where, "volumeMounts", j), {"name", "mountpath", "readonly"}, ("volumeMounts",)
+        )
+        container["volumes"].append(
+            {
+                "volume": mount.get("name"),
+                "path": mount.get("mountpath"),
+                "readOnly": mount.get("readonly", False),
+            }
+        )
     ports = []
     for j, item in enumerate(_list(fields.get("ports"), (*where, "ports"))):
-        port = _fields(item, (*where, "ports", j), {"containerport", "hostport", "protocol"},
-                       ("ports",))
+        port = _fields(
+            item, (*where, "ports", j), {"containerport", "hostport", "protocol"}, ("ports",)
+        )
         if port.get("hostport"):  # without one, Kubernetes publishes nothing either
-            ports.append({"containerPort": port.get("containerport"),
-                          "hostPort": port["hostport"],
-                          "protocol": str(port.get("protocol") or "tcp").lower()})
+            ports.append(
+                {
+                    "containerPort": port.get("containerport"),
+                    "hostPort": port["hostport"],
+                    "protocol": str(port.get("protocol") or "tcp").lower(),
+                }
+            )
     container["ports"] = ports
     memory = fields.get("memory") or 0
     if not isinstance(memory, int) or isinstance(memory, bool) or memory < 0:
@@ -129,12 +150,14 @@ def _container(data: Any, where: tuple) -> tuple[dict[str, Any], int]:
 
 
 def _volume(data: Any, where: tuple) -> dict[str, Any]:
-    fields = _fields(data, where, {"name", "source", "hostdir", "hostpath", "emptydir"},
-                     ("volumes",))
+    fields = _fields(
+        data, where, {"name", "source", "hostdir", "hostpath", "emptydir"}, ("volumes",)
+    )
     source = fields.get("source") or fields  # v1beta1 nests the kind under "source"
     if source is not fields:
-        source = _fields(source, (*where, "source"), {"hostdir", "hostpath", "emptydir"},
-                         ("volumes",))
+        source = _fields(
+            source, (*where, "source"), {"hostdir", "hostpath", "emptydir"}, ("volumes",)
+        )
     host = source.get("hostdir") or source.get("hostpath")
     if host is not None:
         path = host.get("path") if isinstance(host, dict) else None

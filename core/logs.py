@@ -59,9 +59,13 @@ class ContainerLog:
             self.ended = True
             self.changed.notify_all()
 
-    def read(self, tail: int | None = None, follow: bool = False,
-             stop: threading.Event | None = None,
-             since: datetime | None = None) -> Iterator[tuple[str, str, bytes]]:
+    def read(
+        self,
+        tail: int | None = None,
+        follow: bool = False,
+        stop: threading.Event | None = None,
+        since: datetime | None = None,
+    ) -> Iterator[tuple[str, str, bytes]]:
         """(time, stream, data) entries so far (those from `since`, the last `tail` of
         them), then new ones while following."""
         offset = 0

@@ -39,10 +39,17 @@ def _check(result: int, what: str) -> None:
         raise MountError(errno, f"{what}: {os.strerror(errno)}")
 
 
-def mount(source: str | None, target: str, fstype: str | None = None, flags: int = 0,
-          data: str | None = None) -> None:
-    _check(_libc.mount(_c(source), _c(target), _c(fstype), ctypes.c_ulong(flags), _c(data)),
-           f"mount {source} on {target}")
+def mount(
+    source: str | None,
+    target: str,
+    fstype: str | None = None,
+    flags: int = 0,
+    data: str | None = None,
+) -> None:
+    _check(
+        _libc.mount(_c(source), _c(target), _c(fstype), ctypes.c_ulong(flags), _c(data)),
+        f"mount {source} on {target}",
+    )
 
 
 def umount(target: str, flags: int = MNT_DETACH) -> None:
@@ -61,8 +68,9 @@ def _c(text: str | None) -> bytes | None:
 def mount_points() -> list[str]:
     """Every mount point of this mount namespace, as mountinfo lists them (unescaped)."""
     with open("/proc/self/mountinfo") as mountinfo:
-        return [_OCTAL.sub(lambda m: chr(int(m.group(1), 8)), line.split()[4])
-                for line in mountinfo]
+        return [
+            _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), line.split()[4]) for line in mountinfo
+        ]
 
 
 def mounted_under(directory: str) -> list[str]:

@@ -36,9 +36,13 @@ def join(pod_id: str, path: str, interface: str | None = None) -> NetworkAttachm
     this pod's VM; describe both."""
     netns.check(path)
     attachment = netns.run_inside(path, _join, tap_name(pod_id), path, interface)
-    get_logger(pod_id=pod_id).info("joined network namespace", netns=path,
-                                   interface=attachment.interface, tap=attachment.tap,
-                                   address=attachment.address)
+    get_logger(pod_id=pod_id).info(
+        "joined network namespace",
+        netns=path,
+        interface=attachment.interface,
+        tap=attachment.tap,
+        address=attachment.address,
+    )
     return attachment
 
 
@@ -62,8 +66,10 @@ def _join(tap: str, path: str, interface: str | None) -> NetworkAttachment:
     if "UP" not in link.get("flags", []):
         raise UserError(f"netns {path}: interface {name} is down")
     if _ingress_qdisc(name):
-        raise UserError(f"netns {path}: interface {name} already has an ingress qdisc "
-                        "(is another pod on this namespace?)")
+        raise UserError(
+            f"netns {path}: interface {name} already has an ingress qdisc "
+            "(is another pod on this namespace?)"
+        )
     addresses = _addresses(name)
     if not addresses:
         raise UserError(f"netns {path}: interface {name} has no address")
@@ -74,17 +80,43 @@ def _join(tap: str, path: str, interface: str | None) -> NetworkAttachment:
         for device in (name, tap):
             _run("tc", "qdisc", "add", "dev", device, "ingress")
         for source, target in ((name, tap), (tap, name)):
-            _run("tc", "filter", "add", "dev", source, "parent", INGRESS, "protocol", "all",
-                 "u32", "match", "u8", "0", "0",
-                 "action", "mirred", "egress", "redirect", "dev", target)
+            _run(
+                "tc",
+                "filter",
+                "add",
+                "dev",
+                source,
+                "parent",
+                INGRESS,
+                "protocol",
+                "all",
+                "u32",
+                "match",
+                "u8",
+                "0",
+                "0",
+                "action",
+                "mirred",
+                "egress",
+                "redirect",
+                "dev",
+                target,
+            )
     except BaseException:
         _undo(tap)
         raise
     ipv4 = [a for a in addresses if ipaddress.ip_interface(a).version == 4]
     return NetworkAttachment(
-        kind="tap", mac=link["address"], tap=tap, netns=path, interface=name,
-        address=(ipv4 or addresses)[0], gateway=_default_gateway(routes),
-        addresses=addresses, routes=routes, mtu=int(link["mtu"]),
+        kind="tap",
+        mac=link["address"],
+        tap=tap,
+        netns=path,
+        interface=name,
+        address=(ipv4 or addresses)[0],
+        gateway=_default_gateway(routes),
+        addresses=addresses,
+        routes=routes,
+        mtu=int(link["mtu"]),
         requires=REQUIRES,
     )
 
@@ -102,7 +134,8 @@ def _undo(tap: str) -> None:
 def _choose(links: dict[str, dict], path: str) -> str:
     """The one interface of the namespace (eth0 if there are several)."""
     candidates = [
-        name for name, link in links.items()
+        name
+        for name, link in links.items()
         if link.get("link_type") == "ether"
         and link.get("linkinfo", {}).get("info_kind") != "tun"  # a VM's tap, not the pod's NIC
     ]
@@ -111,17 +144,22 @@ def _choose(links: dict[str, dict], path: str) -> str:
     if PREFERRED in candidates:
         return PREFERRED
     if not candidates:
-        raise UserError(f"netns {path}: no network interface to join (only "
-                        f"{', '.join(sorted(links)) or 'nothing'})")
-    raise UserError(f"netns {path}: {len(candidates)} interfaces ({', '.join(sorted(candidates))})"
-                    f" and none is {PREFERRED}: a pod joins one")
+        raise UserError(
+            f"netns {path}: no network interface to join (only "
+            f"{', '.join(sorted(links)) or 'nothing'})"
+        )
+    raise UserError(
+        f"netns {path}: {len(candidates)} interfaces ({', '.join(sorted(candidates))})"
+        f" and none is {PREFERRED}: a pod joins one"
+    )
 
 
 def _addresses(name: str) -> list[str]:
     data = _json("ip", "-j", "addr", "show", "dev", name)
     return [
         f"{info['local']}/{info['prefixlen']}"
-        for device in data for info in device.get("addr_info", [])
+        for device in data
+        for info in device.get("addr_info", [])
         if info.get("scope") == "global" and info.get("family") in ("inet", "inet6")
     ]
 
@@ -156,8 +194,10 @@ def _default_gateway(routes: list[dict[str, str]]) -> str | None:
 
 
 def _ingress_qdisc(name: str) -> bool:
-    return any(q.get("kind") in ("ingress", "clsact")
-               for q in _json("tc", "-j", "qdisc", "show", "dev", name))
+    return any(
+        q.get("kind") in ("ingress", "clsact")
+        for q in _json("tc", "-j", "qdisc", "show", "dev", name)
+    )
 
 
 def _redirects_to(name: str, tap: str) -> bool:
@@ -180,11 +220,13 @@ def _json(*command: str) -> Any:
 
 def _run(*command: str) -> str:
     try:
-        done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
-                              text=True, check=False)
+        done = subprocess.run(
+            command, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
+        )
     except FileNotFoundError:
-        raise DriverError(f"joining a network namespace needs {command[0]} "
-                          "(iproute2 is not installed)") from None
+        raise DriverError(
+            f"joining a network namespace needs {command[0]} (iproute2 is not installed)"
+        ) from None
     if done.returncode != 0:
         raise DriverError(f"{' '.join(command)}: {done.stderr.strip() or 'failed'}")
     return done.stdout

@@ -31,10 +31,16 @@ T = TypeVar("T")
 
 def check(path: str) -> str:
     """`path` if it names a network namespace other than hyperd's own; else a one-line error."""
-    if not isinstance(path, str) or not path.startswith("/") or "\0" in path \
-            or len(path) > MAX_PATH:
-        raise UserError(f"netns {str(path)[:80]!r}: expected the absolute path of a network "
-                        "namespace, e.g. /var/run/netns/NAME")
+    if (
+        not isinstance(path, str)
+        or not path.startswith("/")
+        or "\0" in path
+        or len(path) > MAX_PATH
+    ):
+        raise UserError(
+            f"netns {str(path)[:80]!r}: expected the absolute path of a network "
+            "namespace, e.g. /var/run/netns/NAME"
+        )
     try:
         # A namespace file looks like a regular file; opening anything else (a FIFO, a
         # device) could block or have effects of its own, so it is never opened.
@@ -116,6 +122,7 @@ def _attach_tap(name: str) -> int:
         fcntl.ioctl(fd, TUNSETIFF, request.ljust(40, b"\0"))
     except OSError as e:
         os.close(fd)
-        raise DriverError(f"cannot open tap {name} in its network namespace: {e.strerror}") \
-            from None
+        raise DriverError(
+            f"cannot open tap {name} in its network namespace: {e.strerror}"
+        ) from None
     return fd

@@ -48,15 +48,25 @@ def user_config_file() -> Path:
 
 # The core's own top-level keys and tables (config.Config's fields but `tables`; a unit
 # test keeps the two in step): hyperctl refuses others without importing the full config.
-KNOWN_KEYS = frozenset({
-    "hypervisor", "network", "images", "state_root", "run_root", "cache_root", "socket_group",
-    "log_level", "disabled_hooks", "guest", "fetch",
-})
+KNOWN_KEYS = frozenset(
+    {
+        "hypervisor",
+        "network",
+        "images",
+        "state_root",
+        "run_root",
+        "cache_root",
+        "socket_group",
+        "log_level",
+        "disabled_hooks",
+        "guest",
+        "fetch",
+    }
+)
 # Every other table is the settings of the driver it names ([qemu], [bridge], [mydriver]).
 # Driver tables that had other names in older configuration files:
 LEGACY_TABLES = {"registry": "oci", "user_network": "user", "user-network": "user"}
-DRIVER_GROUPS = ("hypercontainer.hypervisors", "hypercontainer.network",
-                 "hypercontainer.images")
+DRIVER_GROUPS = ("hypercontainer.hypervisors", "hypercontainer.network", "hypercontainer.images")
 
 
 def table_name(key: str) -> str:
@@ -70,8 +80,11 @@ def driver_names() -> set[str]:
     from importlib.metadata import entry_points
 
     found = entry_points()
-    return {entry.name.replace("_", "-") for group in DRIVER_GROUPS
-            for entry in found.select(group=group)}
+    return {
+        entry.name.replace("_", "-")
+        for group in DRIVER_GROUPS
+        for entry in found.select(group=group)
+    }
 
 
 def check_keys(data: dict, where: str) -> None:
@@ -84,13 +97,14 @@ def check_keys(data: dict, where: str) -> None:
     tables = [k for k in unknown if isinstance(data[k], dict)]
     keys = [k for k in unknown if k not in tables]
     if keys:
-        raise UserError(f"{where}: unknown key {keys[0]!r} "
-                        f"(keys: {', '.join(sorted(KNOWN_KEYS))})")
+        raise UserError(f"{where}: unknown key {keys[0]!r} (keys: {', '.join(sorted(KNOWN_KEYS))})")
     names = driver_names()
     for key in tables:
         if table_name(key) not in names:
-            raise UserError(f"{where}: unknown table [{key}]: no installed driver is called "
-                            f"{table_name(key)!r} (drivers: {', '.join(sorted(names))})")
+            raise UserError(
+                f"{where}: unknown table [{key}]: no installed driver is called "
+                f"{table_name(key)!r} (drivers: {', '.join(sorted(names))})"
+            )
 
 
 def _config_files(config_file: str | None) -> list[tuple[Path, bool]]:

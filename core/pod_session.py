@@ -36,8 +36,9 @@ class SessionCallbacks:
 class PodSession:
     agent: AgentClient  # the link, once connect() made it
 
-    def __init__(self, pod_id: str, handle: VMHandle, hypervisor: Hypervisor,
-                 callbacks: SessionCallbacks) -> None:
+    def __init__(
+        self, pod_id: str, handle: VMHandle, hypervisor: Hypervisor, callbacks: SessionCallbacks
+    ) -> None:
         self.pod_id = pod_id
         self.handle = handle
         self.hypervisor = hypervisor
@@ -53,8 +54,9 @@ class PodSession:
         stream = self.hypervisor.connect_agent(self.handle, timeout)
         self.agent = AgentClient(stream, on_event=self._events.put, on_output=self._output)
         self.agent.wait_ready(timeout)
-        threading.Thread(target=self._handle_events, name=f"events-{self.pod_id}",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._handle_events, name=f"events-{self.pod_id}", daemon=True
+        ).start()
         threading.Thread(target=self._watch, name=f"watch-{self.pod_id}", daemon=True).start()
         self.hypervisor.watch(self.handle, lambda: self._lost("the VM exited"))
 
@@ -90,8 +92,9 @@ class PodSession:
         self._closed = True
         # Exits already received are applied before the pod is marked failed.
         self._events.put(None)
-        threading.Thread(target=self.callbacks.vm_lost, args=(self.pod_id, reason),
-                         daemon=True).start()
+        threading.Thread(
+            target=self.callbacks.vm_lost, args=(self.pod_id, reason), daemon=True
+        ).start()
 
     def reconcile(self, running: Iterable[str]) -> None:
         """After re-adoption: apply the exits of `running` (the containers recorded
@@ -109,8 +112,9 @@ class PodSession:
         try:
             self.agent.remove_container(container_id)
         except AgentError as e:
-            self.log.debug("nothing to remove in the guest", container_id=container_id,
-                           error=str(e))
+            self.log.debug(
+                "nothing to remove in the guest", container_id=container_id, error=str(e)
+            )
 
     def shutdown_guest(self) -> None:
         self.stopping = True

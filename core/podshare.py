@@ -58,8 +58,7 @@ class PodShare:
 
     # -- containers -----------------------------------------------------------
 
-    def attach(self, container_id: str, rootfs: str | None,
-               binds: list[tuple[str, bool]]) -> None:
+    def attach(self, container_id: str, rootfs: str | None, binds: list[tuple[str, bool]]) -> None:
         """Mount the container's root directory and binds (source, read-only) below the
         share; what is mounted already (the container ran before) stays as it is."""
         if rootfs is not None:
@@ -86,8 +85,7 @@ class PodShare:
             fds.callback(os.close, source_fd)
             # Checked again as opened: the path may have changed since the container
             # was created.
-            hostpaths.check(os.readlink(mounts.fd_path(source_fd)), "bind source",
-                            self.protected)
+            hostpaths.check(os.readlink(mounts.fd_path(source_fd)), "bind source", self.protected)
             is_dir = stat.S_ISDIR(os.fstat(source_fd).st_mode)
             parent, name = relative.rsplit("/", 1)
             parent_fd = self._walk(parent, create=True)
@@ -95,14 +93,23 @@ class PodShare:
             self._make_target(parent_fd, name, is_dir)
             target_fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
             fds.callback(os.close, target_fd)
-            mounts.mount(mounts.fd_path(source_fd), mounts.fd_path(target_fd), None,
-                         mounts.MS_BIND | mounts.MS_REC)
+            mounts.mount(
+                mounts.fd_path(source_fd),
+                mounts.fd_path(target_fd),
+                None,
+                mounts.MS_BIND | mounts.MS_REC,
+            )
             if readonly:  # on the host: a guest that wanted to write there cannot
-                mounted_fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                     dir_fd=parent_fd)
+                mounted_fd = os.open(
+                    name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd
+                )
                 fds.callback(os.close, mounted_fd)
-                mounts.mount(None, mounts.fd_path(mounted_fd), None,
-                             mounts.MS_REMOUNT | mounts.MS_BIND | mounts.MS_RDONLY)
+                mounts.mount(
+                    None,
+                    mounts.fd_path(mounted_fd),
+                    None,
+                    mounts.MS_REMOUNT | mounts.MS_BIND | mounts.MS_RDONLY,
+                )
 
     @staticmethod
     def _make_target(parent_fd: int, name: str, is_dir: bool) -> None:
@@ -110,11 +117,17 @@ class PodShare:
             if is_dir:
                 os.mkdir(name, 0o755, dir_fd=parent_fd)
             else:
-                os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY
-                                 | os.O_CLOEXEC, 0o644, dir_fd=parent_fd))
+                os.close(
+                    os.open(
+                        name,
+                        os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY | os.O_CLOEXEC,
+                        0o644,
+                        dir_fd=parent_fd,
+                    )
+                )
         except FileExistsError:
             kind = os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode
-            if (stat.S_ISDIR(kind) if is_dir else stat.S_ISREG(kind)):
+            if stat.S_ISDIR(kind) if is_dir else stat.S_ISREG(kind):
                 return  # left by an earlier start that was cut short
             raise ShareError(f"pod share: {name} was replaced by something else") from None
 
@@ -133,8 +146,9 @@ class PodShare:
                 fd = next_fd
         except OSError as e:
             os.close(fd)
-            raise ShareError(f"pod share: {relative} is not a directory hyperd made: "
-                             f"{e.strerror}") from None
+            raise ShareError(
+                f"pod share: {relative} is not a directory hyperd made: {e.strerror}"
+            ) from None
         return fd
 
     def _release(self, directory: Path) -> None:

@@ -48,8 +48,15 @@ class Runtime:
     manager; `load()` makes them as the configuration names them) and composes the
     containers' part, which talks back only through the callbacks it is handed."""
 
-    def __init__(self, config: Config, *, hypervisor: drivers.Hypervisor,
-                 images: drivers.Images, network: drivers.Network, hooks: Hooks) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        hypervisor: drivers.Hypervisor,
+        images: drivers.Images,
+        network: drivers.Network,
+        hooks: Hooks,
+    ) -> None:
         self.config = config
         make_roots(config)
         self.store = Store(config.database_path)
@@ -63,12 +70,22 @@ class Runtime:
         self.files = PodFiles(config)
         self.lock = PodLocks()
         self.containers = Containers(
-            store=self.store, images=images, hooks=hooks, subscribers=self.subscribers,
-            files=self.files, lock=self.lock, sessions=self.sessions,
-            stop_grace=config.guest.boot_timeout, end_pod=self._end_pod)
+            store=self.store,
+            images=images,
+            hooks=hooks,
+            subscribers=self.subscribers,
+            files=self.files,
+            lock=self.lock,
+            sessions=self.sessions,
+            stop_grace=config.guest.boot_timeout,
+            end_pod=self._end_pod,
+        )
         self._callbacks = SessionCallbacks(
-            output=self.containers.output, container_exited=self.containers.exited,
-            exec_exited=self.containers.exec_exited, vm_lost=self.vm_lost)
+            output=self.containers.output,
+            container_exited=self.containers.exited,
+            exec_exited=self.containers.exec_exited,
+            vm_lost=self.vm_lost,
+        )
         self._guest_image: GuestImage | None = None
         self._guest_lock = threading.Lock()
 
@@ -89,8 +106,13 @@ class Runtime:
 
     # -- pods ---------------------------------------------------------------
 
-    def create_pod(self, spec: podspec.PodSpec, stdin_open: bool = False,
-                   transient: bool = False, netns_path: str | None = None) -> Pod:
+    def create_pod(
+        self,
+        spec: podspec.PodSpec,
+        stdin_open: bool = False,
+        transient: bool = False,
+        netns_path: str | None = None,
+    ) -> Pod:
         """Record a pod and its containers (pending); nothing boots yet.
 
         A transient pod (what `run` creates) is removed if its first start fails,
@@ -106,15 +128,22 @@ class Runtime:
         images = {c.image: self.containers.image_for(c.image) for c in spec.containers if c.image}
         first_image = spec.containers[0].origin if spec.containers else "pod"
         pod_id = spec.id or names.numbered(names.image_base(first_image))
-        pod = Pod(id=pod_id, name=pod_id, vm_name=names.vm_name(),
-                  spec=podspec.normalised(spec), transient=transient, netns=netns_path)
+        pod = Pod(
+            id=pod_id,
+            name=pod_id,
+            vm_name=names.vm_name(),
+            spec=podspec.normalised(spec),
+            transient=transient,
+            netns=netns_path,
+        )
         pod.spec["id"] = pod_id
         self.store.add_pod(pod)
         try:
             for container in spec.containers:
                 name = container.name or (
-                    pod_id if len(spec.containers) == 1 else
-                    names.numbered(names.image_base(container.origin))
+                    pod_id
+                    if len(spec.containers) == 1
+                    else names.numbered(names.image_base(container.origin))
                 )
                 image_id = images[container.image].id if container.image else ""
                 self.containers.record(pod, container, name, image_id, stdin_open)
@@ -125,8 +154,9 @@ class Runtime:
         self.hooks.pod_post_create(pod)
         return pod
 
-    def run_pod(self, spec: podspec.PodSpec, stdin_open: bool = False,
-                netns_path: str | None = None) -> Pod:
+    def run_pod(
+        self, spec: podspec.PodSpec, stdin_open: bool = False, netns_path: str | None = None
+    ) -> Pod:
         """Create and start; on failure nothing of the pod remains."""
         pod = self.create_pod(spec, stdin_open=stdin_open, transient=True, netns_path=netns_path)
         return self.start_pod(pod.id)
@@ -136,11 +166,15 @@ class Runtime:
             raise UserError("joining a network namespace needs root")
         netns.check(path)
         if spec.portmappings:
-            raise UserError("portmappings: a pod joining a network namespace has its ports "
-                            "published by whoever made the namespace")
+            raise UserError(
+                "portmappings: a pod joining a network namespace has its ports "
+                "published by whoever made the namespace"
+            )
         if missing := netjoin.REQUIRES - self.hypervisor.capabilities:
-            raise UserError(f"hypervisor {self.hypervisor.name} cannot join a network "
-                            f"namespace: it lacks {', '.join(sorted(missing))}")
+            raise UserError(
+                f"hypervisor {self.hypervisor.name} cannot join a network "
+                f"namespace: it lacks {', '.join(sorted(missing))}"
+            )
 
     def start_pod(self, ref: str) -> Pod:
         pod = self.store.pod(ref)
@@ -161,8 +195,9 @@ class Runtime:
                 self._boot(pod)
             except BaseException as e:
                 self._teardown(pod.id)
-                self.store.transition_pod(pod.id, PodState.FAILED, error=str(e),
-                                          finished=now(), vm=None, starting=False)
+                self.store.transition_pod(
+                    pod.id, PodState.FAILED, error=str(e), finished=now(), vm=None, starting=False
+                )
                 self.containers.end_streams(pod.id, str(e))
                 if pod.transient:
                     self.remove_pod(pod.id)
@@ -214,8 +249,11 @@ class Runtime:
             kernel_args=list(image.kernel_args),
             run_dir=run_dir,
             console_log=self.files.pod_dir(pod.id) / "console.log",
-            shares=[Share(LAYERS_TAG, layers, readonly=True),
-                    self.files.share(pod.id).share(), *volume_shares(spec)],
+            shares=[
+                Share(LAYERS_TAG, layers, readonly=True),
+                self.files.share(pod.id).share(),
+                *volume_shares(spec),
+            ],
             network=attachment,
         )
         session = self._restored(pod.id, vm) or self._booted(pod.id, vm)
@@ -252,8 +290,9 @@ class Runtime:
         try:
             handle = self.hypervisor.restore(vm)
         except HyperError as e:
-            log.warning("restoring the VM from its template failed; booting it", pod_id=pod_id,
-                        error=str(e))
+            log.warning(
+                "restoring the VM from its template failed; booting it", pod_id=pod_id, error=str(e)
+            )
             return None
         if handle is None:
             return None
@@ -261,14 +300,18 @@ class Runtime:
         try:
             return self._connect(pod_id, handle, RESTORED_AGENT_TIMEOUT)
         except HyperError as e:
-            log.warning("the agent of the VM restored from a template did not answer; "
-                        "booting it", pod_id=pod_id, error=str(e))
+            log.warning(
+                "the agent of the VM restored from a template did not answer; booting it",
+                pod_id=pod_id,
+                error=str(e),
+            )
             self.hypervisor.discard_template(handle)
             self._drop_vm(pod_id)
             return None
 
-    def _connect(self, pod_id: str, handle: dict[str, Any],
-                 timeout: float | None = None) -> PodSession:
+    def _connect(
+        self, pod_id: str, handle: dict[str, Any], timeout: float | None = None
+    ) -> PodSession:
         session = PodSession(pod_id, handle, self.hypervisor, self._callbacks)
         self.sessions[pod_id] = session
         session.connect(timeout or self.config.guest.boot_timeout)
@@ -300,8 +343,9 @@ class Runtime:
             self.store.update_pod(pod_id, lambda p: setattr(p, "network", None))
         shutil.rmtree(self.files.run_dir(pod_id), ignore_errors=True)
 
-    def stop_pod(self, ref: str, timeout: float = 10.0,
-                 state: PodState = PodState.SUCCEEDED) -> Pod:
+    def stop_pod(
+        self, ref: str, timeout: float = 10.0, state: PodState = PodState.SUCCEEDED
+    ) -> Pod:
         pod = self.store.pod(ref)
         with self.lock(pod.id):
             pod = self.store.pod(pod.id)
@@ -402,8 +446,7 @@ class Runtime:
             return []
         return self.network.forwards(pod.id, NetworkAttachment.from_dict(pod.network))
 
-    def change_ports(self, ref: str, forwards: list[PortForward],
-                     add: bool) -> list[PortForward]:
+    def change_ports(self, ref: str, forwards: list[PortForward], add: bool) -> list[PortForward]:
         """Add (or remove) every mapping, or none: one that fails undoes the others."""
         pod = self.store.pod(ref)
         with self.lock(pod.id):
@@ -411,8 +454,10 @@ class Runtime:
             if pod.state not in RUNNING_STATES or not pod.network:
                 raise Conflict(f"pod {pod.name} is not running")
             if pod.netns:
-                raise UserError(f"pod {pod.name} is on a network namespace it joined: its "
-                                "ports are published by whoever made the namespace")
+                raise UserError(
+                    f"pod {pod.name} is on a network namespace it joined: its "
+                    "ports are published by whoever made the namespace"
+                )
             attachment = NetworkAttachment.from_dict(pod.network)
             done: list[PortForward] = []
             try:
@@ -426,12 +471,12 @@ class Runtime:
                         log.warning("port mapping not undone", pod_id=pod.id, error=str(e))
                 raise
             finally:
-                self.store.update_pod(pod.id,
-                                      lambda p: setattr(p, "network", attachment.to_dict()))
+                self.store.update_pod(pod.id, lambda p: setattr(p, "network", attachment.to_dict()))
             return done
 
-    def _change_port(self, pod: Pod, attachment: NetworkAttachment, forward: PortForward,
-                     add: bool) -> PortForward:
+    def _change_port(
+        self, pod: Pod, attachment: NetworkAttachment, forward: PortForward, add: bool
+    ) -> PortForward:
         if add:
             applied = self.network.add_forward(pod.id, attachment, forward) or forward
             if attachment.kind == "user":  # the VMM forwards; the driver keeps nothing
@@ -498,8 +543,9 @@ class Runtime:
                 network = NetworkAttachment.from_dict(pod.network) if pod.network else None
                 if network and not pod.netns:  # a joined namespace is its maker's to keep
                     self.network.adopt(pod.id, network)
-                running = [c.id for c in self.store.containers(pod.id)
-                           if c.state == ContainerState.RUNNING]
+                running = [
+                    c.id for c in self.store.containers(pod.id) if c.state == ContainerState.RUNNING
+                ]
                 self._connect(pod.id, pod.vm).reconcile(running)
                 log.info("pod adopted", pod_id=pod.id)
                 if pod.starting:  # the start was cut before all its containers ran
@@ -540,7 +586,10 @@ def load(config: Config) -> Runtime:
     """The runtime hyperd runs: hook plugins and drivers as the configuration names them."""
     make_roots(config)
     hooks = Hooks(config.disabled_hooks)
-    return Runtime(config, hooks=hooks,
-                   hypervisor=drivers.load("hypervisor", config.hypervisor, config),
-                   images=drivers.load("images", config.images, config),
-                   network=drivers.load("network", config.network, config))
+    return Runtime(
+        config,
+        hooks=hooks,
+        hypervisor=drivers.load("hypervisor", config.hypervisor, config),
+        images=drivers.load("images", config.images, config),
+        network=drivers.load("network", config.network, config),
+    )

@@ -193,8 +193,9 @@ class Container(SpecModel):
         "id": "container ids are assigned by hyperd",
         "logPath": "log files are placed by hyperd",
     }
-    model_config = ConfigDict(json_schema_extra={
-        "oneOf": [{"required": ["image"]}, {"required": ["rootfs"]}]})
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["image"]}, {"required": ["rootfs"]}]}
+    )
     name: Name | None = None  # None: the runtime names it
     # A host directory as the root filesystem instead of an image (containerd's snapshot).
     rootfs: HostPath | None = None
@@ -310,8 +311,9 @@ _BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{
 
 def _no_uri(value: str) -> str:
     if value:
-        raise ValueError("hyperd reads no URIs; hyperctl inlines file:// and http(s) URIs"
-                         " as content")
+        raise ValueError(
+            "hyperd reads no URIs; hyperctl inlines file:// and http(s) URIs as content"
+        )
     return value
 
 

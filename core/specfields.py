@@ -185,10 +185,15 @@ DnsOption = Annotated[
 Image = Annotated[str, text(512, 1), matching(_IMAGE, "an image reference like busybox:latest")]
 ContainerPath = Annotated[str, text(MAX_PATH, 1), AfterValidator(absolute_path)]
 HostPath = Annotated[str, text(MAX_PATH, 1), AfterValidator(absolute_path)]
-TmpfsOption = Annotated[str, text(64, 1), matching(
-    r"(?:size=[0-9]+[kmg%]?|nr_inodes=[0-9]+[kmg]?|mode=[0-7]{3,4}|uid=[0-9]+|gid=[0-9]+"
-    r"|ro|rw|nosuid|suid|nodev|dev|noexec|exec|noatime|atime|strictatime|relatime)",
-    "a tmpfs option (size=, mode=, uid=, gid=, nr_inodes=, ro, nosuid, nodev, noexec, ...)")]
+TmpfsOption = Annotated[
+    str,
+    text(64, 1),
+    matching(
+        r"(?:size=[0-9]+[kmg%]?|nr_inodes=[0-9]+[kmg]?|mode=[0-7]{3,4}|uid=[0-9]+|gid=[0-9]+"
+        r"|ro|rw|nosuid|suid|nodev|dev|noexec|exec|noatime|atime|strictatime|relatime)",
+        "a tmpfs option (size=, mode=, uid=, gid=, nr_inodes=, ro, nosuid, nodev, noexec, ...)",
+    ),
+]
 Arg = Annotated[str, text(MAX_ARG), matching(r"[^\x00]*", "free of NUL characters")]
 EnvName = Annotated[
     str, text(255, 1), matching(r"[A-Za-z_][A-Za-z0-9_.-]*", "an environment variable name")

@@ -44,8 +44,12 @@ MAX_VALUES = 200_000  # also stops YAML alias bombs, which expand while walked
 KUBERNETES_KEYS = {"apiversion", "kind"}
 
 
-def load_pod_file(path: str | os.PathLike[str], yaml: bool | None = None,
-                  kubernetes: bool = False, fetch: Fetch | None = None) -> PodSpec:
+def load_pod_file(
+    path: str | os.PathLike[str],
+    yaml: bool | None = None,
+    kubernetes: bool = False,
+    fetch: Fetch | None = None,
+) -> PodSpec:
     """Read a pod file as hyperctl does; YAML when `yaml` or a .yml/.yaml name; the
     Kubernetes pod form with `kubernetes`. `fetch` gets http(s) URIs' bytes."""
     path = Path(path)
@@ -62,13 +66,18 @@ def load_pod_file(path: str | os.PathLike[str], yaml: bool | None = None,
         raise UserError(f"{path}: not UTF-8 text") from None
     if yaml is None:
         yaml = path.suffix.lower() in (".yml", ".yaml")
-    return load_pod_spec(text, yaml=yaml, source=str(path), base_dir=path.parent,
-                         kubernetes=kubernetes, fetch=fetch)
+    return load_pod_spec(
+        text, yaml=yaml, source=str(path), base_dir=path.parent, kubernetes=kubernetes, fetch=fetch
+    )
 
 
 def load_pod_spec(
-    text: str, yaml: bool = False, source: str = "", base_dir: str | os.PathLike[str] | None = None,
-    kubernetes: bool = False, fetch: Fetch | None = None,
+    text: str,
+    yaml: bool = False,
+    source: str = "",
+    base_dir: str | os.PathLike[str] | None = None,
+    kubernetes: bool = False,
+    fetch: Fetch | None = None,
 ) -> PodSpec:
     """Parse and validate pod file text; UserError (one line) if it is not a valid pod."""
     try:
@@ -79,8 +88,9 @@ def load_pod_spec(
             data = _from_kubernetes(data)
     except UserError as e:
         raise UserError(f"{source}: {e}" if source else str(e)) from None
-    return parse_pod_spec(data, source=source, yaml=yaml and not kubernetes, base_dir=base_dir,
-                          fetch=fetch)
+    return parse_pod_spec(
+        data, source=source, yaml=yaml and not kubernetes, base_dir=base_dir, fetch=fetch
+    )
 
 
 def _from_kubernetes(data: Any) -> Any:
@@ -90,8 +100,9 @@ def _from_kubernetes(data: Any) -> Any:
         return convert(data)
     except SpecError as e:
         where = render_loc(e.loc, {}) if e.loc else ""
-        raise UserError(f"the Kubernetes pod form: {where + ': ' if where else ''}{e.reason}") \
-            from None
+        raise UserError(
+            f"the Kubernetes pod form: {where + ': ' if where else ''}{e.reason}"
+        ) from None
 
 
 def parse_pod_spec(

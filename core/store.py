@@ -120,8 +120,7 @@ class Store:
                 self._resolve(db, "pods", "pod", container.pod_id, Pod)
                 db.execute(
                     "INSERT INTO containers (id, name, pod_id, record) VALUES (?, ?, ?, ?)",
-                    (container.id, container.name, container.pod_id,
-                     container.model_dump_json()),
+                    (container.id, container.name, container.pod_id, container.model_dump_json()),
                 )
         except sqlite3.IntegrityError:
             raise Conflict(f"container {container.name} already exists") from None
@@ -166,8 +165,9 @@ class Store:
     # -- lookup -------------------------------------------------------------
 
     @staticmethod
-    def _resolve(db: sqlite3.Connection, table: str, kind: str, ref: str,
-                 model: type[Record]) -> Record:
+    def _resolve(
+        db: sqlite3.Connection, table: str, kind: str, ref: str, model: type[Record]
+    ) -> Record:
         if not ref:
             raise UserError(f"no {kind} named")
         exact = db.execute(

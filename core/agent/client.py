@@ -42,15 +42,23 @@ class _Call:
 
 
 class AgentClient:
-    def __init__(self, sock: socket.socket, on_event: EventCallback,
-                 on_output: OutputCallback, send_timeout: float = SEND_TIMEOUT,
-                 **log_context: Any) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        on_event: EventCallback,
+        on_output: OutputCallback,
+        send_timeout: float = SEND_TIMEOUT,
+        **log_context: Any,
+    ) -> None:
         self._sock = sock
         # A hung guest stops taking bytes: a send must fail then, not block for ever.
         self._send_timeout = send_timeout
         seconds, fraction = divmod(send_timeout, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
-                        struct.pack("ll", int(seconds), int(fraction * 1e6)))
+        sock.setsockopt(
+            socket.SOL_SOCKET,
+            socket.SO_SNDTIMEO,
+            struct.pack("ll", int(seconds), int(fraction * 1e6)),
+        )
         self._on_event = on_event
         self._on_output = on_output
         self._log = get_logger(**log_context)
@@ -104,20 +112,37 @@ class AgentClient:
     def ping(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         self._call("ping", timeout)
 
-    def start_pod(self, hostname: str, dns: Iterable[str] = (), dns_search: Iterable[str] = (),
-                  dns_options: Iterable[str] = (), interface: dict | None = None,
-                  sysctl: dict[str, str] | None = None, entropy: bytes = b"",
-                  clock_ns: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> dict:
+    def start_pod(
+        self,
+        hostname: str,
+        dns: Iterable[str] = (),
+        dns_search: Iterable[str] = (),
+        dns_options: Iterable[str] = (),
+        interface: dict | None = None,
+        sysctl: dict[str, str] | None = None,
+        entropy: bytes = b"",
+        clock_ns: int | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> dict:
         """Host name, resolver and hosts files, the NIC ({"mac", "address", "gateway"}),
         and what makes a VM cloned from a template its own machine: `entropy` mixed into
         its random pool, `clock_ns` (the host's wall clock) set as its time."""
-        machine: dict[str, Any] = {"entropy_b64": base64.b64encode(entropy).decode()} \
-            if entropy else {}
+        machine: dict[str, Any] = (
+            {"entropy_b64": base64.b64encode(entropy).decode()} if entropy else {}
+        )
         if clock_ns is not None:
             machine["clock_ns"] = clock_ns
-        return self._call("start_pod", timeout, hostname=hostname, dns=list(dns),
-                          dns_search=list(dns_search), dns_options=list(dns_options),
-                          interface=interface, sysctl=dict(sysctl or {}), **machine)
+        return self._call(
+            "start_pod",
+            timeout,
+            hostname=hostname,
+            dns=list(dns),
+            dns_search=list(dns_search),
+            dns_options=list(dns_options),
+            interface=interface,
+            sysctl=dict(sysctl or {}),
+            **machine,
+        )
 
     def create_container(self, config: dict, timeout: float = SLOW_TIMEOUT) -> None:
         """Prepare a container's root filesystem and bundle (format in docs/guest.md)."""
@@ -126,22 +151,42 @@ class AgentClient:
     def start_container(self, cid: str, timeout: float = SLOW_TIMEOUT) -> None:
         self._call("start_container", timeout, container=cid)
 
-    def signal(self, cid: str, signum: int, exec_id: str | None = None,
-               timeout: float = DEFAULT_TIMEOUT) -> None:
+    def signal(
+        self, cid: str, signum: int, exec_id: str | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
         self._call("signal", timeout, container=cid, signal=int(signum), exec=exec_id)
 
-    def exec(self, cid: str, exec_id: str, args: list[str], env: list[str] | None = None,
-             cwd: str | None = None, user: str | None = None, terminal: bool = False,
-             stdin: bool = False, timeout: float = SLOW_TIMEOUT) -> str:
+    def exec(
+        self,
+        cid: str,
+        exec_id: str,
+        args: list[str],
+        env: list[str] | None = None,
+        cwd: str | None = None,
+        user: str | None = None,
+        terminal: bool = False,
+        stdin: bool = False,
+        timeout: float = SLOW_TIMEOUT,
+    ) -> str:
         """Start a process in a running container; returns its key for stdio and events."""
-        self._call("exec", timeout, container=cid, exec=exec_id, args=list(args),
-                   env=list(env or []), cwd=cwd, user=user, terminal=terminal, stdin=stdin)
+        self._call(
+            "exec",
+            timeout,
+            container=cid,
+            exec=exec_id,
+            args=list(args),
+            env=list(env or []),
+            cwd=cwd,
+            user=user,
+            terminal=terminal,
+            stdin=stdin,
+        )
         return protocol.process_key(cid, exec_id)
 
     def write_stdin(self, key: str, data: bytes) -> None:
         stream = self._stdin_stream(key)
         for start in range(0, len(data), protocol.DATA_CHUNK):
-            self._send(protocol.encode_frame(stream, data[start:start + protocol.DATA_CHUNK]))
+            self._send(protocol.encode_frame(stream, data[start : start + protocol.DATA_CHUNK]))
 
     def close_stdin(self, key: str) -> None:
         stream = self._stdin_stream(key)
@@ -152,20 +197,28 @@ class AgentClient:
     def resize(self, key: str, rows: int, cols: int, timeout: float = DEFAULT_TIMEOUT) -> None:
         self._call("resize", timeout, key=key, rows=rows, cols=cols)
 
-    def write_file(self, cid: str, path: str, data: bytes, mode: int = 0o644,
-                   timeout: float = DEFAULT_TIMEOUT) -> None:
+    def write_file(
+        self, cid: str, path: str, data: bytes, mode: int = 0o644, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
         """Write a file inside the container (as it sees its filesystem)."""
         for start in range(0, max(len(data), 1), FILE_CHUNK):
-            chunk = data[start:start + FILE_CHUNK]
-            self._call("write_file", timeout, container=cid, path=path, mode=mode,
-                       append=start > 0, data_b64=base64.b64encode(chunk).decode())
+            chunk = data[start : start + FILE_CHUNK]
+            self._call(
+                "write_file",
+                timeout,
+                container=cid,
+                path=path,
+                mode=mode,
+                append=start > 0,
+                data_b64=base64.b64encode(chunk).decode(),
+            )
 
-    def read_file(self, cid: str, path: str, limit: int = READ_LIMIT,
-                  timeout: float = DEFAULT_TIMEOUT) -> bytes:
+    def read_file(
+        self, cid: str, path: str, limit: int = READ_LIMIT, timeout: float = DEFAULT_TIMEOUT
+    ) -> bytes:
         data = bytearray()
         while True:
-            result = self._call("read_file", timeout, container=cid, path=path,
-                                offset=len(data))
+            result = self._call("read_file", timeout, container=cid, path=path, offset=len(data))
             data += base64.b64decode(result["data_b64"])
             if len(data) > limit:
                 raise AgentError(f"{path}: larger than {limit} bytes")
@@ -240,8 +293,12 @@ class AgentClient:
         except protocol.ProtocolError:
             return False
         result = message.get("result")
-        return (stream == protocol.CONTROL and message.get("reply") == self._hello_id
-                and isinstance(result, dict) and result.get("nonce") == self._nonce)
+        return (
+            stream == protocol.CONTROL
+            and message.get("reply") == self._hello_id
+            and isinstance(result, dict)
+            and result.get("nonce") == self._nonce
+        )
 
     # -- the reader thread --------------------------------------------------
 

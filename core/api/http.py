@@ -84,10 +84,11 @@ class Request:
         except ValueError:
             number = math.nan
         if not 0 <= number <= MAX_QUERY_NUMBER:
-            raise UserError(f"query parameter {name}: {value[:20]!r} is not a number "
-                            f"from 0 to {MAX_QUERY_NUMBER:g}")
+            raise UserError(
+                f"query parameter {name}: {value[:20]!r} is not a number "
+                f"from 0 to {MAX_QUERY_NUMBER:g}"
+            )
         return number
-
 
     def time(self, name: str) -> datetime | None:
         """An ISO 8601 time (UTC unless it says otherwise); absent, None."""
@@ -97,8 +98,9 @@ class Request:
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
-            raise UserError(f"query parameter {name}: {value[:40]!r} is not a time like "
-                            "2026-01-02T15:04:05Z") from None
+            raise UserError(
+                f"query parameter {name}: {value[:40]!r} is not a time like 2026-01-02T15:04:05Z"
+            ) from None
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -196,8 +198,9 @@ class Handler(BaseHTTPRequestHandler):
             self._error(e)
 
     def _internal_error(self, error: Exception) -> None:
-        log.error("internal error", path=self.path, error=str(error),
-                  traceback=traceback.format_exc())
+        log.error(
+            "internal error", path=self.path, error=str(error), traceback=traceback.format_exc()
+        )
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Errors http.server finds itself (a bad request line, too many headers): JSON too."""

@@ -20,14 +20,19 @@ class CreatePod(Body):
     spec: dict[str, Any] = Field(description="A pod file as a JSON object")
     start: bool = Field(False, description="Boot the pod once it is created")
     stdin_open: bool = Field(
-        False, description="Keep the containers' stdin open for an attached client")
+        False, description="Keep the containers' stdin open for an attached client"
+    )
     transient: bool = Field(
-        False, description="Remove the pod if its first start fails (what `run` means); "
-                           "implied by start")
+        False,
+        description="Remove the pod if its first start fails (what `run` means); implied by start",
+    )
     netns: str | None = Field(
-        None, min_length=1, max_length=4096,
+        None,
+        min_length=1,
+        max_length=4096,
         description="Path of a network namespace someone else configured (e.g. CNI): the "
-                    "pod's VM joins it instead of the configured network; rm leaves it")
+        "pod's VM joins it instead of the configured network; rm leaves it",
+    )
 
 
 class CreateContainer(Body):
@@ -53,13 +58,23 @@ class ExecBody(Body):
     command: list[str] = Field(min_length=1, max_length=MAX_ARGS)
     tty: bool = False
     env: list[str] = Field(default_factory=list, max_length=MAX_ARGS)
-    cwd: str | None = Field(None, max_length=4096, pattern="^/",
-                            description="Working directory (default: the container's)")
-    user: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$",
-                             description="user[:group], names or ids (default: the container's)")
-    exec_id: str | None = Field(None, pattern=EXEC_ID,
-                                description="The process's id (default: hyperd picks one); "
-                                            "kill takes it as ?exec=")
+    cwd: str | None = Field(
+        None,
+        max_length=4096,
+        pattern="^/",
+        description="Working directory (default: the container's)",
+    )
+    user: str | None = Field(
+        None,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$",
+        description="user[:group], names or ids (default: the container's)",
+    )
+    exec_id: str | None = Field(
+        None,
+        pattern=EXEC_ID,
+        description="The process's id (default: hyperd picks one); kill takes it as ?exec=",
+    )
 
 
 class PullBody(Body):

@@ -41,8 +41,13 @@ def document(router: Router) -> dict[str, Any]:
             for name in re.findall(r"\{(\w+)\}", route.template)
         ]
         params += [
-            {"name": name, "in": "query", "required": False, "description": text,
-             "schema": {"type": "string"}}
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "description": text,
+                "schema": {"type": "string"},
+            }
             for name, text in route.query.items()
         ]
         if params:
@@ -56,26 +61,36 @@ def document(router: Router) -> dict[str, Any]:
         paths.setdefault(route.template, {})[route.method.lower()] = operation
     return {
         "openapi": "3.1.0",
-        "info": {"title": "hyperd", "version": __version__,
-                 "description": "HTTP/JSON over the unix socket of hyperd."},
+        "info": {
+            "title": "hyperd",
+            "version": __version__,
+            "description": "HTTP/JSON over the unix socket of hyperd.",
+        },
         "paths": paths,
         "components": {"schemas": defs},
     }
 
 
 def _error(text: str) -> dict[str, Any]:
-    return {"description": text,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return {
+        "description": text,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
 
 
 def _answer(route, defs: dict[str, Any]) -> dict[str, Any]:
     if route.kind == "upgrade":
         return {"101": {"description": "Switching to the framed stdio stream protocol"}}
     if route.kind == "lines":
-        return {"200": {"description": "One JSON object per line",
-                        "content": {"application/x-ndjson": {"schema": {"type": "object"}}}}}
+        return {
+            "200": {
+                "description": "One JSON object per line",
+                "content": {"application/x-ndjson": {"schema": {"type": "object"}}},
+            }
+        }
     if route.kind == "raw":
-        return {"200": {"description": "An OCI archive",
-                        "content": {"application/octet-stream": {}}}}
+        return {
+            "200": {"description": "An OCI archive", "content": {"application/octet-stream": {}}}
+        }
     schema = _schema(route.answer, defs) if route.answer is not None else {}
     return {"200": {"description": "Success", "content": {"application/json": {"schema": schema}}}}

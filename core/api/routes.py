@@ -56,16 +56,25 @@ def build_router(runtime: Runtime) -> Router:  # noqa: C901 - a route per nested
     def list_pods(request: Request) -> list[models.PodView]:
         return [pod_view(p) for p in store.pods()]
 
-    @api.add("POST", "/pods", "Create a pod from a pod file (and start it)",
-             body=models.CreatePod, answer=models.PodView)
+    @api.add(
+        "POST",
+        "/pods",
+        "Create a pod from a pod file (and start it)",
+        body=models.CreatePod,
+        answer=models.PodView,
+    )
     def create_pod(request: Request) -> models.PodView:
         body = request.model(models.CreatePod)
         spec = parse_pod_spec(body.spec)
         if body.start:
-            return pod_view(runtime.run_pod(spec, stdin_open=body.stdin_open,
-                                            netns_path=body.netns))
-        return pod_view(runtime.create_pod(spec, stdin_open=body.stdin_open,
-                                           transient=body.transient, netns_path=body.netns))
+            return pod_view(
+                runtime.run_pod(spec, stdin_open=body.stdin_open, netns_path=body.netns)
+            )
+        return pod_view(
+            runtime.create_pod(
+                spec, stdin_open=body.stdin_open, transient=body.transient, netns_path=body.netns
+            )
+        )
 
     @api.add("GET", "/pods/{ref}", "One pod", answer=models.PodView)
     def get_pod(request: Request) -> models.PodView:
@@ -75,8 +84,13 @@ def build_router(runtime: Runtime) -> Router:  # noqa: C901 - a route per nested
     def start_pod(request: Request) -> models.PodView:
         return pod_view(runtime.start_pod(request.params["ref"]))
 
-    @api.add("POST", "/pods/{ref}/stop", "Stop a pod's containers and power its VM off",
-             answer=models.PodView, query={"t": "seconds before SIGKILL"})
+    @api.add(
+        "POST",
+        "/pods/{ref}/stop",
+        "Stop a pod's containers and power its VM off",
+        answer=models.PodView,
+        query={"t": "seconds before SIGKILL"},
+    )
     def stop_pod(request: Request) -> models.PodView:
         timeout = request.number("t", 10.0)
         return pod_view(runtime.stop_pod(request.params["ref"], timeout=timeout))
@@ -109,32 +123,50 @@ def build_router(runtime: Runtime) -> Router:  # noqa: C901 - a route per nested
         forwards = [forward_of(m) for m in body.mappings]
         return [f.__dict__ for f in runtime.change_ports(request.params["ref"], forwards, add)]
 
-    @api.add("POST", "/pods/{ref}/ports", "Add port mappings to a running pod (all or none)",
-             body=models.PortMappingsBody)
+    @api.add(
+        "POST",
+        "/pods/{ref}/ports",
+        "Add port mappings to a running pod (all or none)",
+        body=models.PortMappingsBody,
+    )
     def add_ports(request: Request) -> list[dict[str, Any]]:
         return change_ports(request, add=True)
 
-    @api.add("POST", "/pods/{ref}/ports/delete",
-             "Remove port mappings from a running pod (all or none)",
-             body=models.PortMappingsBody)
+    @api.add(
+        "POST",
+        "/pods/{ref}/ports/delete",
+        "Remove port mappings from a running pod (all or none)",
+        body=models.PortMappingsBody,
+    )
     def delete_ports(request: Request) -> list[dict[str, Any]]:
         return change_ports(request, add=False)
 
     # -- containers ---------------------------------------------------------------
 
-    @api.add("GET", "/containers", "All containers, or a pod's (?pod=)",
-             answer=list[models.ContainerView], query={"pod": "pod id or name"})
+    @api.add(
+        "GET",
+        "/containers",
+        "All containers, or a pod's (?pod=)",
+        answer=list[models.ContainerView],
+        query={"pod": "pod id or name"},
+    )
     def list_containers(request: Request) -> list[Any]:
         pod = request.query.get("pod")
         return store.containers(store.pod(pod).id if pod else None)
 
-    @api.add("POST", "/pods/{ref}/containers", "Create a container in a pod",
-             body=models.CreateContainer, answer=models.ContainerView)
+    @api.add(
+        "POST",
+        "/pods/{ref}/containers",
+        "Create a container in a pod",
+        body=models.CreateContainer,
+        answer=models.ContainerView,
+    )
     def create_container(request: Request) -> Any:
         body = request.model(models.CreateContainer)
         spec = parse_container(body.spec)
-        return runtime.containers.create(request.params["ref"], spec, start=body.start,
-                                         stdin_open=body.stdin_open)
+        return runtime.containers.create(
+            request.params["ref"], spec, start=body.start, stdin_open=body.stdin_open
+        )
 
     @api.add("GET", "/containers/{ref}", "One container", answer=models.ContainerView)
     def get_container(request: Request) -> Any:
@@ -144,64 +176,114 @@ def build_router(runtime: Runtime) -> Router:  # noqa: C901 - a route per nested
     def start_container(request: Request) -> Any:
         return runtime.containers.start(request.params["ref"])
 
-    @api.add("POST", "/containers/{ref}/stop", "Stop a container (stop signal, then SIGKILL)",
-             answer=models.ContainerView, query={"t": "seconds before SIGKILL"})
+    @api.add(
+        "POST",
+        "/containers/{ref}/stop",
+        "Stop a container (stop signal, then SIGKILL)",
+        answer=models.ContainerView,
+        query={"t": "seconds before SIGKILL"},
+    )
     def stop_container(request: Request) -> Any:
         return runtime.containers.stop(request.params["ref"], timeout=request.number("t", 10.0))
 
-    @api.add("POST", "/containers/{ref}/kill", "Send a signal to a container or one of its execs",
-             answer=models.ContainerView, query={"signal": "name or number (default KILL)",
-                                                 "exec": "an exec's id: signal that process"})
+    @api.add(
+        "POST",
+        "/containers/{ref}/kill",
+        "Send a signal to a container or one of its execs",
+        answer=models.ContainerView,
+        query={
+            "signal": "name or number (default KILL)",
+            "exec": "an exec's id: signal that process",
+        },
+    )
     def kill_container(request: Request) -> Any:
-        return runtime.containers.kill(request.params["ref"], request.query.get("signal"),
-                                      exec_id=request.query.get("exec"))
+        return runtime.containers.kill(
+            request.params["ref"], request.query.get("signal"), exec_id=request.query.get("exec")
+        )
 
-    @api.add("GET", "/containers/{ref}/processes",
-             "The guest's process ids of a running container and of its execs")
+    @api.add(
+        "GET",
+        "/containers/{ref}/processes",
+        "The guest's process ids of a running container and of its execs",
+    )
     def processes(request: Request) -> dict[str, Any]:
         return runtime.containers.processes(request.params["ref"])
 
-    @api.add("POST", "/containers/{ref}/wait", "Wait until a container is not running",
-             answer=models.ExitCode, query={"timeout": "seconds"})
+    @api.add(
+        "POST",
+        "/containers/{ref}/wait",
+        "Wait until a container is not running",
+        answer=models.ExitCode,
+        query={"timeout": "seconds"},
+    )
     def wait_container(request: Request) -> models.ExitCode:
         container = runtime.containers.wait(request.params["ref"], request.number("timeout"))
         return models.ExitCode(exit_code=container.exit_code, state=container.state)
 
-    @api.add("DELETE", "/containers/{ref}", "Remove a container (stopping it first)",
-             answer=models.Message)
+    @api.add(
+        "DELETE",
+        "/containers/{ref}",
+        "Remove a container (stopping it first)",
+        answer=models.Message,
+    )
     def remove_container(request: Request) -> models.Message:
         container = store.container(request.params["ref"])
         runtime.containers.remove(container.id)
         return models.Message(message=container.name)
 
-    @api.add("GET", "/containers/{ref}/logs", "A container's output, as JSON lines",
-             kind="lines", query={"follow": "keep streaming", "tail": "last N entries",
-                                  "since": "only entries from this time (ISO 8601)"})
+    @api.add(
+        "GET",
+        "/containers/{ref}/logs",
+        "A container's output, as JSON lines",
+        kind="lines",
+        query={
+            "follow": "keep streaming",
+            "tail": "last N entries",
+            "since": "only entries from this time (ISO 8601)",
+        },
+    )
     def logs(request: Request) -> Iterator[dict[str, Any]]:
         tail = request.number("tail")
-        entries = runtime.containers.logs(request.params["ref"],
-                                          tail=None if tail is None else int(tail),
-                                          follow=request.flag("follow"),
-                                          since=request.time("since"))
-        return ({"time": t, "stream": s, "log": d.decode("utf-8", "surrogateescape")}
-                for t, s, d in entries)
+        entries = runtime.containers.logs(
+            request.params["ref"],
+            tail=None if tail is None else int(tail),
+            follow=request.flag("follow"),
+            since=request.time("since"),
+        )
+        return (
+            {"time": t, "stream": s, "log": d.decode("utf-8", "surrogateescape")}
+            for t, s, d in entries
+        )
 
     # -- events -----------------------------------------------------------------------
 
-    @api.add("GET", "/events", "Lifecycle events as JSON lines: those since a time, then new ones",
-             kind="lines", query={"since": "replay events from this time (ISO 8601)",
-                                  "until": "stop at this time (ISO 8601)",
-                                  "follow": "keep streaming (default 1)"})
+    @api.add(
+        "GET",
+        "/events",
+        "Lifecycle events as JSON lines: those since a time, then new ones",
+        kind="lines",
+        query={
+            "since": "replay events from this time (ISO 8601)",
+            "until": "stop at this time (ISO 8601)",
+            "follow": "keep streaming (default 1)",
+        },
+    )
     def list_events(request: Request) -> Iterator[dict[str, Any]]:
         if runtime.hooks.manager.is_blocked(events.NAME):
             raise UserError("events are off: the events hook is in disabled_hooks")
         since, until = request.time("since"), request.time("until")
         return runtime.events.follow(
-            since=stamp(since) if since else "", until=stamp(until) if until else "",
-            follow=request.query.get("follow", "1") not in ("0", "false", "no"))
+            since=stamp(since) if since else "",
+            until=stamp(until) if until else "",
+            follow=request.query.get("follow", "1") not in ("0", "false", "no"),
+        )
 
-    @api.add("POST", "/containers/{ref}/attach", "Attach to a container's stdio (upgrade)",
-             kind="upgrade")
+    @api.add(
+        "POST",
+        "/containers/{ref}/attach",
+        "Attach to a container's stdio (upgrade)",
+        kind="upgrade",
+    )
     def attach(request: Request):
         container = store.container(request.params["ref"])
         listener = Listener()
@@ -215,20 +297,37 @@ def build_router(runtime: Runtime) -> Router:  # noqa: C901 - a route per nested
         stdin = stdin_of(container.id, None)
 
         def run(connection, rfile) -> None:
-            streams.serve(connection, rfile, listener, stdin,
-                          lambda outcome: runtime.containers.detach(container.id, listener))
+            streams.serve(
+                connection,
+                rfile,
+                listener,
+                stdin,
+                lambda outcome: runtime.containers.detach(container.id, listener),
+            )
 
         return run
 
-    @api.add("POST", "/containers/{ref}/exec", "Run a command in a container (upgrade)",
-             kind="upgrade", body=models.ExecBody)
+    @api.add(
+        "POST",
+        "/containers/{ref}/exec",
+        "Run a command in a container (upgrade)",
+        kind="upgrade",
+        body=models.ExecBody,
+    )
     def exec_(request: Request):
         body = request.model(models.ExecBody)
         container = store.container(request.params["ref"])
         listener = Listener()
-        exec_id = runtime.containers.exec(container.id, body.command, body.tty, listener,
-                                          env=body.env, cwd=body.cwd, user=body.user,
-                                          exec_id=body.exec_id)
+        exec_id = runtime.containers.exec(
+            container.id,
+            body.command,
+            body.tty,
+            listener,
+            env=body.env,
+            cwd=body.cwd,
+            user=body.user,
+            exec_id=body.exec_id,
+        )
         key = process_key(container.id, exec_id)
         stdin = stdin_of(container.id, exec_id)
 
@@ -272,8 +371,13 @@ def build_router(runtime: Runtime) -> Router:  # noqa: C901 - a route per nested
         image = runtime.images.resolve(request.params["ref"])
         return {"id": image.id, "reference": image.reference, "layers": image.layers}
 
-    @api.add("POST", "/images/pull", "Pull an image; progress as JSON lines",
-             kind="lines", body=models.PullBody)
+    @api.add(
+        "POST",
+        "/images/pull",
+        "Pull an image; progress as JSON lines",
+        kind="lines",
+        body=models.PullBody,
+    )
     def pull(request: Request) -> Iterator[dict[str, Any]]:
         body = request.model(models.PullBody)
         return progress_of(
@@ -281,14 +385,22 @@ def build_router(runtime: Runtime) -> Router:  # noqa: C901 - a route per nested
             lambda image: {"status": "pulled", "id": image.id, "reference": image.reference},
         )
 
-    @api.add("POST", "/images/push", "Push a local image; progress as JSON lines",
-             kind="lines", body=models.PushBody)
+    @api.add(
+        "POST",
+        "/images/push",
+        "Push a local image; progress as JSON lines",
+        kind="lines",
+        body=models.PushBody,
+    )
     def push(request: Request) -> Iterator[dict[str, Any]]:
         body = request.model(models.PushBody)
         return progress_of(
             lambda report: runtime.images.push(body.reference, body.destination, report),
-            lambda pushed: {"status": "push complete", "digest": pushed.digest,
-                            "reference": pushed.reference},
+            lambda pushed: {
+                "status": "push complete",
+                "digest": pushed.digest,
+                "reference": pushed.reference,
+            },
         )
 
     @api.add("POST", "/images/tag", "Name a local image", body=models.TagBody)
@@ -299,8 +411,9 @@ def build_router(runtime: Runtime) -> Router:  # noqa: C901 - a route per nested
     @api.add("DELETE", "/images/{ref}", "Remove an image", query={"force": "even if used"})
     def remove_image(request: Request) -> list[str]:
         in_use = runtime.containers.images_in_use()
-        return runtime.images.remove(request.params["ref"], in_use=in_use,
-                                     force=request.flag("force"))
+        return runtime.images.remove(
+            request.params["ref"], in_use=in_use, force=request.flag("force")
+        )
 
     @api.add("POST", "/images/load", "Load an OCI or docker archive sent as the body")
     def load(request: Request) -> list[str]:
@@ -322,8 +435,13 @@ def build_router(runtime: Runtime) -> Router:  # noqa: C901 - a route per nested
                 text = str(e).replace(f"{f.name}: ", "").replace(f.name, "the archive")
                 raise type(e)(text) from None
 
-    @api.add("POST", "/images/save", "Write images to an OCI archive sent back as the body",
-             kind="raw", body=models.SaveBody)
+    @api.add(
+        "POST",
+        "/images/save",
+        "Write images to an OCI archive sent back as the body",
+        kind="raw",
+        body=models.SaveBody,
+    )
     def save(request: Request) -> Iterator[bytes]:
         body = request.model(models.SaveBody)
         fd, name = tempfile.mkstemp(dir=runtime.transfers_dir, suffix=".tar")
@@ -398,11 +516,16 @@ def runtime_info(runtime: Runtime) -> dict[str, Any]:
         "network": runtime.network.describe(),
         "images": runtime.images.describe(),
         "installed": {kind: drivers.installed(kind) for kind in drivers.KINDS},
-        "selected": {"hypervisor": config.hypervisor, "network": config.network,
-                     "images": config.images},
+        "selected": {
+            "hypervisor": config.hypervisor,
+            "network": config.network,
+            "images": config.images,
+        },
         # Each selected driver's effective settings: its table with every default filled in.
-        "settings": {driver.name: driver.settings.model_dump(mode="json") for driver in
-                     (runtime.hypervisor, runtime.network, runtime.images)},
+        "settings": {
+            driver.name: driver.settings.model_dump(mode="json")
+            for driver in (runtime.hypervisor, runtime.network, runtime.images)
+        },
         "hooks": runtime.hooks.names(),
         "guest": guest,
         "state_root": str(config.state_root),

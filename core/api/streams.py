@@ -42,13 +42,23 @@ class Stdin:
     """Where a stream's client input goes (the runtime's write/close/resize/signal
     for one process)."""
 
-    def __init__(self, write: Callable[[bytes], None], close: Callable[[], None],
-                 resize: Callable[[int, int], None], signal: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        write: Callable[[bytes], None],
+        close: Callable[[], None],
+        resize: Callable[[int, int], None],
+        signal: Callable[[int], None],
+    ) -> None:
         self.write, self.close, self.resize, self.signal = write, close, resize, signal
 
 
-def serve(connection: socket.socket, rfile, listener: Listener, stdin: Stdin | None,
-          on_end: Callable[[str], None]) -> None:
+def serve(
+    connection: socket.socket,
+    rfile,
+    listener: Listener,
+    stdin: Stdin | None,
+    on_end: Callable[[str], None],
+) -> None:
     """Pump the listener's output to the client and the client's input to stdin."""
     outcome = GONE
     reader: threading.Thread | None = None
@@ -60,8 +70,9 @@ def serve(connection: socket.socket, rfile, listener: Listener, stdin: Stdin | N
                 return
             if item[0] == "started":
                 if stdin is not None:
-                    reader = threading.Thread(target=_read_client,
-                                              args=(rfile, stdin, listener), daemon=True)
+                    reader = threading.Thread(
+                        target=_read_client, args=(rfile, stdin, listener), daemon=True
+                    )
                     reader.start()
                     stdin = None  # a restarted container does not get a second reader
                 connection.sendall(control({"started": True}))

@@ -67,8 +67,7 @@ class StartProgress:
             if self._done:
                 response.shutdown()
                 return
-        with contextlib.suppress(CommandError, OSError, ValueError), \
-                contextlib.closing(response):
+        with contextlib.suppress(CommandError, OSError, ValueError), contextlib.closing(response):
             for event in response:
                 if event.get("pod") == self.pod or event.get("id") == self.pod:
                     if event["type"] == "pod" and event["action"] == "start":

@@ -76,8 +76,7 @@ class Client:
             probe.connect(str(self.socket_path))
             return True
         except PermissionError:  # someone else's daemon: starting another would not help
-            raise CommandError(f"permission denied on hyperd's socket {self.socket_path}") \
-                from None
+            raise CommandError(f"permission denied on hyperd's socket {self.socket_path}") from None
         except OSError:
             return False
         finally:
@@ -97,8 +96,9 @@ class Client:
             command += ["--config", self.config_file]
         with open(log_path, "ab") as log:
             start = log.tell()
-            daemon = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
-                                      stderr=log, start_new_session=True)
+            daemon = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+            )
         deadline = time.monotonic() + DAEMON_START_TIMEOUT
         racing = False  # another client started one at the same moment: wait for that one
         while not self._listening():
@@ -112,12 +112,14 @@ class Client:
 
     # -- requests ------------------------------------------------------------------
 
-    def request(self, method: str, path: str, body: Any = None,
-                query: dict[str, Any] | None = None) -> Any:
+    def request(
+        self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None
+    ) -> Any:
         return self.send(method, path, body, query)()
 
-    def send(self, method: str, path: str, body: Any = None,
-             query: dict[str, Any] | None = None) -> Callable[[], Any]:
+    def send(
+        self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None
+    ) -> Callable[[], Any]:
         """Send a request now; the returned function waits for its answer. Once sent,
         hyperd carries it out even if hyperctl is interrupted while waiting."""
         sock = self._deliver(method, path, body, query)
@@ -138,8 +140,9 @@ class Client:
             raise CommandError(_error_text(answer, response.status))
         return answer
 
-    def call(self, method: str, path: str, body: Any = None,
-             query: dict[str, Any] | None = None) -> tuple[int, Any]:
+    def call(
+        self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None
+    ) -> tuple[int, Any]:
         """The HTTP status and the answer, errors included (for programs, not people)."""
         response = self._send(method, path, body, query)
         try:
@@ -148,8 +151,9 @@ class Client:
             response.close()
         return response.status, _json(data)
 
-    def lines(self, method: str, path: str, body: Any = None,
-              query: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    def lines(
+        self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
         """A streamed answer, one JSON object per line; an {"error"} line raises."""
         stream = self.stream_lines(method, path, body, query)
         try:
@@ -157,8 +161,9 @@ class Client:
         finally:
             stream.close()
 
-    def stream_lines(self, method: str, path: str, body: Any = None,
-                     query: dict[str, Any] | None = None) -> _Lines:
+    def stream_lines(
+        self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None
+    ) -> _Lines:
         """As lines(), as an object another thread may cut short (shutdown())."""
         response = self._send(method, path, body, query)
         if response.status >= 400:
@@ -183,8 +188,9 @@ class Client:
         sock = self._connect()
         with open(source, "rb") as f:
             size = os.fstat(f.fileno()).st_size
-            head = _head("POST", path, {"Content-Type": "application/x-tar",
-                                        "Content-Length": str(size)})
+            head = _head(
+                "POST", path, {"Content-Type": "application/x-tar", "Content-Length": str(size)}
+            )
             try:
                 sock.sendall(head)
                 sock.sendfile(f)
@@ -204,9 +210,19 @@ class Client:
         """POST with `Upgrade: hc-stream`; returns the stream once the daemon switched."""
         payload = json.dumps(body or {}).encode()
         sock = self._connect()
-        sock.sendall(_head("POST", path, {
-            "Connection": "Upgrade", "Upgrade": "hc-stream", "Content-Type": "application/json",
-            "Content-Length": str(len(payload))}) + payload)
+        sock.sendall(
+            _head(
+                "POST",
+                path,
+                {
+                    "Connection": "Upgrade",
+                    "Upgrade": "hc-stream",
+                    "Content-Type": "application/json",
+                    "Content-Length": str(len(payload)),
+                },
+            )
+            + payload
+        )
         response = _Response(sock)
         if response.status == 101:
             return _BufferedSocket(sock, response.reader)
@@ -214,8 +230,9 @@ class Client:
         response.close()
         raise CommandError(_error_text(answer, response.status))
 
-    def _send(self, method: str, path: str, body: Any = None,
-              query: dict[str, Any] | None = None) -> _Response:
+    def _send(
+        self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None
+    ) -> _Response:
         sock = self._deliver(method, path, body, query)
         try:
             return _Response(sock)
@@ -223,8 +240,9 @@ class Client:
             sock.close()
             raise CommandError(f"cannot reach hyperd at {self.socket_path}: {e}") from None
 
-    def _deliver(self, method: str, path: str, body: Any = None,
-                 query: dict[str, Any] | None = None) -> socket.socket:
+    def _deliver(
+        self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None
+    ) -> socket.socket:
         """Connect and send a request; the answer is read from the socket returned."""
         if query:
             query = {k: v for k, v in query.items() if v is not None}
@@ -320,7 +338,7 @@ def _read_head(reader) -> tuple[int, dict[str, str]]:
     if len(parts) < 2 or not parts[1].isdigit():
         raise CommandError("hyperd sent a malformed answer")
     headers = {}
-    while (line := reader.readline().strip()):
+    while line := reader.readline().strip():
         name, _, value = line.decode("latin-1").partition(":")
         headers[name.strip().lower()] = value.strip()
     return int(parts[1]), headers

@@ -21,7 +21,7 @@ FILE_OPTIONS = {"--podfile", "--kubernetes", "--input", "--output", "--config"}
 NAMES = {
     "pods": "hyperctl list -q 2>/dev/null",
     "containers": "hyperctl list container --format '{{.Name}}' 2>/dev/null; "
-                  "hyperctl list -q 2>/dev/null",
+    "hyperctl list -q 2>/dev/null",
     "images": "hyperctl images --format '{{.Repository}}:{{.Tag}}' 2>/dev/null",
 }
 
@@ -68,8 +68,9 @@ def _names_of(metavar: str) -> str:
 
 
 def global_flags(parser: argparse.ArgumentParser) -> list[tuple[Sequence[str], str, bool]]:
-    return [(a.option_strings, a.help or "", a.nargs != 0) for a in parser._actions
-            if a.option_strings]
+    return [
+        (a.option_strings, a.help or "", a.nargs != 0) for a in parser._actions if a.option_strings
+    ]
 
 
 # -- bash ---------------------------------------------------------------------------
@@ -83,7 +84,8 @@ def bash(parser: argparse.ArgumentParser) -> str:
         cases.append(
             f"        {verb.name}) opts={shlex.quote(options)}; valued={shlex.quote(valued)};"
             f" files={shlex.quote(' '.join(verb.files))};"
-            f" choices={shlex.quote(' '.join(verb.choices))}; names={verb.names or 'none'} ;;")
+            f" choices={shlex.quote(' '.join(verb.choices))}; names={verb.names or 'none'} ;;"
+        )
     names = "\n".join(f"        {kind}) words=$({command}) ;;" for kind, command in NAMES.items())
     top = " ".join(v.name for v in verbs(parser))
     top_flags = " ".join(o for names_, _, _ in global_flags(parser) for o in names_)
@@ -158,8 +160,9 @@ def zsh(parser: argparse.ArgumentParser) -> str:
         cases.append(f"        {verb.name}) _arguments {' '.join(specs) or ':'} ;;")
     top = " ".join(_zsh_specs(global_flags(parser), list(FILE_OPTIONS)))
     functions = "\n".join(
-        f"_hyperctl_{kind}() {{ local -a found; found=(${{(f)\"$({command})\"}}); "
-        f"compadd -a found }}" for kind, command in NAMES.items())
+        f'_hyperctl_{kind}() {{ local -a found; found=(${{(f)"$({command})"}}); compadd -a found }}'
+        for kind, command in NAMES.items()
+    )
     return ZSH.format(top=top, verbs=described, cases="\n".join(cases), functions=functions)
 
 

@@ -59,12 +59,14 @@ def register(verbs) -> None:
 
 
 def pull(client: Client, image: str, summary: bool = True) -> dict:
-    return _with_progress(client, "/images/pull", {"reference": image}, "pulled", "pull", image,
-                          summary)
+    return _with_progress(
+        client, "/images/pull", {"reference": image}, "pulled", "pull", image, summary
+    )
 
 
-def _with_progress(client: Client, path: str, body: dict, last: str, verb: str,
-                   image: str, summary: bool = True) -> dict:
+def _with_progress(
+    client: Client, path: str, body: dict, last: str, verb: str, image: str, summary: bool = True
+) -> dict:
     """Draw a transfer's progress lines (off a terminal, a summary unless not wanted);
     the final event (status `last`) is returned."""
     from .progress import ProgressRenderer
@@ -93,8 +95,7 @@ def do_pull(client: Client, args) -> int:
 def do_push(client: Client, args) -> int:
     body = {"reference": args.image, "destination": args.destination}
     result = _with_progress(client, "/images/push", body, "push complete", "push", args.image)
-    print(f"Successfully pushed {result.get('reference', args.image)} "
-          f"({result.get('digest', '')})")
+    print(f"Successfully pushed {result.get('reference', args.image)} ({result.get('digest', '')})")
     return 0
 
 
@@ -112,8 +113,13 @@ def do_images(client: Client, args) -> int:
         print("\n".join(dict.fromkeys(i["id"].removeprefix("sha256:")[:12] for i in images)))
         return 0
     rows = [
-        (i["repository"], i["tag"], i["id"].removeprefix("sha256:")[:12],
-         i["created"][:19].replace("T", " ") or "-", human_size(i["size"]))
+        (
+            i["repository"],
+            i["tag"],
+            i["id"].removeprefix("sha256:")[:12],
+            i["created"][:19].replace("T", " ") or "-",
+            human_size(i["size"]),
+        )
         for i in images
     ]
     print(table(("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "VIRTUAL SIZE"), rows))
@@ -124,8 +130,9 @@ def do_rmi(client: Client, args) -> int:
     failed = False
     for image in args.images:
         try:
-            removed = client.request("DELETE", path_of("/images/{}", image),
-                                     query={"force": "1" if args.force else None})
+            removed = client.request(
+                "DELETE", path_of("/images/{}", image), query={"force": "1" if args.force else None}
+            )
             for line in removed:
                 print(line)
         except CommandError as e:

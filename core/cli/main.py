@@ -21,7 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     from . import images, pods, system, views
 
     parser = argparse.ArgumentParser(
-        prog="hyperctl", description="Run pods, each in its own virtual machine.")
+        prog="hyperctl", description="Run pods, each in its own virtual machine."
+    )
     parser.add_argument("--config", help="configuration file (TOML)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND")

@@ -25,9 +25,11 @@ def absolute(text: str, option: str, now: datetime | None = None) -> str:
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
-            raise CommandError(f"{option} {text!r}: expected a time such as "
-                               "2026-01-02T15:04:05Z, seconds since the epoch, "
-                               "or a duration such as 10m") from None
+            raise CommandError(
+                f"{option} {text!r}: expected a time such as "
+                "2026-01-02T15:04:05Z, seconds since the epoch, "
+                "or a duration such as 10m"
+            ) from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).isoformat(timespec="microseconds")

@@ -28,8 +28,12 @@ class _ConfiguredFetch:
             from ..fetch import Fetcher
 
             settings = config.load(self.config_file).fetch
-            self._fetcher = Fetcher(proxy=settings.proxy, ca_file=str(settings.ca_file or ""),
-                                    max_bytes=settings.max_bytes, timeout=settings.timeout)
+            self._fetcher = Fetcher(
+                proxy=settings.proxy,
+                ca_file=str(settings.ca_file or ""),
+                max_bytes=settings.max_bytes,
+                timeout=settings.timeout,
+            )
         return self._fetcher(uri)
 
 
@@ -39,8 +43,9 @@ def load(path: str, yaml: bool, kubernetes: bool, config_file: str | None):
     from ..errors import UserError
     from ..specload import load_pod_file
 
-    spec = load_pod_file(path, yaml=yaml or None, kubernetes=kubernetes,
-                         fetch=_ConfiguredFetch(config_file))
+    spec = load_pod_file(
+        path, yaml=yaml or None, kubernetes=kubernetes, fetch=_ConfiguredFetch(config_file)
+    )
     try:
         check_runnable(spec)
     except UserError as e:
@@ -57,9 +62,11 @@ def warnings(spec) -> list[str]:
         if item.encoding == "base64":
             data, valid = item.decoded()
             if not valid:
-                found.append(f"files[{i}] ({item.name}): content is not valid base64; the "
-                             f"{len(data)} bytes before the first bad group are used, as "
-                             "the original did")
+                found.append(
+                    f"files[{i}] ({item.name}): content is not valid base64; the "
+                    f"{len(data)} bytes before the first bad group are used, as "
+                    "the original did"
+                )
     return found
 
 

@@ -17,21 +17,36 @@ def register(verbs) -> None:
     _pod_file_options(run)
     _container_options(run)
     run.add_argument("-d", "--detach", action="store_true", help="do not attach; print the pod id")
-    run.add_argument("-a", "--attach", action="store_true",
-                     help="attach to a pod file's first container (an image's is attached"
-                          " unless -d)")
-    run.add_argument("-i", "--interactive", action="store_true",
-                     help="keep stdin open for a later attach (an attached run always"
-                          " passes stdin)")
+    run.add_argument(
+        "-a",
+        "--attach",
+        action="store_true",
+        help="attach to a pod file's first container (an image's is attached unless -d)",
+    )
+    run.add_argument(
+        "-i",
+        "--interactive",
+        action="store_true",
+        help="keep stdin open for a later attach (an attached run always passes stdin)",
+    )
     run.add_argument("--name", help="pod name")
     run.add_argument("--cpu", type=int, help="vCPUs of the pod's VM")
     run.add_argument("--memory", type=int, help="memory of the pod's VM, in MB")
-    run.add_argument("--publish", action="append", default=[],
-                     metavar="[HOSTIP:]HOST:CONTAINER[/PROTO]",
-                     help="map host port(s) to container port(s): 8080:80, 3000-3010:3000-3010,"
-                          " 0.0.0.0:8080:80")
-    run.add_argument("-v", "--volume", action="append", default=[], metavar="HOSTDIR:PATH[:ro]",
-                     help="share a host directory")
+    run.add_argument(
+        "--publish",
+        action="append",
+        default=[],
+        metavar="[HOSTIP:]HOST:CONTAINER[/PROTO]",
+        help="map host port(s) to container port(s): 8080:80, 3000-3010:3000-3010, 0.0.0.0:8080:80",
+    )
+    run.add_argument(
+        "-v",
+        "--volume",
+        action="append",
+        default=[],
+        metavar="HOSTDIR:PATH[:ro]",
+        help="share a host directory",
+    )
     run.add_argument("--rm", action="store_true", help="remove the pod when its container exits")
     run.set_defaults(handler=do_run)
 
@@ -49,26 +64,37 @@ def register(verbs) -> None:
         parser.add_argument("-c", "--container", action="store_true", help="containers")
         parser.add_argument("names", nargs="+", metavar="NAME")
         if verb == "stop":
-            parser.add_argument("-t", "--time", type=float, default=10.0,
-                                help="seconds to wait before SIGKILL")
+            parser.add_argument(
+                "-t", "--time", type=float, default=10.0, help="seconds to wait before SIGKILL"
+            )
         parser.set_defaults(handler=do_lifecycle, verb=verb)
-
 
     exec_ = verbs.add_parser("exec", help="run a command in a running container")
     exec_.add_argument("-t", "--tty", action="store_true", help="allocate a terminal")
-    exec_.add_argument("-i", "--interactive", action="store_true",
-                       help="pass stdin (always done; accepted as Docker users type it)")
+    exec_.add_argument(
+        "-i",
+        "--interactive",
+        action="store_true",
+        help="pass stdin (always done; accepted as Docker users type it)",
+    )
     exec_.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
     exec_.add_argument("target", metavar="CONTAINER|POD")
     exec_.add_argument("command", nargs=argparse.REMAINDER)
     exec_.set_defaults(handler=do_exec)
 
-
     attach = verbs.add_parser("attach", help="attach to a container's stdio")
-    attach.add_argument("-t", "--tty", action="store_true",
-                        help="raw terminal mode (the default for a container with a terminal)")
-    attach.add_argument("-i", "--interactive", action="store_true",
-                        help="pass stdin (always done; accepted as Docker users type it)")
+    attach.add_argument(
+        "-t",
+        "--tty",
+        action="store_true",
+        help="raw terminal mode (the default for a container with a terminal)",
+    )
+    attach.add_argument(
+        "-i",
+        "--interactive",
+        action="store_true",
+        help="pass stdin (always done; accepted as Docker users type it)",
+    )
     attach.add_argument("target", metavar="CONTAINER|POD")
     attach.set_defaults(handler=do_attach)
 
@@ -92,8 +118,9 @@ def register(verbs) -> None:
 def _pod_file_options(parser) -> None:
     files = parser.add_mutually_exclusive_group()
     files.add_argument("-p", "--podfile", help="pod file (JSON; YAML with -y or a .yml name)")
-    files.add_argument("-k", "--kubernetes", metavar="FILE",
-                       help="a pod file in the Kubernetes pod form")
+    files.add_argument(
+        "-k", "--kubernetes", metavar="FILE", help="a pod file in the Kubernetes pod form"
+    )
     parser.add_argument("-y", "--yaml", action="store_true", help="the pod file is YAML")
 
 
@@ -170,10 +197,16 @@ def add_volumes(spec: dict[str, Any], container: dict[str, Any], volumes: list[s
         readonly = len(parts) == 3 and parts[2] == "ro"
         name = f"volume{index}"
         spec.setdefault("volumes", []).append(
-            {"name": name, "source": os.path.abspath(parts[0]), "format": "vfs",
-             "readOnly": readonly})
+            {
+                "name": name,
+                "source": os.path.abspath(parts[0]),
+                "format": "vfs",
+                "readOnly": readonly,
+            }
+        )
         container.setdefault("volumes", []).append(
-            {"volume": name, "path": parts[1], "readOnly": readonly})
+            {"volume": name, "path": parts[1], "readOnly": readonly}
+        )
 
 
 def pod_from_args(args) -> dict[str, Any]:
@@ -222,8 +255,10 @@ def do_run(client: Client, args) -> int:
     from_file = bool(args.podfile or args.kubernetes)
     detach = args.detach or (from_file and not args.attach)
     if detach and args.rm:
-        raise CommandError("--rm removes the pod when an attached run ends: with a detached "
-                           "pod (-d, or a pod file without -a) use hyperctl rm")
+        raise CommandError(
+            "--rm removes the pod when an attached run ends: with a detached "
+            "pod (-d, or a pod file without -a) use hyperctl rm"
+        )
     spec = pod_from_args(args)
     ensure_images(client, spec)
     if detach:
@@ -318,8 +353,9 @@ def do_attach(client: Client, args) -> int:
 
 def do_kill(client: Client, args) -> int:
     container = client.container_or_pod(args.target)
-    client.request("POST", path_of("/containers/{}/kill", container["id"]),
-                   query={"signal": args.signal})
+    client.request(
+        "POST", path_of("/containers/{}/kill", container["id"]), query={"signal": args.signal}
+    )
     return 0
 
 
@@ -341,17 +377,20 @@ def parse_mapping(text: str) -> list[dict[str, Any]]:
         raise CommandError(f"port mapping {text!r}: {e}") from None
     host_ports, guest_ports = range(hosts[0], hosts[1] + 1), range(guests[0], guests[1] + 1)
     if len(host_ports) != len(guest_ports):
-        raise CommandError(f"port mapping {text!r}: the host and container ranges differ in "
-                           "length")
-    return [{"protocol": protocol, "host_ip": host_ip, "host_port": h, "container_port": g}
-            for h, g in zip(host_ports, guest_ports, strict=True)]
+        raise CommandError(f"port mapping {text!r}: the host and container ranges differ in length")
+    return [
+        {"protocol": protocol, "host_ip": host_ip, "host_port": h, "container_port": g}
+        for h, g in zip(host_ports, guest_ports, strict=True)
+    ]
 
 
 def do_ports(client: Client, args) -> int:
     if args.action == "ls":
         forwards = client.request("GET", path_of("/pods/{}/ports", args.pod))
-        rows = [(f"{f['host_ip']}:{f['host_port']}", str(f["guest_port"]), f["protocol"])
-                for f in forwards]
+        rows = [
+            (f"{f['host_ip']}:{f['host_port']}", str(f["guest_port"]), f["protocol"])
+            for f in forwards
+        ]
         print(table(("Host", "Container Port", "Protocol"), rows))
         return 0
     if not args.mappings:

@@ -55,8 +55,12 @@ def describe(event: dict[str, Any]) -> str:
 
 class ProgressRenderer:
     def __init__(
-        self, stream: TextIO, tty: bool | None = None, width: int | None = None,
-        verb: str = "pulled", summary: bool = True,
+        self,
+        stream: TextIO,
+        tty: bool | None = None,
+        width: int | None = None,
+        verb: str = "pulled",
+        summary: bool = True,
     ) -> None:
         self.stream = stream
         self.verb = verb  # for the summary: "3 layer(s) pulled"
@@ -77,8 +81,12 @@ class ProgressRenderer:
     def close(self) -> None:
         """Off a terminal: one summary line, once every layer is there."""
         events = list(self.layers.values())
-        if (self.tty or not self.summary or not events
-                or any(e["status"] not in FINISHED for e in events)):
+        if (
+            self.tty
+            or not self.summary
+            or not events
+            or any(e["status"] not in FINISHED for e in events)
+        ):
             return
         fetched = [e for e in events if e["status"] in TRANSFERRED]
         size = sum(int(e.get("total") or 0) for e in fetched)

@@ -39,8 +39,9 @@ def interrupts_held():
 
 def create(client: Client, spec: dict[str, Any], stdin_open: bool = False) -> dict[str, Any]:
     # transient: if its first start fails, hyperd removes it (nothing half-created).
-    return client.request("POST", "/pods", {"spec": spec, "start": False,
-                                            "stdin_open": stdin_open, "transient": True})
+    return client.request(
+        "POST", "/pods", {"spec": spec, "start": False, "stdin_open": stdin_open, "transient": True}
+    )
 
 
 def run_detached(client: Client, spec: dict[str, Any], stdin_open: bool = False) -> int:
@@ -82,8 +83,14 @@ def run_attached(client: Client, spec: dict[str, Any], tty: bool, remove: bool) 
 
         threading.Thread(target=start, daemon=True).start()
         # --rm is the client's own promise: detaching would leave the pod behind.
-        session = Session(conn, tty, stdin=True, detach_keys=None if remove else DETACH_KEYS,
-                          interrupt=END, on_start=progress.close)
+        session = Session(
+            conn,
+            tty,
+            stdin=True,
+            detach_keys=None if remove else DETACH_KEYS,
+            interrupt=END,
+            on_start=progress.close,
+        )
         try:
             return session.run()
         except CommandError:
@@ -102,8 +109,7 @@ def run_attached(client: Client, spec: dict[str, Any], tty: bool, remove: bool) 
             remove_pod(client, pod["id"])
 
 
-def end_interrupted(client: Client, pod: str, container: str, started: bool,
-                    remove: bool) -> None:
+def end_interrupted(client: Client, pod: str, container: str, started: bool, remove: bool) -> None:
     """An interrupted run leaves nothing running that the user did not ask for."""
     if remove:
         return  # the caller removes the pod
@@ -111,8 +117,9 @@ def end_interrupted(client: Client, pod: str, container: str, started: bool,
         remove_pod(client, pod)  # its id was never shown: nothing is left behind
         return
     with contextlib.suppress(CommandError):  # it may have ended meanwhile
-        client.request("POST", path_of("/containers/{}/stop", container),
-                       query={"t": INTERRUPT_GRACE})
+        client.request(
+            "POST", path_of("/containers/{}/stop", container), query={"t": INTERRUPT_GRACE}
+        )
 
 
 def remove_pod(client: Client, pod: str) -> None:

@@ -11,9 +11,11 @@ from .client import Client, CommandError
 
 def register(verbs) -> None:
     verbs.add_parser("info", help="drivers, guest image, state and counts").set_defaults(
-        handler=do_info)
+        handler=do_info
+    )
     verbs.add_parser("version", help="versions of hyperctl and hyperd").set_defaults(
-        handler=do_version)
+        handler=do_version
+    )
     verbs.add_parser("schema", help="the pod file's JSON Schema").set_defaults(handler=do_schema)
     help_ = verbs.add_parser("help", help="how to use hyperctl, or one of its commands")
     help_.add_argument("topic", nargs="?", metavar="COMMAND")
@@ -23,8 +25,12 @@ def register(verbs) -> None:
     completion.set_defaults(handler=do_completion)
     validate = verbs.add_parser("validate", help="check a pod file without running anything")
     validate.add_argument("-y", "--yaml", action="store_true", help="the pod file is YAML")
-    validate.add_argument("-k", "--kubernetes", action="store_true",
-                          help="the file is in the Kubernetes pod form (as run -k takes)")
+    validate.add_argument(
+        "-k",
+        "--kubernetes",
+        action="store_true",
+        help="the file is in the Kubernetes pod form (as run -k takes)",
+    )
     validate.add_argument("file")
     validate.set_defaults(handler=do_validate)
 
@@ -36,8 +42,11 @@ def do_info(client: Client, args) -> int:
         f"Version: {info['version']}",
         f"Hypervisor: {hv.get('name')}",
     ]
-    lines += [f"  {key.replace('_', ' ')}: {value}" for key, value in hv.items()
-              if key not in ("name", "capabilities")]
+    lines += [
+        f"  {key.replace('_', ' ')}: {value}"
+        for key, value in hv.items()
+        if key not in ("name", "capabilities")
+    ]
     lines.append(f"  capabilities: {', '.join(hv.get('capabilities', []))}")
     lines += _templates(info.get("templates", []))
     guest = info.get("guest", {})
@@ -67,7 +76,8 @@ def _templates(templates: list[dict]) -> list[str]:
         lines.append(
             f"  {t['key']}: {t['vcpus']} vCPU, {t['memory_mb']} MB, shares {shares}, "
             f"network {t['network']}, {t['accelerator']}; {t['size_bytes'] / 2**20:.1f} MiB, "
-            f"age {_age(t['age_s'])}, hits {t['hits']}")
+            f"age {_age(t['age_s'])}, hits {t['hits']}"
+        )
     return lines
 
 

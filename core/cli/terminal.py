@@ -82,8 +82,15 @@ def raw_terminal(enabled: bool) -> Iterator[None]:
 class Session:
     """One stream: output to the user's stdout/stderr, the user's input to the process."""
 
-    def __init__(self, conn, tty_mode: bool, stdin: bool, detach_keys: bytes | None,
-                 interrupt: str, on_start=None) -> None:
+    def __init__(
+        self,
+        conn,
+        tty_mode: bool,
+        stdin: bool,
+        detach_keys: bytes | None,
+        interrupt: str,
+        on_start=None,
+    ) -> None:
         self.conn = conn
         self.tty_mode = tty_mode
         self.want_stdin = stdin
@@ -199,8 +206,9 @@ class Session:
     def _exit(self, message: dict) -> int:
         code, error = message["exit"], message.get("error")
         if code is None:
-            raise CommandError(error or "the process ended without an exit status "
-                                        "(its pod stopped)")
+            raise CommandError(
+                error or "the process ended without an exit status (its pod stopped)"
+            )
         if error:
             sys.stderr.write(f"{error}\n")
             sys.stderr.flush()

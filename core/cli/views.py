@@ -12,8 +12,10 @@ from .formats import output
 from .moments import absolute
 from .tables import table
 
-SINCE_HELP = "a time (2026-01-02T15:04:05Z, UTC unless it says), seconds since the epoch," \
-             " or a duration before now (90s, 10m, 2h, 1d)"
+SINCE_HELP = (
+    "a time (2026-01-02T15:04:05Z, UTC unless it says), seconds since the epoch,"
+    " or a duration before now (90s, 10m, 2h, 1d)"
+)
 
 
 def register(verbs) -> None:
@@ -25,8 +27,11 @@ def register(verbs) -> None:
     listing.set_defaults(handler=do_list)
 
     inspect = verbs.add_parser("inspect", help="everything about pods or containers, as JSON")
-    inspect.add_argument("--type", choices=("pod", "container"),
-                         help="what the names are (default: a pod if one has the name)")
+    inspect.add_argument(
+        "--type",
+        choices=("pod", "container"),
+        help="what the names are (default: a pod if one has the name)",
+    )
     add_format_option(inspect)
     inspect.add_argument("names", nargs="+", metavar="POD|CONTAINER")
     inspect.set_defaults(handler=do_inspect)
@@ -34,8 +39,12 @@ def register(verbs) -> None:
     logs = verbs.add_parser("logs", help="a container's output")
     logs.add_argument("-f", "--follow", action="store_true", help="keep following")
     logs.add_argument("--tail", type=int, help="only the last N entries")
-    logs.add_argument("-t", "--timestamps", action="store_true",
-                      help="start each line with the time it was written (UTC)")
+    logs.add_argument(
+        "-t",
+        "--timestamps",
+        action="store_true",
+        help="start each line with the time it was written (UTC)",
+    )
     logs.add_argument("--since", help="only output from then on: " + SINCE_HELP)
     logs.add_argument("target", metavar="CONTAINER|POD")
     logs.set_defaults(handler=do_logs)
@@ -59,8 +68,10 @@ def do_list(client: Client, args) -> int:
         elif args.quiet:
             print("\n".join(c["id"] for c in containers))
         else:
-            rows = [(c["id"], c["name"], c["pod_id"], c["state"], _code(c["exit_code"]))
-                    for c in containers]
+            rows = [
+                (c["id"], c["name"], c["pod_id"], c["state"], _code(c["exit_code"]))
+                for c in containers
+            ]
             print(table(("Container ID", "Name", "POD ID", "Status", "Exit Code"), rows))
         return 0
     pods = client.request("GET", "/pods")
@@ -75,8 +86,7 @@ def do_list(client: Client, args) -> int:
         vms = [(p["vm_name"], p["id"], p["state"]) for p in pods]
         print(table(("VM name", "POD ID", "Status"), vms))
     else:
-        rows = [(p["id"], p["name"], p["vm_name"], p["state"], p["address"] or "-")
-                for p in pods]
+        rows = [(p["id"], p["name"], p["vm_name"], p["state"], p["address"] or "-") for p in pods]
         print(table(("POD ID", "POD Name", "VM name", "Status", "IP"), rows))
     return 0
 
@@ -115,18 +125,29 @@ def inspect_pod(client: Client, pod: dict[str, Any]) -> dict[str, Any]:
     spec = pod["spec"]
     containers = client.request("GET", "/containers", query={"pod": pod["id"]})
     return {
-        "kind": "pod", "id": pod["id"], "name": pod["name"], "state": pod["state"],
-        "error": pod["error"], "created": pod["created"], "started": pod["started"],
-        "finished": pod["finished"], "vm_name": pod["vm_name"],
+        "kind": "pod",
+        "id": pod["id"],
+        "name": pod["name"],
+        "state": pod["state"],
+        "error": pod["error"],
+        "created": pod["created"],
+        "started": pod["started"],
+        "finished": pod["finished"],
+        "vm_name": pod["vm_name"],
         "vm_pid": (pod["vm"] or {}).get("pid"),
         # The VM template the pod's VM was restored from; null: it booted.
         "vm_template": (pod["vm"] or {}).get("template"),
-        "address": pod["address"] or None, "mac": (pod["network"] or {}).get("mac"),
-        "labels": spec.get("labels", {}), "resource": spec.get("resource", {}),
-        "ports": spec.get("portmappings", []), "volumes": spec.get("volumes", []),
+        "address": pod["address"] or None,
+        "mac": (pod["network"] or {}).get("mac"),
+        "labels": spec.get("labels", {}),
+        "resource": spec.get("resource", {}),
+        "ports": spec.get("portmappings", []),
+        "volumes": spec.get("volumes", []),
         "containers": [
-            {key: c[key] for key in ("id", "name", "image", "state", "exit_code", "started",
-                                     "finished")}
+            {
+                key: c[key]
+                for key in ("id", "name", "image", "state", "exit_code", "started", "finished")
+            }
             for c in containers
         ],
         "spec": spec,
@@ -137,13 +158,21 @@ def inspect_container(client: Client, container: dict[str, Any]) -> dict[str, An
     pod = client.request("GET", path_of("/pods/{}", container["pod_id"]))
     spec = container["spec"]
     return {
-        "kind": "container", "id": container["id"], "name": container["name"],
-        "pod_id": container["pod_id"], "image": container["image"],
-        "image_id": container["image_id"], "state": container["state"],
-        "exit_code": container["exit_code"], "created": container["created"],
-        "started": container["started"], "finished": container["finished"],
-        "address": pod["address"] or None, "labels": spec.get("labels", {}),
-        "mounts": _mounts(pod["spec"], spec), "spec": spec,
+        "kind": "container",
+        "id": container["id"],
+        "name": container["name"],
+        "pod_id": container["pod_id"],
+        "image": container["image"],
+        "image_id": container["image_id"],
+        "state": container["state"],
+        "exit_code": container["exit_code"],
+        "created": container["created"],
+        "started": container["started"],
+        "finished": container["finished"],
+        "address": pod["address"] or None,
+        "labels": spec.get("labels", {}),
+        "mounts": _mounts(pod["spec"], spec),
+        "spec": spec,
     }
 
 
@@ -152,9 +181,14 @@ def _mounts(pod_spec: dict[str, Any], spec: dict[str, Any]) -> list[dict[str, An
     mounts = []
     for ref in spec.get("volumes", []):
         volume = volumes.get(ref["volume"], {})
-        mounts.append({"volume": ref["volume"], "source": volume.get("source") or None,
-                       "destination": ref["path"],
-                       "read_only": bool(ref.get("readOnly") or volume.get("readOnly"))})
+        mounts.append(
+            {
+                "volume": ref["volume"],
+                "source": volume.get("source") or None,
+                "destination": ref["path"],
+                "read_only": bool(ref.get("readOnly") or volume.get("readOnly")),
+            }
+        )
     for ref in spec.get("files", []):
         mounts.append({"file": ref["filename"], "destination": ref["path"]})
     return mounts
@@ -165,12 +199,14 @@ def _mounts(pod_spec: dict[str, Any], spec: dict[str, Any]) -> list[dict[str, An
 
 def do_logs(client: Client, args) -> int:
     container = client.container_or_pod(args.target)
-    query = {"follow": "1" if args.follow else None, "tail": args.tail,
-             "since": absolute(args.since, "--since") if args.since else None}
+    query = {
+        "follow": "1" if args.follow else None,
+        "tail": args.tail,
+        "since": absolute(args.since, "--since") if args.since else None,
+    }
     out, err = sys.stdout.buffer, sys.stderr.buffer
     at_line_start = {"stdout": True, "stderr": True}
-    for entry in client.lines("GET", path_of("/containers/{}/logs", container["id"]),
-                              query=query):
+    for entry in client.lines("GET", path_of("/containers/{}/logs", container["id"]), query=query):
         data = entry["log"].encode("utf-8", "surrogateescape")
         if args.timestamps:
             data = _stamped(data, entry["time"], entry["stream"], at_line_start)
@@ -184,8 +220,9 @@ def _stamped(data: bytes, time: str, stream: str, at_line_start: dict[str, bool]
     """Each line that starts in `data` gets the time (an entry may end mid-line)."""
     prefix = _zulu(time).encode() + b" "
     lines = data.splitlines(keepends=True)
-    stamped = [prefix + line if (i or at_line_start[stream]) else line
-               for i, line in enumerate(lines)]
+    stamped = [
+        prefix + line if (i or at_line_start[stream]) else line for i, line in enumerate(lines)
+    ]
     at_line_start[stream] = data.endswith(b"\n")
     return b"".join(stamped)
 
@@ -195,8 +232,10 @@ def _zulu(time: str) -> str:
 
 
 def do_events(client: Client, args) -> int:
-    query = {"since": absolute(args.since, "--since") if args.since else None,
-             "until": absolute(args.until, "--until") if args.until else None}
+    query = {
+        "since": absolute(args.since, "--since") if args.since else None,
+        "until": absolute(args.until, "--until") if args.until else None,
+    }
     for event in client.lines("GET", "/events", query=query):
         if args.format:
             output(args.format, [event])
@@ -215,5 +254,7 @@ def describe_event(event: dict[str, Any]) -> str:
     if event["type"] == "pod" and event.get("state"):
         details.append(event["state"])
     details.append(f"id {event['id']}")
-    return (f"{_zulu(event['time'])} {event['type']} {event['action']} {event['name']}"
-            f" ({', '.join(details)})")
+    return (
+        f"{_zulu(event['time'])} {event['type']} {event['action']} {event['name']}"
+        f" ({', '.join(details)})"
+    )

@@ -29,7 +29,11 @@ class Package:
 def _run(argv: list[str], cwd: Path | None = None) -> str:
     try:
         done = subprocess.run(
-            argv, cwd=cwd, capture_output=True, text=True, check=False,
+            argv,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=False,
             env={**os.environ, "LC_ALL": "C"},
         )
     except FileNotFoundError:

@@ -68,9 +68,16 @@ def _padding(length: int) -> bytes:
 
 def write(root: Path, destination: Path, devices: dict[str, tuple[int, int]]) -> None:
     """Archive the tree at `root` plus character devices {name: (major, minor)}."""
-    with destination.open("wb") as raw, gzip.GzipFile(
-        filename="", fileobj=raw, mode="wb", compresslevel=9, mtime=0  # no name, no time
-    ) as out:
+    with (
+        destination.open("wb") as raw,
+        gzip.GzipFile(
+            filename="",
+            fileobj=raw,
+            mode="wb",
+            compresslevel=9,
+            mtime=0,  # no name, no time
+        ) as out,
+    ):
         archive = Archive(out)
         archive.add_tree(root)
         for name, (major, minor) in devices.items():

@@ -33,8 +33,17 @@ if TYPE_CHECKING:
 HERE = Path(__file__).parent
 AGENT_DIR = HERE / "agent"
 INIT_SCRIPT = HERE / "init"
-BUILDER_SOURCES = ["image.py", "initrd.py", "kernel.py", "modules.py", "elf.py", "apt.py",
-                   "libraries.py", "python_runtime.py", "cpio.py"]
+BUILDER_SOURCES = [
+    "image.py",
+    "initrd.py",
+    "kernel.py",
+    "modules.py",
+    "elf.py",
+    "apt.py",
+    "libraries.py",
+    "python_runtime.py",
+    "cpio.py",
+]
 PACKAGES = ["busybox-static", "crun", *python_runtime.PACKAGES]
 KERNEL_ARGS = [
     "panic=-1",  # with the hypervisor's no-reboot: a guest that panics stops its VM
@@ -107,8 +116,11 @@ class _Progress:
 def _versions(config: Config, root: Path) -> dict[str, str]:
     """name -> version of every package, remembered until apt's lists change."""
     remembered = root / "versions.json"
-    wanted = {"kernel_package": config.guest.kernel_package or "", "packages": PACKAGES,
-              "lists": apt.lists_fingerprint()}
+    wanted = {
+        "kernel_package": config.guest.kernel_package or "",
+        "packages": PACKAGES,
+        "lists": apt.lists_fingerprint(),
+    }
     try:
         saved = json.loads(remembered.read_text())
         if saved["wanted"] == wanted:
@@ -131,7 +143,8 @@ def _files_digest(paths: list[Path], names: list[str]) -> str:
 
 def agent_files(agent_dir: Path) -> list[Path]:
     return sorted(
-        p for p in agent_dir.rglob("*")
+        p
+        for p in agent_dir.rglob("*")
         if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
     )
 
@@ -192,7 +205,8 @@ def _prune(root: Path, keep: Path) -> None:
     """Drop all but the newest few images (a VM that started needs its files no more)."""
     images = sorted(
         (p for p in root.iterdir() if p.is_dir() and (p / MANIFEST).exists() and p != keep),
-        key=lambda p: (p / MANIFEST).stat().st_mtime, reverse=True,
+        key=lambda p: (p / MANIFEST).stat().st_mtime,
+        reverse=True,
     )
     for old in images[KEEP_IMAGES - 1 :]:
         shutil.rmtree(old, ignore_errors=True)
@@ -239,18 +253,31 @@ def _build(work: Path, versions: dict[str, str], key: str, progress: _Progress) 
 
     progress("building guest initrd", kernel=release)
     contents = initrd.build(
-        packages=userland, kernel_tree=kernel_tree, release=release, agent_dir=AGENT_DIR,
-        init_script=INIT_SCRIPT, staging=work / "staging", destination=image / INITRD_FILE,
+        packages=userland,
+        kernel_tree=kernel_tree,
+        release=release,
+        agent_dir=AGENT_DIR,
+        init_script=INIT_SCRIPT,
+        staging=work / "staging",
+        destination=image / INITRD_FILE,
     )
     manifest = {
-        "key": key, "packages": versions, "kernel_release": release, "kernel": kernel_file,
-        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **contents,
+        "key": key,
+        "packages": versions,
+        "kernel_release": release,
+        "kernel": kernel_file,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **contents,
         "initrd_bytes": (image / INITRD_FILE).stat().st_size,
     }
     # The manifest is written last: a directory without one is not an image.
     (image / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    progress("guest image ready", key=key, initrd_bytes=manifest["initrd_bytes"],
-             seconds=round(time.monotonic() - started, 1))
+    progress(
+        "guest image ready",
+        key=key,
+        initrd_bytes=manifest["initrd_bytes"],
+        seconds=round(time.monotonic() - started, 1),
+    )
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -89,9 +89,7 @@ def add_python(packages: Path, agent_dir: Path, staging: Path) -> list[Path]:
 
 def add_agent(packages: Path, agent_dir: Path, staging: Path) -> None:
     target = staging / "hc" / agent_dir.name
-    shutil.copytree(
-        agent_dir, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-    )
+    shutil.copytree(agent_dir, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     python_runtime.compile_sources(
         packages,
         [(p, "/" + p.relative_to(staging).as_posix()) for p in sorted(target.rglob("*.py"))],
@@ -114,8 +112,14 @@ def add_base(init_script: Path, staging: Path) -> None:
 
 
 def build(
-    *, packages: Path, kernel_tree: Path, release: str, agent_dir: Path, init_script: Path,
-    staging: Path, destination: Path,
+    *,
+    packages: Path,
+    kernel_tree: Path,
+    release: str,
+    agent_dir: Path,
+    init_script: Path,
+    staging: Path,
+    destination: Path,
 ) -> dict[str, object]:
     """Assemble the tree in `staging` and write the initrd; returns what went in."""
     if not (agent_dir / "__main__.py").is_file():

@@ -23,7 +23,10 @@ def needed(binaries: list[Path]) -> list[str]:
     paths: set[str] = set()
     for binary in binaries:
         done = subprocess.run(
-            ["ldd", str(binary)], capture_output=True, text=True, check=False,
+            ["ldd", str(binary)],
+            capture_output=True,
+            text=True,
+            check=False,
             env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"},
         )
         if "not a dynamic executable" in done.stdout + done.stderr:

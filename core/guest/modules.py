@@ -48,10 +48,7 @@ class ModuleTree:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.files = {
-            _canonical(path.name.split(".ko")[0]): path
-            for path in root.rglob("*.ko*")
-        }
+        self.files = {_canonical(path.name.split(".ko")[0]): path for path in root.rglob("*.ko*")}
         self._aliases: dict[str, str] | None = None
         builtin = root / "modules.builtin"
         self.builtin = {

@@ -57,7 +57,10 @@ for source, shown in zip(sys.argv[1::2], sys.argv[2::2]):
 def _python(root: Path, *args: str) -> str:
     # The guest's environment: no PYTHON* variables, no locale, no site.
     done = subprocess.run(
-        [str(root / INTERPRETER), "-S", *args], capture_output=True, text=True, check=False,
+        [str(root / INTERPRETER), "-S", *args],
+        capture_output=True,
+        text=True,
+        check=False,
         env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
     )
     if done.returncode != 0:

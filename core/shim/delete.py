@@ -37,7 +37,8 @@ def delete(args: argparse.Namespace) -> int:
     TaskRecord.remove(bundle)
     protos = shim_protos()
     response = protos.message("containerd.task.v2.DeleteResponse")(
-        pid=record.vm_pid if record else 0, exit_status=VM_GONE_STATUS)
+        pid=record.vm_pid if record else 0, exit_status=VM_GONE_STATUS
+    )
     response.exited_at.CopyFrom(timestamp(protos, datetime.now(UTC)))
     sys.stdout.buffer.write(response.SerializeToString())
     return 0

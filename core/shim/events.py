@@ -21,10 +21,15 @@ log = get_logger()
 
 EVENTS_SERVICE = "containerd.services.events.ttrpc.v1.Events"
 TOPICS = {
-    "TaskCreate": "/tasks/create", "TaskStart": "/tasks/start", "TaskExit": "/tasks/exit",
-    "TaskDelete": "/tasks/delete", "TaskExecAdded": "/tasks/exec-added",
-    "TaskExecStarted": "/tasks/exec-started", "TaskPaused": "/tasks/paused",
-    "TaskResumed": "/tasks/resumed", "TaskOOM": "/tasks/oom",
+    "TaskCreate": "/tasks/create",
+    "TaskStart": "/tasks/start",
+    "TaskExit": "/tasks/exit",
+    "TaskDelete": "/tasks/delete",
+    "TaskExecAdded": "/tasks/exec-added",
+    "TaskExecStarted": "/tasks/exec-started",
+    "TaskPaused": "/tasks/paused",
+    "TaskResumed": "/tasks/resumed",
+    "TaskOOM": "/tasks/oom",
 }
 ATTEMPTS = 5
 
@@ -58,7 +63,8 @@ class Publisher:
             else:
                 setattr(message, key, value)
         envelope = self.protos.message("containerd.services.events.ttrpc.v1.Envelope")(
-            namespace=self.namespace, topic=TOPICS[name])
+            namespace=self.namespace, topic=TOPICS[name]
+        )
         envelope.timestamp.CopyFrom(timestamp(self.protos, datetime.now(UTC)))
         envelope.event.type_url = message.DESCRIPTOR.full_name
         envelope.event.value = message.SerializeToString()
@@ -85,7 +91,8 @@ class Publisher:
 
     def _forward(self, envelope) -> None:
         request = self.protos.message("containerd.services.events.ttrpc.v1.ForwardRequest")(
-            envelope=envelope)
+            envelope=envelope
+        )
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 if self._client is None:
@@ -93,8 +100,9 @@ class Publisher:
                 self._client.call(EVENTS_SERVICE, "Forward", request, timeout=5)
                 return
             except (OSError, RpcError) as e:
-                log.warning("event not forwarded", topic=envelope.topic, attempt=attempt,
-                            error=str(e))
+                log.warning(
+                    "event not forwarded", topic=envelope.topic, attempt=attempt, error=str(e)
+                )
                 if self._client:
                     self._client.close()
                     self._client = None

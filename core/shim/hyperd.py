@@ -26,8 +26,14 @@ class Hyperd:
         # so a hyperd that died (or restarted) is found again.
         return Client(self.config_file)
 
-    def _call(self, method: str, path: str, body: Any = None,
-              query: dict[str, Any] | None = None, missing_ok: bool = False) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: dict[str, Any] | None = None,
+        missing_ok: bool = False,
+    ) -> Any:
         try:
             status, answer = self.client.call(method, path, body, query)
         except CommandError as e:  # hyperd unreachable, even after starting one
@@ -36,8 +42,9 @@ class Hyperd:
             return None
         if status >= 400:
             message = answer.get("error") if isinstance(answer, dict) else None
-            raise RpcError(CODES.get(status, Code.INTERNAL),
-                           f"hyperd: {message or f'HTTP {status}'}")
+            raise RpcError(
+                CODES.get(status, Code.INTERNAL), f"hyperd: {message or f'HTTP {status}'}"
+            )
         return answer
 
     # -- pods -------------------------------------------------------------------
@@ -63,10 +70,14 @@ class Hyperd:
 
     # -- containers -----------------------------------------------------------------
 
-    def create_container(self, pod_id: str, spec: dict[str, Any],
-                         stdin_open: bool) -> dict[str, Any]:
-        return self._call("POST", path_of("/pods/{}/containers", pod_id),
-                          {"spec": spec, "start": False, "stdin_open": stdin_open})
+    def create_container(
+        self, pod_id: str, spec: dict[str, Any], stdin_open: bool
+    ) -> dict[str, Any]:
+        return self._call(
+            "POST",
+            path_of("/pods/{}/containers", pod_id),
+            {"spec": spec, "start": False, "stdin_open": stdin_open},
+        )
 
     def container(self, container_id: str) -> dict[str, Any] | None:
         return self._call("GET", path_of("/containers/{}", container_id), missing_ok=True)

@@ -23,8 +23,7 @@ ACTIONS = ("start", "delete", "serve")
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="containerd-shim-hyper-v2", allow_abbrev=False)
     for flag in ("-namespace", "-address", "-publish-binary", "-id", "-bundle", "-socket"):
-        parser.add_argument(flag, f"-{flag}", dest=flag.lstrip("-").replace("-", "_"),
-                            default="")
+        parser.add_argument(flag, f"-{flag}", dest=flag.lstrip("-").replace("-", "_"), default="")
     parser.add_argument("-debug", "--debug", action="store_true")
     parser.add_argument("-v", "--version", action="store_true")
     parser.add_argument("--config", default=None, help=argparse.SUPPRESS)

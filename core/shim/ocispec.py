@@ -30,14 +30,22 @@ VCPU_ANNOTATION = "io.hypercontainer.pod.vcpu"
 MAX_SPEC = 1 << 20
 
 # What a runtime mounts by itself: the guest agent provides these in every container.
-KERNEL_MOUNTS = {"/proc": "proc", "/dev": "tmpfs", "/dev/pts": "devpts",
-                 "/dev/mqueue": "mqueue", "/sys": "sysfs", "/sys/fs/cgroup": "cgroup"}
+KERNEL_MOUNTS = {
+    "/proc": "proc",
+    "/dev": "tmpfs",
+    "/dev/pts": "devpts",
+    "/dev/mqueue": "mqueue",
+    "/sys": "sysfs",
+    "/sys/fs/cgroup": "cgroup",
+}
 # /dev/shm is a tmpfs of the guest per container: a host directory shared over 9p
 # would not behave as shared memory.
 GUEST_SHM = "/dev/shm"
-TMPFS_OPTIONS = re.compile(r"size=[0-9]+[kmg%]?|nr_inodes=[0-9]+[kmg]?|mode=[0-7]{3,4}"
-                           r"|uid=[0-9]+|gid=[0-9]+|ro|nosuid|nodev|noexec|strictatime|relatime"
-                           r"|noatime")
+TMPFS_OPTIONS = re.compile(
+    r"size=[0-9]+[kmg%]?|nr_inodes=[0-9]+[kmg]?|mode=[0-7]{3,4}"
+    r"|uid=[0-9]+|gid=[0-9]+|ro|nosuid|nodev|noexec|strictatime|relatime"
+    r"|noatime"
+)
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 _HOSTNAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
 
@@ -97,8 +105,10 @@ def pod_spec(spec: dict[str, Any], namespace: str, task_id: str) -> tuple[dict[s
     pod_id = safe_name(base, f"{namespace}/{task_id}")
     labels = {"io.containerd.namespace": namespace, "io.containerd.task": task_id}
     if name and k8s_namespace:
-        labels |= {"io.kubernetes.pod.name": str(name),
-                   "io.kubernetes.pod.namespace": str(k8s_namespace)}
+        labels |= {
+            "io.kubernetes.pod.name": str(name),
+            "io.kubernetes.pod.namespace": str(k8s_namespace),
+        }
     body: dict[str, Any] = {"id": pod_id, "labels": labels, "containers": []}
     hostname = spec.get("hostname")
     if isinstance(hostname, str) and _HOSTNAME.fullmatch(hostname) and len(hostname) < 64:
@@ -124,8 +134,9 @@ def network_namespace(spec: dict[str, Any]) -> str | None:
     return None
 
 
-def container_spec(spec: dict[str, Any], task_id: str, namespace: str,
-                   rootfs: str) -> dict[str, Any]:
+def container_spec(
+    spec: dict[str, Any], task_id: str, namespace: str, rootfs: str
+) -> dict[str, Any]:
     """hyperd's container for the bundle's process, its root being host directory `rootfs`."""
     process = spec["process"]
     args = process.get("args")
@@ -173,8 +184,11 @@ def user_of(user: dict[str, Any]) -> dict[str, Any]:
     groups = user.get("additionalGids") or []
     if not all(isinstance(n, int) and n >= 0 for n in (uid, gid, *groups)):
         raise invalid("process.user ids must be non-negative numbers")
-    return {"name": str(uid), "group": str(gid),
-            "additionalGroups": [str(g) for g in groups if g != gid]}
+    return {
+        "name": str(uid),
+        "group": str(gid),
+        "additionalGroups": [str(g) for g in groups if g != gid],
+    }
 
 
 def rlimits(limits: list[Any]) -> list[dict[str, Any]]:
@@ -196,8 +210,9 @@ def mounts(entries: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any
         destination = os.path.normpath(entry["destination"])
         kind = entry.get("type") or ""
         options = [str(o) for o in entry.get("options") or []]
-        if KERNEL_MOUNTS.get(destination) == kind or (destination == GUEST_SHM
-                                                       and kind in ("tmpfs", "bind", "")):
+        if KERNEL_MOUNTS.get(destination) == kind or (
+            destination == GUEST_SHM and kind in ("tmpfs", "bind", "")
+        ):
             continue
         if kind == "bind" or "bind" in options or "rbind" in options:
             source = entry.get("source")
@@ -205,9 +220,11 @@ def mounts(entries: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any
                 raise invalid(f"bind mount at {destination}: source must be an absolute path")
             binds.append({"source": source, "path": destination, "readOnly": "ro" in options})
         elif kind == "tmpfs":
-            tmpfs.append({"path": destination,
-                          "options": [o for o in options if TMPFS_OPTIONS.fullmatch(o)]})
+            tmpfs.append(
+                {"path": destination, "options": [o for o in options if TMPFS_OPTIONS.fullmatch(o)]}
+            )
         else:
-            raise invalid(f"mount at {destination}: type {kind[:40]!r} is not supported "
-                          "(bind and tmpfs are)")
+            raise invalid(
+                f"mount at {destination}: type {kind[:40]!r} is not supported (bind and tmpfs are)"
+            )
     return binds, tmpfs

@@ -13,8 +13,9 @@ VM_GONE_STATUS = 137  # the process died with its VM: as if SIGKILLed
 
 
 class Process:
-    def __init__(self, task_id: str, exec_id: str, io: ProcessIO,
-                 spec: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, task_id: str, exec_id: str, io: ProcessIO, spec: dict[str, Any] | None = None
+    ) -> None:
         self.task_id, self.exec_id = task_id, exec_id  # exec_id "": the task's init
         self.io = io
         self.spec = spec  # an exec's OCI process

@@ -24,10 +24,12 @@ from ..errors import HyperError
 PROTO_ROOT = Path(__file__).parent / "proto"
 GENERATOR_VERSION = "1"  # bump when the stripping or the compile step changes
 
-_GOGO_IMPORT = re.compile(r'^[ \t]*import[ \t]+(?:weak[ \t]+)?"[^"]*gogo\.proto"[ \t]*;[ \t]*$',
-                          re.MULTILINE)
-_GOGO_OPTION = re.compile(r"^[ \t]*option[ \t]+\(gogoproto\.\w+\)[ \t]*=[^;]*;[ \t]*$",
-                          re.MULTILINE)
+_GOGO_IMPORT = re.compile(
+    r'^[ \t]*import[ \t]+(?:weak[ \t]+)?"[^"]*gogo\.proto"[ \t]*;[ \t]*$', re.MULTILINE
+)
+_GOGO_OPTION = re.compile(
+    r"^[ \t]*option[ \t]+\(gogoproto\.\w+\)[ \t]*=[^;]*;[ \t]*$", re.MULTILINE
+)
 _OPTION_LIST = re.compile(r"\[([^\[\]]*gogoproto\.[^\[\]]*)\]")
 _LIST_ITEM = re.compile(r'(?:"(?:[^"\\]|\\.)*"|[^,"])+')
 
@@ -38,8 +40,11 @@ def strip_gogo(text: str) -> str:
     text = _GOGO_OPTION.sub("", text)
 
     def field_options(match: re.Match) -> str:
-        kept = [item.strip() for item in _LIST_ITEM.findall(match.group(1))
-                if not item.strip().startswith("(gogoproto.")]
+        kept = [
+            item.strip()
+            for item in _LIST_ITEM.findall(match.group(1))
+            if not item.strip().startswith("(gogoproto.")
+        ]
         return f"[{', '.join(kept)}]" if kept else ""
 
     return _OPTION_LIST.sub(field_options, text)
@@ -105,8 +110,14 @@ def _compile(texts: dict[str, str]) -> bytes:
             (tree / name).parent.mkdir(parents=True, exist_ok=True)
             (tree / name).write_text(text)
         out = Path(work) / "set.pb"
-        argv = ["protoc", f"-I{tree}", f"-I{includes}", "--include_imports",
-                f"--descriptor_set_out={out}", *texts]
+        argv = [
+            "protoc",
+            f"-I{tree}",
+            f"-I{includes}",
+            "--include_imports",
+            f"--descriptor_set_out={out}",
+            *texts,
+        ]
         # protoc prints its diagnostics to stderr; its exit code says whether it worked.
         if protoc.main(argv) != 0 or not out.exists():
             raise ProtoError(f"protoc could not compile {', '.join(texts)}")

@@ -13,9 +13,14 @@ from typing import Any
 from .. import mounts
 from .status import Code, RpcError
 
-FLAGS = {"ro": mounts.MS_RDONLY, "nosuid": mounts.MS_NOSUID, "nodev": mounts.MS_NODEV,
-         "noexec": mounts.MS_NOEXEC, "bind": mounts.MS_BIND,
-         "rbind": mounts.MS_BIND | mounts.MS_REC}
+FLAGS = {
+    "ro": mounts.MS_RDONLY,
+    "nosuid": mounts.MS_NOSUID,
+    "nodev": mounts.MS_NODEV,
+    "noexec": mounts.MS_NOEXEC,
+    "bind": mounts.MS_BIND,
+    "rbind": mounts.MS_BIND | mounts.MS_REC,
+}
 IGNORED = {"rw", "suid", "dev", "exec", "private", "rprivate"}
 MAX_DATA = 4095  # mount(2) reads at most one page of options
 
@@ -50,8 +55,10 @@ def _mount(entry: Any, target: str) -> None:
             data.append(option)
     text = ",".join(data)
     if len(text) > MAX_DATA:
-        raise RpcError(Code.INVALID_ARGUMENT, f"rootfs mount options are longer than "
-                                              f"{MAX_DATA} bytes (too many layers)")
+        raise RpcError(
+            Code.INVALID_ARGUMENT,
+            f"rootfs mount options are longer than {MAX_DATA} bytes (too many layers)",
+        )
     if entry.type == "bind" or flags & mounts.MS_BIND:
         mounts.mount(entry.source, target, None, flags | mounts.MS_BIND)
         if flags & mounts.MS_RDONLY:
@@ -59,8 +66,10 @@ def _mount(entry: Any, target: str) -> None:
     elif entry.type == "overlay":
         mounts.mount("overlay", target, "overlay", flags, text)
     else:
-        raise RpcError(Code.INVALID_ARGUMENT, f"rootfs mount type {entry.type[:40]!r} is not "
-                                              "supported (overlay and bind are)")
+        raise RpcError(
+            Code.INVALID_ARGUMENT,
+            f"rootfs mount type {entry.type[:40]!r} is not supported (overlay and bind are)",
+        )
 
 
 def unmount_rootfs(bundle: str) -> None:

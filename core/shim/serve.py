@@ -40,10 +40,14 @@ def serve(args: argparse.Namespace) -> int:
     protos = shim_protos()
     done = threading.Event()
     publisher = Publisher(protos, os.environ.get("TTRPC_ADDRESS", ""), args.namespace)
-    service = TaskService(protos, Hyperd(args.config), publisher, args.namespace, args.config,
-                          on_idle=done.set)
-    server = Server(protos, {TASK_SERVICE: service_methods(protos, TASK_SERVICE, service)},
-                    after_answer=service.after_answer)
+    service = TaskService(
+        protos, Hyperd(args.config), publisher, args.namespace, args.config, on_idle=done.set
+    )
+    server = Server(
+        protos,
+        {TASK_SERVICE: service_methods(protos, TASK_SERVICE, service)},
+        after_answer=service.after_answer,
+    )
     listener = socket.socket(fileno=args.listen_fd)
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: done.set())

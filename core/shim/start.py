@@ -67,8 +67,9 @@ def start(args: argparse.Namespace) -> int:
     address = "unix://" + path
     if not _serving(path):
         if not group.is_sandbox:
-            print(f"containerd-shim-hyper-v2: sandbox {group.sandbox_id} has no shim",
-                  file=sys.stderr)
+            print(
+                f"containerd-shim-hyper-v2: sandbox {group.sandbox_id} has no shim", file=sys.stderr
+            )
             return 1
         _launch(args, path, config_file)
     _write_address(bundle, address)
@@ -84,18 +85,35 @@ def _launch(args: argparse.Namespace, path: str, config_file: str | None) -> Non
     listener.bind(path)
     os.chmod(path, 0o600)
     listener.listen(64)
-    command = [sys.executable, "-m", "hypercontainer.shim.main", "-namespace", args.namespace,
-               "-address", args.address, "-id", args.id, "-socket", path,
-               "--listen-fd", str(listener.fileno())]
+    command = [
+        sys.executable,
+        "-m",
+        "hypercontainer.shim.main",
+        "-namespace",
+        args.namespace,
+        "-address",
+        args.address,
+        "-id",
+        args.id,
+        "-socket",
+        path,
+        "--listen-fd",
+        str(listener.fileno()),
+    ]
     if config_file:
         command += ["--config", config_file]
     if args.debug:
         command.append("-debug")
     command.append("serve")
     # Its own session: the shim outlives this process and containerd's signals to it.
-    subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL, pass_fds=(listener.fileno(),),
-                     start_new_session=True)
+    subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        pass_fds=(listener.fileno(),),
+        start_new_session=True,
+    )
     listener.close()
 
 

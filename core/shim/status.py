@@ -12,8 +12,9 @@ from .protogen import shim_protos
 def _codes() -> Any:
     """The enum, built from the descriptors at run time (so its members are unknown to a
     type checker: it is typed Any)."""
-    return IntEnum("Code", {value.name: value.number
-                            for value in shim_protos().enum("google.rpc.Code").values})
+    return IntEnum(
+        "Code", {value.name: value.number for value in shim_protos().enum("google.rpc.Code").values}
+    )
 
 
 Code = _codes()

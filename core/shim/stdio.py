@@ -29,8 +29,10 @@ Exit = Callable[[int | None, str | None], None]
 def check_uri(path: str, what: str) -> None:
     """Fifo paths and file:// URIs are served; binary:// loggers and the rest are not."""
     if "://" in path and not path.startswith("file://"):
-        raise RpcError(Code.INVALID_ARGUMENT, f"{what} {path[:200]!r}: only fifos and "
-                                              "file:// URIs are supported")
+        raise RpcError(
+            Code.INVALID_ARGUMENT,
+            f"{what} {path[:200]!r}: only fifos and file:// URIs are supported",
+        )
 
 
 class ProcessIO:
@@ -159,4 +161,4 @@ def _open_output(path: str) -> int | None:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]

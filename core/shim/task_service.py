@@ -36,8 +36,15 @@ REATTACH_ATTEMPTS = 120  # ~ a minute for hyperd to come back before a task coun
 
 
 class Task:
-    def __init__(self, task_id: str, bundle: str, record: TaskRecord, init: Process,
-                 rootfs: list, terminal: bool) -> None:
+    def __init__(
+        self,
+        task_id: str,
+        bundle: str,
+        record: TaskRecord,
+        init: Process,
+        rootfs: list,
+        terminal: bool,
+    ) -> None:
         self.id, self.bundle, self.record = task_id, bundle, record
         self.init = init
         self.execs: dict[str, Process] = {}
@@ -54,8 +61,15 @@ class Task:
 
 
 class TaskService:
-    def __init__(self, protos: Protos, hyperd: Hyperd, publisher: Publisher, namespace: str,
-                 config_file: str | None, on_idle: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        protos: Protos,
+        hyperd: Hyperd,
+        publisher: Publisher,
+        namespace: str,
+        config_file: str | None,
+        on_idle: Callable[[], None],
+    ) -> None:
         self.p, self.hyperd, self.events = protos, hyperd, publisher
         self.namespace, self.config_file, self.on_idle = namespace, config_file, on_idle
         self.tasks: dict[str, Task] = {}
@@ -92,13 +106,14 @@ class TaskService:
                 raise RpcError(Code.ALREADY_EXISTS, f"task {request.id} already exists")
             if group.is_sandbox:
                 if self.pod_id is not None:
-                    raise RpcError(Code.ALREADY_EXISTS,
-                                   f"this shim already runs pod {self.pod_id}")
+                    raise RpcError(Code.ALREADY_EXISTS, f"this shim already runs pod {self.pod_id}")
                 self._check(spec, request.id)  # a refusal must not cost a VM boot
                 self._create_pod(spec, request.id)
             elif group.sandbox_id != self.sandbox_id or self.pod_id is None:
-                raise RpcError(Code.FAILED_PRECONDITION,
-                               f"sandbox {group.sandbox_id} is not served by this shim")
+                raise RpcError(
+                    Code.FAILED_PRECONDITION,
+                    f"sandbox {group.sandbox_id} is not served by this shim",
+                )
             try:
                 task = self._create_container(request, spec, group.is_sandbox, io)
             except BaseException:
@@ -107,11 +122,20 @@ class TaskService:
                 raise
             self.tasks[request.id] = task
         self.events.publish(
-            "TaskCreate", container_id=request.id, bundle=request.bundle,
-            rootfs=list(request.rootfs), checkpoint=request.checkpoint, pid=self.vm_pid,
-            io=self._message("containerd.events.TaskIO", stdin=request.stdin,
-                             stdout=request.stdout, stderr=request.stderr,
-                             terminal=request.terminal))
+            "TaskCreate",
+            container_id=request.id,
+            bundle=request.bundle,
+            rootfs=list(request.rootfs),
+            checkpoint=request.checkpoint,
+            pid=self.vm_pid,
+            io=self._message(
+                "containerd.events.TaskIO",
+                stdin=request.stdin,
+                stdout=request.stdout,
+                stderr=request.stderr,
+                terminal=request.terminal,
+            ),
+        )
         return self._message("containerd.task.v2.CreateTaskResponse", pid=self.vm_pid)
 
     def _check(self, spec: dict[str, Any], task_id: str) -> None:
@@ -137,29 +161,36 @@ class TaskService:
         self.pod_id = self.sandbox_id = None
         self.vm_pid = 0
 
-    def _create_container(self, request, spec: dict[str, Any], is_sandbox: bool,
-                          io: ProcessIO) -> Task:
+    def _create_container(
+        self, request, spec: dict[str, Any], is_sandbox: bool, io: ProcessIO
+    ) -> Task:
         pod_id = self.pod_id
         if pod_id is None:  # the sandbox's own container made it; create() checked that
             raise RpcError(Code.FAILED_PRECONDITION, "no pod to create the container in")
         try:
-            root = rootfs.mount_rootfs(request.bundle, list(request.rootfs),
-                                       (spec.get("root") or {}).get("path"))
+            root = rootfs.mount_rootfs(
+                request.bundle, list(request.rootfs), (spec.get("root") or {}).get("path")
+            )
         except OSError as e:
             raise RpcError(Code.INVALID_ARGUMENT, f"rootfs: {e}") from None
         try:
             body = ocispec.container_spec(spec, request.id, self.namespace, root)
-            container = self.hyperd.create_container(pod_id, body,
-                                                     stdin_open=bool(request.stdin))
+            container = self.hyperd.create_container(pod_id, body, stdin_open=bool(request.stdin))
         except BaseException:
             rootfs.unmount_rootfs(request.bundle)
             raise
-        record = TaskRecord(pod=self.pod_id, container=container["id"], sandbox=is_sandbox,
-                            config=self.config_file, vm_pid=self.vm_pid)
+        record = TaskRecord(
+            pod=self.pod_id,
+            container=container["id"],
+            sandbox=is_sandbox,
+            config=self.config_file,
+            vm_pid=self.vm_pid,
+        )
         record.save(request.bundle)
         init = Process(request.id, "", io)
-        return Task(request.id, request.bundle, record, init, list(request.rootfs),
-                    request.terminal)
+        return Task(
+            request.id, request.bundle, record, init, list(request.rootfs), request.terminal
+        )
 
     # -- start ------------------------------------------------------------------------
 
@@ -186,9 +217,12 @@ class TaskService:
         if task.init.status != RUNNING:
             raise RpcError(Code.FAILED_PRECONDITION, f"task {task.id} is not running")
         spec = process.spec or {}
-        body: dict[str, Any] = {"command": spec["args"], "tty": bool(spec.get("terminal")),
-                                "env": list(spec.get("env") or []), "exec_id":
-                                process.hyperd_exec_id}
+        body: dict[str, Any] = {
+            "command": spec["args"],
+            "tty": bool(spec.get("terminal")),
+            "env": list(spec.get("env") or []),
+            "exec_id": process.hyperd_exec_id,
+        }
         if spec.get("cwd"):
             body["cwd"] = spec["cwd"]
         user = spec.get("user") or {}
@@ -196,12 +230,14 @@ class TaskService:
             body["user"] = f"{user.get('uid', 0)}:{user.get('gid', 0)}"
         stream = self.hyperd.exec(task.record.container, body)
         process.started(self.vm_pid)
-        self.events.publish("TaskExecStarted", container_id=task.id, exec_id=process.exec_id,
-                            pid=self.vm_pid)
+        self.events.publish(
+            "TaskExecStarted", container_id=task.id, exec_id=process.exec_id, pid=self.vm_pid
+        )
 
         def pump() -> None:
-            if not process.io.run(stream, lambda: None,
-                                  lambda code, error: self._exited(task, process, code)):
+            if not process.io.run(
+                stream, lambda: None, lambda code, error: self._exited(task, process, code)
+            ):
                 # an exec's stream cannot be attached again: hyperd restarted under it
                 self._exited(task, process, None)
 
@@ -211,8 +247,9 @@ class TaskService:
         """Pump the init's stdio until it exits, attaching again if hyperd restarts."""
         process = task.init
         while True:
-            finished = process.io.run(stream, lambda: None,
-                                      lambda code, error: self._init_exited(task, code))
+            finished = process.io.run(
+                stream, lambda: None, lambda code, error: self._init_exited(task, code)
+            )
             if finished or process.status == STOPPED:
                 return
             stream = self._reattach(task)
@@ -246,14 +283,21 @@ class TaskService:
             code = record["exit_code"]
         self._exited(task, task.init, code, at)
 
-    def _exited(self, task: Task, process: Process, code: int | None,
-                at: datetime | None = None) -> None:
+    def _exited(
+        self, task: Task, process: Process, code: int | None, at: datetime | None = None
+    ) -> None:
         if process.set_exited(code, at):
-            log.info("process exited", task=task.id, exec_id=process.exec_id,
-                     status=process.exit_status)
-            self.events.publish("TaskExit", container_id=task.id, id=process.id,
-                                pid=process.pid, exit_status=process.exit_status,
-                                exited_at=process.exited_at)
+            log.info(
+                "process exited", task=task.id, exec_id=process.exec_id, status=process.exit_status
+            )
+            self.events.publish(
+                "TaskExit",
+                container_id=task.id,
+                id=process.id,
+                pid=process.pid,
+                exit_status=process.exit_status,
+                exited_at=process.exited_at,
+            )
 
     # -- signals, waits, state ---------------------------------------------------------
 
@@ -266,8 +310,11 @@ class TaskService:
             self._exited(task, process, 128 + request.signal)
             return self._empty()
         try:
-            self.hyperd.kill(task.record.container, request.signal,
-                             process.hyperd_exec_id if request.exec_id else None)
+            self.hyperd.kill(
+                task.record.container,
+                request.signal,
+                process.hyperd_exec_id if request.exec_id else None,
+            )
         except RpcError as e:
             if e.code == Code.FAILED_PRECONDITION:  # it ended meanwhile
                 raise not_found(f"process {process.id} already finished") from None
@@ -277,8 +324,7 @@ class TaskService:
     def Wait(self, request):  # noqa: N802
         process = self._task(request.id).process(request.exec_id)
         process.exited.wait()
-        response = self._message("containerd.task.v2.WaitResponse",
-                                 exit_status=process.exit_status)
+        response = self._message("containerd.task.v2.WaitResponse", exit_status=process.exit_status)
         response.exited_at.CopyFrom(timestamp(self.p, process.exited_at))
         return response
 
@@ -289,12 +335,18 @@ class TaskService:
         if status == "RUNNING" and self.paused:
             status = "PAUSED"
         response = self._message(
-            "containerd.task.v2.StateResponse", id=task.id, bundle=task.bundle,
-            pid=process.pid, status=self.p.enum("containerd.v1.types.Status")
-            .values_by_name[status].number, stdin=process.io.stdin_path,
-            stdout=process.io.stdout_path, stderr=process.io.stderr_path,
-            terminal=process.io.terminal, exit_status=process.exit_status,
-            exec_id=request.exec_id)
+            "containerd.task.v2.StateResponse",
+            id=task.id,
+            bundle=task.bundle,
+            pid=process.pid,
+            status=self.p.enum("containerd.v1.types.Status").values_by_name[status].number,
+            stdin=process.io.stdin_path,
+            stdout=process.io.stdout_path,
+            stderr=process.io.stderr_path,
+            terminal=process.io.terminal,
+            exit_status=process.exit_status,
+            exec_id=request.exec_id,
+        )
         if process.exited_at:
             response.exited_at.CopyFrom(timestamp(self.p, process.exited_at))
         return response
@@ -306,8 +358,9 @@ class TaskService:
         found = self.hyperd.processes(task.record.container)
         info = self.p.message("containerd.v1.types.ProcessInfo")
         pids = [found["pid"], *found["execs"].values()]
-        return self._message("containerd.task.v2.PidsResponse",
-                             processes=[info(pid=pid) for pid in pids if pid])
+        return self._message(
+            "containerd.task.v2.PidsResponse", processes=[info(pid=pid) for pid in pids if pid]
+        )
 
     # -- exec, io -------------------------------------------------------------------------
 
@@ -326,8 +379,11 @@ class TaskService:
             raise RpcError(Code.INVALID_ARGUMENT, "the exec's args must be a list of strings")
         io = ProcessIO(request.stdin, request.stdout, request.stderr, request.terminal)
         process = Process(task.id, request.exec_id, io, spec)
-        process.hyperd_exec_id = (request.exec_id if HYPERD_EXEC_ID.fullmatch(request.exec_id)
-                                  else ocispec.safe_name("exec", request.exec_id))
+        process.hyperd_exec_id = (
+            request.exec_id
+            if HYPERD_EXEC_ID.fullmatch(request.exec_id)
+            else ocispec.safe_name("exec", request.exec_id)
+        )
         task.execs[request.exec_id] = process
         self.events.publish("TaskExecAdded", container_id=task.id, exec_id=request.exec_id)
         return self._empty()
@@ -348,8 +404,10 @@ class TaskService:
     def _whole_pod(self, task_id: str) -> Task:
         task = self._task(task_id)
         if task.id != self.sandbox_id and len(self.tasks) > 1:
-            raise RpcError(Code.FAILED_PRECONDITION, "only a whole pod pauses (its VM): pause "
-                                                     f"the sandbox {self.sandbox_id}")
+            raise RpcError(
+                Code.FAILED_PRECONDITION,
+                f"only a whole pod pauses (its VM): pause the sandbox {self.sandbox_id}",
+            )
         return task
 
     def Pause(self, request):  # noqa: N802
@@ -377,8 +435,9 @@ class TaskService:
             task.execs.pop(request.exec_id, None)
         else:
             self._delete_task(task)
-        response = self._message("containerd.task.v2.DeleteResponse", pid=process.pid,
-                                 exit_status=process.exit_status)
+        response = self._message(
+            "containerd.task.v2.DeleteResponse", pid=process.pid, exit_status=process.exit_status
+        )
         response.exited_at.CopyFrom(timestamp(self.p, process.exited_at))
         return response
 
@@ -394,13 +453,22 @@ class TaskService:
             self.tasks.pop(task.id, None)
             TaskRecord.remove(task.bundle)
         process = task.init
-        self.events.publish("TaskDelete", container_id=task.id, id=task.id, pid=process.pid,
-                            exit_status=process.exit_status,
-                            exited_at=process.exited_at or datetime.now(UTC))
+        self.events.publish(
+            "TaskDelete",
+            container_id=task.id,
+            id=task.id,
+            pid=process.pid,
+            exit_status=process.exit_status,
+            exited_at=process.exited_at or datetime.now(UTC),
+        )
 
     def Connect(self, request):  # noqa: N802
-        return self._message("containerd.task.v2.ConnectResponse", shim_pid=os.getpid(),
-                             task_pid=self.vm_pid, version=f"hypercontainer {__version__}")
+        return self._message(
+            "containerd.task.v2.ConnectResponse",
+            shim_pid=os.getpid(),
+            task_pid=self.vm_pid,
+            version=f"hypercontainer {__version__}",
+        )
 
     def Shutdown(self, request):  # noqa: N802
         with self._lock:

@@ -48,8 +48,7 @@ class Client:
         """The method's response message; an RpcError for a non-OK status."""
         descriptor = self.protos.service(service).methods_by_name[method]
         answer_class = self.protos.message(descriptor.output_type.full_name)
-        payload = self._request(service=service, method=method,
-                                payload=request.SerializeToString())
+        payload = self._request(service=service, method=method, payload=request.SerializeToString())
         if timeout:
             payload.timeout_nano = int(timeout * 1e9)
         response = self._roundtrip(payload.SerializeToString(), timeout)

@@ -63,8 +63,9 @@ def _read_exactly(stream: BinaryIO, size: int, at_start: bool = False) -> bytes 
         if not chunk:
             if at_start and remaining == size:
                 return None
-            raise FrameError(f"connection closed inside a frame ({size - remaining} of "
-                             f"{size} bytes)")
+            raise FrameError(
+                f"connection closed inside a frame ({size - remaining} of {size} bytes)"
+            )
         chunks.append(chunk)
         remaining -= len(chunk)
     return b"".join(chunks)

@@ -40,14 +40,21 @@ def service_methods(protos: Protos, service: str, implementation: object) -> dic
         handler = getattr(implementation, name, None)
         if handler is None:
             continue
-        methods[name] = Method(protos.message(descriptor.input_type.full_name),
-                               protos.message(descriptor.output_type.full_name), handler)
+        methods[name] = Method(
+            protos.message(descriptor.input_type.full_name),
+            protos.message(descriptor.output_type.full_name),
+            handler,
+        )
     return methods
 
 
 class Server:
-    def __init__(self, protos: Protos, services: dict[str, dict[str, Method]],
-                 after_answer: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        protos: Protos,
+        services: dict[str, dict[str, Method]],
+        after_answer: Callable[[str], None] | None = None,
+    ) -> None:
         self.services = services
         self.after_answer = after_answer  # called with the method's name once answered
         self._request = protos.message("ttrpc.Request")
@@ -67,8 +74,7 @@ class Server:
                 raise
             with self._lock:
                 self._connections.add(connection)
-            threading.Thread(target=self._serve_connection, args=(connection,),
-                             daemon=True).start()
+            threading.Thread(target=self._serve_connection, args=(connection,), daemon=True).start()
 
     def close(self) -> None:
         self._closing.set()
@@ -102,12 +108,18 @@ class Server:
 
     def _dispatch(self, frame: frames.Frame, writer: _Writer) -> None:
         if frame.stream_id % 2 != 1:
-            writer.fail(frame.stream_id, RpcError(
-                Code.INVALID_ARGUMENT, "stream ids of client requests must be odd"))
+            writer.fail(
+                frame.stream_id,
+                RpcError(Code.INVALID_ARGUMENT, "stream ids of client requests must be odd"),
+            )
             return
         if frame.kind != frames.REQUEST:
-            writer.fail(frame.stream_id, RpcError(
-                Code.UNIMPLEMENTED, f"message type {frame.kind}: only unary requests are served"))
+            writer.fail(
+                frame.stream_id,
+                RpcError(
+                    Code.UNIMPLEMENTED, f"message type {frame.kind}: only unary requests are served"
+                ),
+            )
             return
         try:
             request = self._request.FromString(frame.data)
@@ -117,15 +129,17 @@ class Server:
             writer.fail(frame.stream_id, e)
             return
         except Exception as e:  # noqa: BLE001 - protobuf's DecodeError, or worse: the bytes are not a request
-            writer.fail(frame.stream_id, RpcError(Code.INVALID_ARGUMENT,
-                                                  f"malformed request: {e}"))
+            writer.fail(frame.stream_id, RpcError(Code.INVALID_ARGUMENT, f"malformed request: {e}"))
             return
         if not writer.begin():
-            writer.fail(frame.stream_id, RpcError(
-                Code.RESOURCE_EXHAUSTED, f"more than {MAX_IN_FLIGHT} requests in flight"))
+            writer.fail(
+                frame.stream_id,
+                RpcError(Code.RESOURCE_EXHAUSTED, f"more than {MAX_IN_FLIGHT} requests in flight"),
+            )
             return
-        threading.Thread(target=self._run, args=(frame.stream_id, request, method, argument,
-                                                 writer), daemon=True).start()
+        threading.Thread(
+            target=self._run, args=(frame.stream_id, request, method, argument, writer), daemon=True
+        ).start()
 
     def _method(self, service: str, name: str) -> Method:
         methods = self.services.get(service)
@@ -143,8 +157,9 @@ class Server:
             if self.after_answer:
                 self.after_answer(request.method)
         except RpcError as e:
-            log.info("ttrpc request refused", method=request.method, code=e.code.name,
-                     error=e.message)
+            log.info(
+                "ttrpc request refused", method=request.method, code=e.code.name, error=e.message
+            )
             writer.fail(stream_id, e)
         except Exception as e:  # a bug: the caller learns of it, the server goes on
             log.exception("ttrpc handler failed", method=request.method)

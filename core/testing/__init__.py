@@ -25,7 +25,20 @@ from .plugin import (
 )
 
 __all__ = [
-    "Engine", "FakeGuest", "FakeHost", "FakeHypervisor", "FakeVM", "Program", "Selection",
-    "fake_config", "hc_make_config", "hc_plugin", "hc_pod_labels", "hc_root", "hc_selection",
-    "pytest_addoption", "pytest_collection_modifyitems", "pytest_configure",
+    "Engine",
+    "FakeGuest",
+    "FakeHost",
+    "FakeHypervisor",
+    "FakeVM",
+    "Program",
+    "Selection",
+    "fake_config",
+    "hc_make_config",
+    "hc_plugin",
+    "hc_pod_labels",
+    "hc_root",
+    "hc_selection",
+    "pytest_addoption",
+    "pytest_collection_modifyitems",
+    "pytest_configure",
 ]

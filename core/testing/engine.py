@@ -33,11 +33,15 @@ def fake_config(root: Path, **settings: Any) -> Config:
     guest.mkdir(parents=True, exist_ok=True)
     for name in ("vmlinuz", "initrd.img"):
         (guest / name).touch()
-    values: dict[str, Any] = {"state_root": root / "state", "run_root": root / "run",
-                              "cache_root": root / "cache", "hypervisor": "fake",
-                              "guest": GuestConfig(kernel=guest / "vmlinuz",
-                                                   initrd=guest / "initrd.img",
-                                                   boot_timeout=10.0)}
+    values: dict[str, Any] = {
+        "state_root": root / "state",
+        "run_root": root / "run",
+        "cache_root": root / "cache",
+        "hypervisor": "fake",
+        "guest": GuestConfig(
+            kernel=guest / "vmlinuz", initrd=guest / "initrd.img", boot_timeout=10.0
+        ),
+    }
     return Config(**{**values, **settings})
 
 
@@ -49,11 +53,16 @@ def plugin_name(plugin: object) -> str:
 class Engine:
     """A Runtime with a FakeHypervisor; drivers and hook plugins given are used as they are."""
 
-    def __init__(self, root: Path, config: Config | None = None,
-                 network: Callable[[Config], drivers.Network] | drivers.Network | None = None,
-                 images: Callable[[Config], drivers.Images] | drivers.Images | None = None,
-                 plugins: Iterable[object] = (), host: FakeHost | None = None,
-                 image: bool = True) -> None:
+    def __init__(
+        self,
+        root: Path,
+        config: Config | None = None,
+        network: Callable[[Config], drivers.Network] | drivers.Network | None = None,
+        images: Callable[[Config], drivers.Images] | drivers.Images | None = None,
+        plugins: Iterable[object] = (),
+        host: FakeHost | None = None,
+        image: bool = True,
+    ) -> None:
         self.root = root
         self.config = config or fake_config(root)
         self.host = host or FakeHost()
@@ -75,9 +84,13 @@ class Engine:
         for plugin in self.plugins:
             hooks.register(plugin, plugin_name(plugin))
         self.hypervisor = FakeHypervisor(self.config, self.host)
-        return Runtime(self.config, hooks=hooks, hypervisor=self.hypervisor,
-                       images=self._part(self._images, "images"),
-                       network=self._part(self._network, "network"))
+        return Runtime(
+            self.config,
+            hooks=hooks,
+            hypervisor=self.hypervisor,
+            images=self._part(self._images, "images"),
+            network=self._part(self._network, "network"),
+        )
 
     def pod(self, *command: str, image: str = IMAGE, **fields: Any) -> podspec.PodSpec:
         """A pod of one container running `command` (the fake guest's programs)."""

@@ -36,8 +36,9 @@ class FakeProcess:
 
     _pids = itertools.count(100)
 
-    def __init__(self, guest: FakeGuest, container: str, exec_id: str | None,
-                 argv: list[str], stdin: bool) -> None:
+    def __init__(
+        self, guest: FakeGuest, container: str, exec_id: str | None, argv: list[str], stdin: bool
+    ) -> None:
         self.guest = guest
         self.key = process_key(container, exec_id)
         self.container = container
@@ -74,8 +75,15 @@ class FakeProcess:
         if self.stdin_stream is not None:
             outbox.forget_stream(self.stdin_stream)
         self.guest.exited(self)
-        outbox.event({"event": "exit", "key": self.key, "container": self.container,
-                      "exec": self.exec_id, "code": code})
+        outbox.event(
+            {
+                "event": "exit",
+                "key": self.key,
+                "container": self.container,
+                "exec": self.exec_id,
+                "code": code,
+            }
+        )
 
     def describe(self) -> dict:
         return {"status": self.status, "code": self.code, "pid": self.pid}
@@ -96,8 +104,11 @@ class Program:
     @classmethod
     def of(cls, argv: list[str]) -> Program:
         words = list(argv)
-        if len(words) >= 3 and os.path.basename(words[0]) in ("sh", "ash", "bash") \
-                and words[1] == "-c":
+        if (
+            len(words) >= 3
+            and os.path.basename(words[0]) in ("sh", "ash", "bash")
+            and words[1] == "-c"
+        ):
             try:
                 words = shlex.split(words[2]) or ["true"]
             except ValueError:
@@ -114,8 +125,9 @@ class Program:
         elif self.name == "false":
             process.exit(1)
         elif self.name == "exit":
-            process.exit(int(self.words[1]) if len(self.words) > 1 and
-                         self.words[1].isdigit() else 0)
+            process.exit(
+                int(self.words[1]) if len(self.words) > 1 and self.words[1].isdigit() else 0
+            )
         elif self.name == "echo":
             process.write("stdout", (" ".join(self.words[1:]) + "\n").encode())
             process.exit(0)
@@ -147,8 +159,11 @@ class FakeContainer:
         return self.process.status if self.process else CREATED
 
     def describe(self) -> dict:
-        main = self.process.describe() if self.process else {"status": CREATED, "code": None,
-                                                              "pid": None}
+        main = (
+            self.process.describe()
+            if self.process
+            else {"status": CREATED, "code": None, "pid": None}
+        )
         main["execs"] = {eid: p.describe() for eid, p in self.execs.items()}
         return main
 
@@ -193,8 +208,9 @@ class _FakeHandlers(Handlers):
     def op_start_pod(self, args: Args) -> dict:
         network = self.guest.network
         hostname = pod.check_hostname(args.str("hostname"))
-        network.resolv_conf = pod.resolv_conf(args.strings("dns"), args.strings("dns_search"),
-                                              args.strings("dns_options"))
+        network.resolv_conf = pod.resolv_conf(
+            args.strings("dns"), args.strings("dns_search"), args.strings("dns_options")
+        )
         interface = args.sub("interface")
         network.interface = None if interface is None else dict(args.dict("interface"))
         network.hostname = hostname
@@ -218,10 +234,12 @@ class FakeGuest:
         self._connections: queue.Queue[SocketConnection | None] = queue.Queue()
         self._current: SocketConnection | None = None
         self.server = Server(_FakeHandlers(self), self.outbox)
-        threading.Thread(target=self.server.serve, args=(self._incoming(),), daemon=True,
-                         name="fake-guest").start()
-        threading.Thread(target=self._power_off_when_destroyed, daemon=True,
-                         name="fake-guest-power").start()
+        threading.Thread(
+            target=self.server.serve, args=(self._incoming(),), daemon=True, name="fake-guest"
+        ).start()
+        threading.Thread(
+            target=self._power_off_when_destroyed, daemon=True, name="fake-guest-power"
+        ).start()
 
     # -- the host's side ------------------------------------------------------
 
@@ -288,8 +306,17 @@ class FakeGuest:
         proc = container.spec["process"]
         container.process = self._launch(container_id, None, proc["args"], proc["stdin"])
 
-    def exec(self, container_id: str, exec_id: str, args: list[str], env: list[str],
-             cwd: str | None, user: str | None, terminal: bool, stdin: bool) -> None:
+    def exec(
+        self,
+        container_id: str,
+        exec_id: str,
+        args: list[str],
+        env: list[str],
+        cwd: str | None,
+        user: str | None,
+        terminal: bool,
+        stdin: bool,
+    ) -> None:
         container = self.get(container_id)
         if container.status != RUNNING:
             raise Failure(f"container {container_id} is not running")
@@ -297,8 +324,9 @@ class FakeGuest:
             raise Failure(f"exec {exec_id} already exists in container {container_id}")
         container.execs[exec_id] = self._launch(container_id, exec_id, args, stdin)
 
-    def _launch(self, container_id: str, exec_id: str | None, argv: list[str],
-                stdin: bool) -> FakeProcess:
+    def _launch(
+        self, container_id: str, exec_id: str | None, argv: list[str], stdin: bool
+    ) -> FakeProcess:
         process = FakeProcess(self, container_id, exec_id, argv, stdin)
         with self._lock:
             self._running[process.key] = process
@@ -326,13 +354,17 @@ class FakeGuest:
         container = self.get(container_id)
         process = container.process if exec_id is None else container.execs.get(exec_id)
         if process is None or process.status != RUNNING:
-            what = f"container {container_id}" if exec_id is None else \
-                f"exec {exec_id} of container {container_id}"
+            what = (
+                f"container {container_id}"
+                if exec_id is None
+                else f"exec {exec_id} of container {container_id}"
+            )
             raise Failure(f"{what} is not running")
         process.signal(signum)
 
-    def write_file(self, container_id: str, path: str, data: bytes, mode: int,
-                   append: bool) -> None:
+    def write_file(
+        self, container_id: str, path: str, data: bytes, mode: int, append: bool
+    ) -> None:
         files = self.get(container_id).files
         files[path] = (files.get(path, b"") if append else b"") + data
 
@@ -342,9 +374,11 @@ class FakeGuest:
         files = self.get(container_id).files
         if path not in files:
             raise Failure(f"{path}: No such file or directory")
-        data = files[path][offset:offset + length]
-        return {"data_b64": base64.b64encode(data).decode(),
-                "eof": offset + len(data) >= len(files[path])}
+        data = files[path][offset : offset + length]
+        return {
+            "data_b64": base64.b64encode(data).decode(),
+            "eof": offset + len(data) >= len(files[path]),
+        }
 
     def remove(self, container_id: str) -> None:
         container = self.get(container_id)
@@ -361,8 +395,10 @@ class FakeGuest:
     def state(self) -> dict:
         with self._lock:
             containers = list(self.containers.values())
-        return {"containers": {c.id: c.describe() for c in containers},
-                "hostname": self.network.hostname}
+        return {
+            "containers": {c.id: c.describe() for c in containers},
+            "hostname": self.network.hostname,
+        }
 
     # -- for tests ----------------------------------------------------------------
 

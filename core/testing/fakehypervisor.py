@@ -37,8 +37,9 @@ class FakeVM:
         self.shares: list[Share] = list(spec.shares)
         self._watchers: list[Callable[[], None]] = []
         self._lock = threading.Lock()
-        threading.Thread(target=self._off_after_destroy, daemon=True,
-                         name=f"fake-vm-{vm_id}").start()
+        threading.Thread(
+            target=self._off_after_destroy, daemon=True, name=f"fake-vm-{vm_id}"
+        ).start()
 
     def _off_after_destroy(self) -> None:
         self.guest.powered_off.wait()  # the agent answered destroy_pod: the guest powers off
@@ -105,8 +106,16 @@ class FakeHypervisor(Hypervisor):
     """Every capability a hypervisor may declare; `stops` records the timeouts asked for."""
 
     name = "fake"
-    capabilities = frozenset({Cap.PAUSE, Cap.USER_NETWORK, Cap.TAP_NETWORK, Cap.HOST_FORWARDS,
-                              Cap.NETNS_TAP, Cap.SHARE_9P})
+    capabilities = frozenset(
+        {
+            Cap.PAUSE,
+            Cap.USER_NETWORK,
+            Cap.TAP_NETWORK,
+            Cap.HOST_FORWARDS,
+            Cap.NETNS_TAP,
+            Cap.SHARE_9P,
+        }
+    )
 
     def __init__(self, config: Config, host: FakeHost | None = None) -> None:
         super().__init__(config)
@@ -180,8 +189,9 @@ class FakeHypervisor(Hypervisor):
 
     def add_forward(self, handle: VMHandle, forward: PortForward) -> None:
         vm = self._user_network(handle)
-        if any(f.host_port == forward.host_port and f.protocol == forward.protocol
-               for f in vm.forwards):
+        if any(
+            f.host_port == forward.host_port and f.protocol == forward.protocol for f in vm.forwards
+        ):
             raise UserError(f"cannot forward {forward}: the host port is taken")
         vm.forwards.append(forward)
 

@@ -24,8 +24,12 @@ import pytest
 from .. import config as configuration
 from .. import drivers, hookspecs
 
-GROUPS = {"hypervisor": drivers.HYPERVISORS, "network": drivers.NETWORKS,
-          "images": drivers.IMAGES, "hooks": hookspecs.GROUP}
+GROUPS = {
+    "hypervisor": drivers.HYPERVISORS,
+    "network": drivers.NETWORKS,
+    "images": drivers.IMAGES,
+    "hooks": hookspecs.GROUP,
+}
 SELECTIONS = pytest.StashKey["list[Selection]"]()
 
 
@@ -40,8 +44,9 @@ class Selection:
     def parse(cls, text: str) -> Selection:
         kind, sep, name = text.partition("=")
         if not sep or not name or kind not in GROUPS:
-            raise pytest.UsageError(f"--hc-driver {text!r}: expected KIND=NAME with KIND one "
-                                    f"of {', '.join(GROUPS)}")
+            raise pytest.UsageError(
+                f"--hc-driver {text!r}: expected KIND=NAME with KIND one of {', '.join(GROUPS)}"
+            )
         return cls(kind, name)
 
     def load(self) -> Any:
@@ -57,20 +62,35 @@ class Selection:
                 return importlib.import_module(self.name)
         except (ImportError, AttributeError) as e:
             raise pytest.UsageError(f"--hc-driver {self.kind}={self.name}: {e}") from None
-        raise pytest.UsageError(f"--hc-driver {self.kind}={self.name}: no such entry point in "
-                                f"{GROUPS[self.kind]} (installed: {', '.join(sorted(found))}) "
-                                "and not a module:attribute")
+        raise pytest.UsageError(
+            f"--hc-driver {self.kind}={self.name}: no such entry point in "
+            f"{GROUPS[self.kind]} (installed: {', '.join(sorted(found))}) "
+            "and not a module:attribute"
+        )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("hypercontainer", "hypercontainer plugin conformance")
-    group.addoption("--hc-driver", action="append", default=[], metavar="KIND=NAME",
-                    help="check the plugin NAME of KIND (hypervisor, network, images, hooks) "
-                         "against its contract; may be given several times")
-    group.addoption("--hc-config", metavar="FILE",
-                    help="a hypercontainer configuration (TOML) for the drivers' settings")
-    group.addoption("--hc-pod-label", action="append", default=[], metavar="KEY=VALUE",
-                    help="a label of the pods the kit runs (e.g. one a hook plugin vetoes)")
+    group.addoption(
+        "--hc-driver",
+        action="append",
+        default=[],
+        metavar="KIND=NAME",
+        help="check the plugin NAME of KIND (hypervisor, network, images, hooks) "
+        "against its contract; may be given several times",
+    )
+    group.addoption(
+        "--hc-config",
+        metavar="FILE",
+        help="a hypercontainer configuration (TOML) for the drivers' settings",
+    )
+    group.addoption(
+        "--hc-pod-label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a label of the pods the kit runs (e.g. one a hook plugin vetoes)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -97,12 +117,14 @@ class Contract(pytest.Module):
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
-                                  items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
     for selection in config.stash.get(SELECTIONS, []):
         path = Path(__file__).parent / "contracts" / f"{selection.kind}.py"
-        contract = Contract.from_parent(session, path=path,
-                                        nodeid=f"hc-contract[{selection.kind}={selection.name}]")
+        contract = Contract.from_parent(
+            session, path=path, nodeid=f"hc-contract[{selection.kind}={selection.name}]"
+        )
         contract.selection = selection
         items.extend(session.genitems(contract))
 

@@ -15,7 +15,7 @@ RULES: dict[str, str] = {
     # every kind
     "D1": "a driver has a name and declares its capabilities and needs as sets of strings",
     "D2": "a driver's Settings subclass DriverSettings (HypervisorSettings for a "
-          "hypervisor), have a default for each setting and refuse unknown keys in one line",
+    "hypervisor), have a default for each setting and refuse unknown keys in one line",
     # hypervisors
     "H1": "check() passes or raises UserError saying what is missing",
     "H2": "start() returns a JSON-serialisable handle of a running VM whose agent answers",
@@ -30,7 +30,7 @@ RULES: dict[str, str] = {
     "H11": "connect_agent() of a VM that is not running raises HyperError",
     # networks
     "N1": "attach() returns a NetworkAttachment of kind none, user or tap that survives "
-          "the store (to_dict/from_dict)",
+    "the store (to_dict/from_dict)",
     "N2": "attach() is idempotent per pod: again, it repeats or replaces the pod's interface",
     "N3": "detach() is idempotent and tolerates partial state",
     "N4": "a new driver instance (a restarted daemon) adopts and then detaches a pod",
@@ -42,7 +42,7 @@ RULES: dict[str, str] = {
     "I1": "layers_root() is an absolute directory path",
     "I2": "resolve() of an unknown image raises NotFound",
     "I3": "load() of an OCI archive returns its references, and resolve() finds the image "
-          "with its layers below layers_root()",
+    "with its layers below layers_root()",
     "I4": "resolve() finds an image by its id and by a prefix of it",
     "I5": "list() shows every image",
     "I6": "remove() refuses an image in use; one not in use is then gone",
@@ -67,8 +67,14 @@ def broken(rule: str, detail: str) -> NoReturn:
 
 
 def kind_of(rule: str) -> str:
-    return {"D": "driver", "H": "hypervisor", "N": "network", "I": "images", "K": "hook",
-            "E": "engine"}[rule[0]]
+    return {
+        "D": "driver",
+        "H": "hypervisor",
+        "N": "network",
+        "I": "images",
+        "K": "hook",
+        "E": "engine",
+    }[rule[0]]
 
 
 def check(condition: object, rule: str, detail: str) -> None:

@@ -57,9 +57,16 @@ class Shape:
     files: tuple[tuple[str, int, int], ...]
 
     @classmethod
-    def of(cls, spec: VMSpec, vmm: str, binary: str, version: str, accelerator: str,
-           options: dict[str, str | int | None] | None = None,
-           helpers: tuple[str, ...] = ()) -> Shape:
+    def of(
+        cls,
+        spec: VMSpec,
+        vmm: str,
+        binary: str,
+        version: str,
+        accelerator: str,
+        options: dict[str, str | int | None] | None = None,
+        helpers: tuple[str, ...] = (),
+    ) -> Shape:
         """`version` is the binary's (vmm_version()); `helpers` are other programs whose
         build goes into the saved state (e.g. a vhost-user back-end)."""
         paths = (shutil.which(binary) or binary, str(spec.kernel), str(spec.initrd), *helpers)
@@ -94,10 +101,15 @@ class Shape:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Shape:
-        return cls(**{**data, "kernel_args": tuple(data["kernel_args"]),
-                      "shares": tuple(data["shares"]),
-                      "options": tuple(tuple(option) for option in data["options"]),
-                      "files": tuple(tuple(f) for f in data["files"])})
+        return cls(
+            **{
+                **data,
+                "kernel_args": tuple(data["kernel_args"]),
+                "shares": tuple(data["shares"]),
+                "options": tuple(tuple(option) for option in data["options"]),
+                "files": tuple(tuple(f) for f in data["files"]),
+            }
+        )
 
     def inputs_current(self) -> bool:
         """Whether the VMM, kernel and initrd it was made from are still the ones there."""

@@ -84,11 +84,17 @@ class Template:
     def describe(self) -> dict[str, Any]:
         shape = self.shape
         return {
-            "key": self.key, "vcpus": shape.vcpus, "memory_mb": shape.memory_mb,
-            "shares": list(shape.shares), "network": shape.network,
-            "accelerator": shape.accelerator, "kernel": shape.kernel,
-            "initrd": shape.initrd, shape.vmm: shape.vmm_version,
-            "size_bytes": self.size(), "age_s": round(time.time() - self.created),
+            "key": self.key,
+            "vcpus": shape.vcpus,
+            "memory_mb": shape.memory_mb,
+            "shares": list(shape.shares),
+            "network": shape.network,
+            "accelerator": shape.accelerator,
+            "kernel": shape.kernel,
+            "initrd": shape.initrd,
+            shape.vmm: shape.vmm_version,
+            "size_bytes": self.size(),
+            "age_s": round(time.time() - self.created),
             "hits": self.hits(),
         }
 
@@ -106,8 +112,9 @@ class TemplateStore:
     def find(self, shape: Shape) -> Template | None:
         return self._load(self.root / shape.key)
 
-    def usable(self, shape: Shape, make: Callable[[Path], None],
-               files: Sequence[str]) -> Template | None:
+    def usable(
+        self, shape: Shape, make: Callable[[Path], None], files: Sequence[str]
+    ) -> Template | None:
         """get(), or None where this shape's template cannot be made or was given up:
         said once, and the shape's pods boot cold from then on."""
         if shape.key in self._unmakeable:
@@ -123,8 +130,7 @@ class TemplateStore:
         self._unmakeable.add(key)
         log.warning("pods of this shape boot cold", key=key, vmm=self.vmm, reason=reason)
 
-    def get(self, shape: Shape, make: Callable[[Path], None],
-            files: Sequence[str]) -> Template:
+    def get(self, shape: Shape, make: Callable[[Path], None], files: Sequence[str]) -> Template:
         """The template of `shape`, made now by `make(directory)` if there is none.
 
         `make` must leave `files` in the directory it is given, or raise.
@@ -154,8 +160,12 @@ class TemplateStore:
                 raise
             template = self.find(shape)
             assert template is not None
-            log.info("template made", key=shape.key, seconds=round(time.monotonic() - started, 2),
-                     size_bytes=template.size())
+            log.info(
+                "template made",
+                key=shape.key,
+                seconds=round(time.monotonic() - started, 2),
+                size_bytes=template.size(),
+            )
             return template
 
     def hit(self, template: Template) -> None:
@@ -189,8 +199,12 @@ class TemplateStore:
     def _load(self, directory: Path) -> Template | None:
         try:
             meta = json.loads((directory / META).read_text())
-            return Template(directory, Shape.from_dict(meta["shape"]), float(meta["created"]),
-                            tuple(meta["files"]))
+            return Template(
+                directory,
+                Shape.from_dict(meta["shape"]),
+                float(meta["created"]),
+                tuple(meta["files"]),
+            )
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
@@ -222,11 +236,25 @@ class TemplateStore:
             if _filesystem_type(self.root) == "tmpfs":
                 return
             done = subprocess.run(
-                ["mount", "-t", "tmpfs", "-o", "mode=0700,nosuid,nodev", "hc-templates",
-                 str(self.root)], capture_output=True, text=True, check=False)
+                [
+                    "mount",
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    "mode=0700,nosuid,nodev",
+                    "hc-templates",
+                    str(self.root),
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if done.returncode != 0:  # templates then live on the disk: slower, still right
-                log.warning("cannot mount a tmpfs for templates", path=str(self.root),
-                            error=done.stderr.strip())
+                log.warning(
+                    "cannot mount a tmpfs for templates",
+                    path=str(self.root),
+                    error=done.stderr.strip(),
+                )
 
     @contextlib.contextmanager
     def _locked(self, name: str) -> Iterator[None]:

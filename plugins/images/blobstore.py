@@ -71,14 +71,14 @@ class BlobStore:
         target = self.path(digest)
         self.tmp.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix="blob-")
-        blob = BlobWriter(os.fdopen(fd, "wb"), Path(tmp_name), target, digest, size, what,
-                          progress)
+        blob = BlobWriter(os.fdopen(fd, "wb"), Path(tmp_name), target, digest, size, what, progress)
         try:
             yield blob
         finally:
             blob.file.close()
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_name)
+
     def remove(self, digest: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path(digest).unlink()
@@ -88,8 +88,16 @@ class BlobWriter:
     """A blob arriving chunk by chunk: counted and hashed on the way, stored by `commit()`
     only if it is exactly what its descriptor says."""
 
-    def __init__(self, file: BinaryIO, tmp: Path, target: Path, digest: str, size: int,
-                 what: str, progress: Callable[[int], None] | None) -> None:
+    def __init__(
+        self,
+        file: BinaryIO,
+        tmp: Path,
+        target: Path,
+        digest: str,
+        size: int,
+        what: str,
+        progress: Callable[[int], None] | None,
+    ) -> None:
         self.file, self.tmp, self.target = file, tmp, target
         self.digest, self.size, self.what = digest, size, what
         self.progress = progress
@@ -114,12 +122,12 @@ class BlobWriter:
         if self.written > self.size:
             raise UserError(f"{self.what}: more data than the announced {self.size} bytes")
         if self.written != self.size:
-            raise UserError(f"{self.what}: size mismatch (expected {self.size} bytes, "
-                            f"got {self.written})")
+            raise UserError(
+                f"{self.what}: size mismatch (expected {self.size} bytes, got {self.written})"
+            )
         actual = f"{digests.algorithm(self.digest)}:{self._hash.hexdigest()}"
         if actual != self.digest:
-            raise UserError(f"{self.what}: digest mismatch (expected {self.digest}, "
-                            f"got {actual})")
+            raise UserError(f"{self.what}: digest mismatch (expected {self.digest}, got {actual})")
 
     def commit(self) -> Path:
         self.verify()

@@ -141,8 +141,12 @@ class Image:
 
     def _config(self, diff_ids: list[str]) -> dict[str, Any]:
         container: dict[str, Any] = {"Env": self.env}
-        for key, value in (("Entrypoint", self.entrypoint), ("Cmd", self.cmd),
-                           ("WorkingDir", self.working_dir), ("Labels", self.labels)):
+        for key, value in (
+            ("Entrypoint", self.entrypoint),
+            ("Cmd", self.cmd),
+            ("WorkingDir", self.working_dir),
+            ("Labels", self.labels),
+        ):
             if value:
                 container[key] = value
         return {
@@ -150,8 +154,9 @@ class Image:
             **self.platform,
             "config": container,
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
-            "history": [{"created": self.created, "created_by": "hypercontainer build"}
-                        for _ in diff_ids],
+            "history": [
+                {"created": self.created, "created_by": "hypercontainer build"} for _ in diff_ids
+            ],
         }
 
 

@@ -206,7 +206,8 @@ def _open(blob: Readable, compression: str) -> Readable:
     if compression == "gzip":
         return cast(Readable, Gunzip(blob))
     if compression == "zstd":
-        reader = zstandard.ZstdDecompressor().stream_reader(cast(Any, blob),
-                                                            read_across_frames=True)
+        reader = zstandard.ZstdDecompressor().stream_reader(
+            cast(Any, blob), read_across_frames=True
+        )
         return cast(Readable, reader)
     return blob

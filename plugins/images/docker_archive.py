@@ -22,9 +22,7 @@ from .reference import parse
 
 def loadables(source: ArchiveSource, default_registry: str) -> list[Loadable]:
     """One image per entry of manifest.json."""
-    raw = source.file(source.members["manifest.json"]).read(
-        manifest.MAX_MANIFEST_SIZE + 1
-    )
+    raw = source.file(source.members["manifest.json"]).read(manifest.MAX_MANIFEST_SIZE + 1)
     try:
         entries = json.loads(raw)
     except ValueError as e:
@@ -48,12 +46,18 @@ def _docker_image(source: ArchiveSource, entry: object, default_registry: str) -
     config_digest = digests.of_bytes(config)
     source.paths[config_digest] = normal(entry["Config"])
     layer_descriptors = [_docker_layer(source, name) for name in layers]
-    body = canonical_json({
-        "schemaVersion": 2,
-        "mediaType": manifest.OCI_MANIFEST,
-        "config": {"mediaType": manifest.OCI_CONFIG, "digest": config_digest, "size": len(config)},
-        "layers": [d.to_json() for d in layer_descriptors],
-    })
+    body = canonical_json(
+        {
+            "schemaVersion": 2,
+            "mediaType": manifest.OCI_MANIFEST,
+            "config": {
+                "mediaType": manifest.OCI_CONFIG,
+                "digest": config_digest,
+                "size": len(config),
+            },
+            "layers": [d.to_json() for d in layer_descriptors],
+        }
+    )
     parsed = manifest.parse(body)
     if not isinstance(parsed, manifest.Manifest):  # what we wrote above is one
         raise UserError("archive entry did not make an image manifest")

@@ -87,8 +87,13 @@ class OciImages(Images):
         ref = parse(reference.strip(), self.settings.default_registry)
         client = RegistryClient(ref.registry, self.credentials, self.settings.insecure_registries)
         record = pull_image(
-            self.store, client, ref, self.platform, self.limits,
-            self.settings.concurrent_downloads, Progress(progress),
+            self.store,
+            client,
+            ref,
+            self.platform,
+            self.limits,
+            self.settings.concurrent_downloads,
+            Progress(progress),
         )
         log.info("image pulled", reference=str(ref), id=record.id, layers=len(record.layers))
         return self._resolved(record, str(ref))
@@ -105,9 +110,7 @@ class OciImages(Images):
         if not username:
             raise UserError("login needs a username")
         credentials = Credentials(username, password)
-        RegistryClient(name, self.credentials, self.settings.insecure_registries).login(
-            credentials
-        )
+        RegistryClient(name, self.credentials, self.settings.insecure_registries).login(credentials)
         self.credentials.save(name, credentials)
         log.info("logged in", registry=name, username=username)
 
@@ -116,11 +119,14 @@ class OciImages(Images):
         removed = self.credentials.remove(name)
         if removed:
             log.info("logged out", registry=name)
-        message = f"Removing login credentials for {name}" if removed else (
-            f"Not logged in to {name}")
+        message = (
+            f"Removing login credentials for {name}" if removed else (f"Not logged in to {name}")
+        )
         if self.credentials.in_docker_config(name):
-            message += (f"; {self.credentials.docker_config} still holds credentials for it, "
-                        f"used until `docker logout {name}`")
+            message += (
+                f"; {self.credentials.docker_config} still holds credentials for it, "
+                f"used until `docker logout {name}`"
+            )
         return message
 
     def tag(self, source: str, target: str) -> str:
@@ -133,24 +139,33 @@ class OciImages(Images):
         return str(ref)
 
     def push(
-        self, reference: str, destination: str | None = None,
+        self,
+        reference: str,
+        destination: str | None = None,
         progress: ProgressCallback | None = None,
     ) -> PushedImage:
         image_id, name = self._find(reference)
         if not (destination or name):
-            raise UserError(f"{reference!r} is an image id: name where to push it "
-                            "(hyperctl push ID REGISTRY/REPOSITORY:TAG)")
+            raise UserError(
+                f"{reference!r} is an image id: name where to push it "
+                "(hyperctl push ID REGISTRY/REPOSITORY:TAG)"
+            )
         dest = parse((destination or name or "").strip(), self.settings.default_registry)
         if dest.digest:
-            raise UserError(f"cannot push to {dest}: a push names a tag, the registry "
-                            "computes the digest")
+            raise UserError(
+                f"cannot push to {dest}: a push names a tag, the registry computes the digest"
+            )
         client = RegistryClient(dest.registry, self.credentials, self.settings.insecure_registries)
         refs = [r for r, _, _ in self.store.index.refs(image_id)]
         with self.store.reading():
             record = self.store.image(image_id)
             digest = Pusher(
-                self.store, client, dest, mount_sources(refs, dest, parse),
-                self.settings.push_chunk_size, self.settings.concurrent_uploads,
+                self.store,
+                client,
+                dest,
+                mount_sources(refs, dest, parse),
+                self.settings.push_chunk_size,
+                self.settings.concurrent_uploads,
                 Progress(progress),
             ).run(record)
         # Remembered as where the image is: a later push to this registry mounts from it.
@@ -247,10 +262,14 @@ class OciImages(Images):
         if name is None:
             tags = [r for r, _, kind in self.store.index.refs(record.id) if kind == "tag"]
             name = tags[0] if tags else record.id
-        opaque = {self.store.layer_relpath(d): self.store.layer_opaque_dirs(d)
-                  for d in record.diff_ids()}
+        opaque = {
+            self.store.layer_relpath(d): self.store.layer_opaque_dirs(d) for d in record.diff_ids()
+        }
         return ResolvedImage(
-            id=record.id, reference=name, layers=self._stack(record), config=config,
+            id=record.id,
+            reference=name,
+            layers=self._stack(record),
+            config=config,
             opaque_dirs={layer: dirs for layer, dirs in opaque.items() if dirs},
         )
 

@@ -91,8 +91,9 @@ def extract(stream: TarStream, work: Path, privileged: bool, what: str) -> tuple
         extractor = _Extractor(root, privileged, stream)
         # "r:" and not "r|": TarStream seeks forward, and tarfile then slices headers out
         # of its buffer instead of copying the buffer for each one.
-        with tarfile.open(fileobj=cast(IO[bytes], stream), mode="r:",
-                          tarinfo=_BoundedTarInfo) as archive:
+        with tarfile.open(
+            fileobj=cast(IO[bytes], stream), mode="r:", tarinfo=_BoundedTarInfo
+        ) as archive:
             while (member := archive.next()) is not None:
                 # tarfile keeps every member it read; a layer's thousands of them only
                 # make the garbage collector's passes longer.
@@ -185,8 +186,9 @@ class _Extractor:
         self, parent: int, parts: Parts, member: tarfile.TarInfo, archive: tarfile.TarFile
     ) -> None:
         name, mode = parts[-1], member.mode & 0o7777
-        fd = self._create(parent, parts, lambda: os.open(name, FILE_FLAGS, mode & 0o777,
-                                                         dir_fd=parent))
+        fd = self._create(
+            parent, parts, lambda: os.open(name, FILE_FLAGS, mode & 0o777, dir_fd=parent)
+        )
         try:
             if member.issparse():
                 source = archive.extractfile(member)
@@ -194,7 +196,7 @@ class _Extractor:
                 while chunk := source.read(COPY_CHUNK):
                     view = memoryview(chunk)
                     while view:
-                        view = view[os.write(fd, view):]
+                        view = view[os.write(fd, view) :]
             else:  # straight from the stream's buffer to the file
                 self.stream.seek(member.offset_data)
                 if self.stream.copy_to(fd, member.size) != member.size:
@@ -229,10 +231,17 @@ class _Extractor:
             raise UserError(f"hard link {member.name[:200]!r} points at a directory")
         try:
             # follow_symlinks=False: link the entry itself, never what a symlink names.
-            self._create(parent, parts, lambda: os.link(
-                target[-1], parts[-1], src_dir_fd=target_parent, dst_dir_fd=parent,
-                follow_symlinks=False,
-            ))
+            self._create(
+                parent,
+                parts,
+                lambda: os.link(
+                    target[-1],
+                    parts[-1],
+                    src_dir_fd=target_parent,
+                    dst_dir_fd=parent,
+                    follow_symlinks=False,
+                ),
+            )
         except FileNotFoundError:
             raise UserError(
                 f"hard link {member.name[:200]!r} to missing {show(target)!r}"

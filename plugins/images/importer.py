@@ -54,8 +54,13 @@ class Progress:
     ) -> None:
         if self._callback is None:
             return
-        event = {"id": digests.short(digest), "status": status, "current": current,
-                 "total": total, **extra}
+        event = {
+            "id": digests.short(digest),
+            "status": status,
+            "current": current,
+            "total": total,
+            **extra,
+        }
         with self._lock:
             self._callback(event)
 
@@ -99,7 +104,9 @@ class Importer:
             raise UserError(f"image config larger than {MAX_CONFIG_SIZE} bytes")
         if not self.store.blobs.has(descriptor.digest):
             self.store.blobs.ingest(
-                self.source.chunks(descriptor), descriptor.digest, descriptor.size,
+                self.source.chunks(descriptor),
+                descriptor.digest,
+                descriptor.size,
                 what=f"config {digests.short(descriptor.digest)}",
             )
         return self.store.blobs.read(descriptor.digest)
@@ -134,7 +141,8 @@ class Importer:
         else:  # the usual case: one pass, unpacked while it downloads
             with self._blob_writer(layer, what) as blob:
                 size = self.store.unpack_download(
-                    self._chunks(layer, cancel), blob, layer.diff_id, limit, what)
+                    self._chunks(layer, cancel), blob, layer.diff_id, limit, what
+                )
         self.progress(layer.digest, "done", layer.size, layer.size)
         return size
 

@@ -138,9 +138,7 @@ class Index:
     def add(self, record: ImageRecord, tags: list[str], digest_refs: list[str]) -> None:
         """Store an image and point `tags` (moved from any other image) at it."""
         with self.transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO images VALUES (?, ?)", (record.id, record.to_json())
-            )
+            db.execute("INSERT OR REPLACE INTO images VALUES (?, ?)", (record.id, record.to_json()))
             rows = [(t, record.id, "tag") for t in tags]
             rows += [(d, record.id, "digest") for d in digest_refs]
             db.executemany("INSERT OR REPLACE INTO refs VALUES (?, ?, ?)", rows)

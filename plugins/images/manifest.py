@@ -70,7 +70,9 @@ class Descriptor:
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "mediaType": self.media_type, "digest": self.digest, "size": self.size,
+            "mediaType": self.media_type,
+            "digest": self.digest,
+            "size": self.size,
         }
         if self.platform:
             data["platform"] = {"os": self.platform.os, "architecture": self.platform.architecture}
@@ -146,8 +148,10 @@ def normal_arch(arch: str) -> str:
 def select(index: Index, wanted: Platform) -> Descriptor:
     """The index entry for `wanted`; the variant only matters when asked for."""
     candidates = [
-        d for d in index.manifests
-        if d.media_type in MANIFESTS + INDEXES and d.platform
+        d
+        for d in index.manifests
+        if d.media_type in MANIFESTS + INDEXES
+        and d.platform
         and d.platform.os == wanted.os
         and normal_arch(d.platform.architecture) == wanted.architecture
         and (not wanted.variant or d.platform.variant in (wanted.variant, ""))

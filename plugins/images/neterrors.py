@@ -59,8 +59,13 @@ def explain(error: BaseException, connect_timeout: float, read_timeout: float) -
         return f"no connection within {connect_timeout:g} s"
     if found(requests.ReadTimeout, urllib3.exceptions.ReadTimeoutError, TimeoutError):
         return f"no answer within {read_timeout:g} s"
-    if found(ConnectionResetError, BrokenPipeError, http.client.IncompleteRead,
-             urllib3.exceptions.ProtocolError, requests.exceptions.ChunkedEncodingError):
+    if found(
+        ConnectionResetError,
+        BrokenPipeError,
+        http.client.IncompleteRead,
+        urllib3.exceptions.ProtocolError,
+        requests.exceptions.ChunkedEncodingError,
+    ):
         return "the connection was cut"
     system = next((e for e in reversed(chain) if isinstance(e, OSError) and e.strerror), None)
     if system is not None:

@@ -49,8 +49,14 @@ class Blob:
 class BlobReader:
     """`length` bytes of a file from `start`, as a request body, counted as they are sent."""
 
-    def __init__(self, path: Path, start: int, length: int, sent: Callable[[int], None],
-                 cancel: threading.Event) -> None:
+    def __init__(
+        self,
+        path: Path,
+        start: int,
+        length: int,
+        sent: Callable[[int], None],
+        cancel: threading.Event,
+    ) -> None:
         self._file = path.open("rb")
         self._file.seek(start)
         self._left = length
@@ -89,8 +95,9 @@ class Pusher:
         """Upload `record` to `dest`; the pushed manifest's digest."""
         body = self._stored(record.manifest_digest, record.manifest_size, record).read_bytes()
         blobs = [Blob(record.id, record.config_size, False)]
-        blobs += list({layer.digest: Blob(layer.digest, layer.size, True)
-                       for layer in record.layers}.values())
+        blobs += list(
+            {layer.digest: Blob(layer.digest, layer.size, True) for layer in record.layers}.values()
+        )
         for blob in blobs:
             self._stored(blob.digest, blob.size, record)
             if blob.layer:
@@ -149,8 +156,9 @@ class Pusher:
     def _start(self, blob: Blob, mount_from: str | None = None) -> tuple[str | None, int]:
         """(upload location, or None when the blob was mounted; the registry's least chunk)."""
         query = {"mount": blob.digest, "from": mount_from} if mount_from else None
-        with self.client.request("POST", self.dest, "blobs/uploads/", push=True,
-                                 mount_from=mount_from, params=query) as answer:
+        with self.client.request(
+            "POST", self.dest, "blobs/uploads/", push=True, mount_from=mount_from, params=query
+        ) as answer:
             if mount_from and answer.status_code == 201:
                 return None, 0
             if answer.status_code != 202:
@@ -158,31 +166,60 @@ class Pusher:
             minimum = answer.headers.get("OCI-Chunk-Min-Length", "")
             return self._location(answer, blob), int(minimum) if minimum.isdigit() else 0
 
-    def _patch(self, blob: Blob, location: str, path: Path, offset: int, length: int,
-               count: Callable[[int], None], cancel: threading.Event) -> str:
+    def _patch(
+        self,
+        blob: Blob,
+        location: str,
+        path: Path,
+        offset: int,
+        length: int,
+        count: Callable[[int], None],
+        cancel: threading.Event,
+    ) -> str:
         headers = {"Content-Type": OCTETS, "Content-Range": f"{offset}-{offset + length - 1}"}
-        with self._sending(blob, location, "PATCH", path, offset, length, count, cancel,
-                           headers) as answer:
+        with self._sending(
+            blob, location, "PATCH", path, offset, length, count, cancel, headers
+        ) as answer:
             if answer.status_code != 202:
                 raise self.client.refused(self.dest, answer, self._what(blob))
             stored = answer.headers.get("Range", "")
             if stored and stored != f"0-{offset + length - 1}":
-                raise UserError(f"{self._what(blob)}: registry {self.client.registry} holds "
-                                f"bytes {stored} of the upload, not 0-{offset + length - 1}")
+                raise UserError(
+                    f"{self._what(blob)}: registry {self.client.registry} holds "
+                    f"bytes {stored} of the upload, not 0-{offset + length - 1}"
+                )
             return self._location(answer, blob)
 
-    def _finish(self, blob: Blob, location: str, path: Path, offset: int, length: int,
-                count: Callable[[int], None], cancel: threading.Event) -> None:
+    def _finish(
+        self,
+        blob: Blob,
+        location: str,
+        path: Path,
+        offset: int,
+        length: int,
+        count: Callable[[int], None],
+        cancel: threading.Event,
+    ) -> None:
         separator = "&" if "?" in location else "?"
         url = f"{location}{separator}digest={urllib.parse.quote(blob.digest)}"
-        with self._sending(blob, url, "PUT", path, offset, length, count, cancel,
-                           {"Content-Type": OCTETS}) as answer:
+        with self._sending(
+            blob, url, "PUT", path, offset, length, count, cancel, {"Content-Type": OCTETS}
+        ) as answer:
             if answer.status_code not in (201, 204):
                 raise self.client.refused(self.dest, answer, self._what(blob))
 
-    def _sending(self, blob: Blob, url: str, method: str, path: Path, offset: int, length: int,
-                 count: Callable[[int], None], cancel: threading.Event,
-                 headers: dict[str, str]) -> requests.Response:
+    def _sending(
+        self,
+        blob: Blob,
+        url: str,
+        method: str,
+        path: Path,
+        offset: int,
+        length: int,
+        count: Callable[[int], None],
+        cancel: threading.Event,
+        headers: dict[str, str],
+    ) -> requests.Response:
         readers: list[BlobReader] = []
 
         def body() -> BlobReader | bytes:
@@ -194,8 +231,14 @@ class Pusher:
             return readers[-1]
 
         try:
-            return self.client.request(method, self.dest, url, push=True, body=body,
-                                       headers={**headers, "Content-Length": str(length)})
+            return self.client.request(
+                method,
+                self.dest,
+                url,
+                push=True,
+                body=body,
+                headers={**headers, "Content-Length": str(length)},
+            )
         finally:
             for reader in readers:
                 reader.close()
@@ -209,23 +252,31 @@ class Pusher:
     def _location(self, answer: requests.Response, blob: Blob) -> str:
         location = answer.headers.get("Location", "")
         if not location:
-            raise UserError(f"{self._what(blob)}: registry {self.client.registry} "
-                            "gave no upload location")
+            raise UserError(
+                f"{self._what(blob)}: registry {self.client.registry} gave no upload location"
+            )
         return location
 
     # -- the manifest ---------------------------------------------------------
 
     def _put_manifest(self, body: bytes, media_type: str, digest: str) -> str:
         tag = self.dest.tag or "latest"
-        with self.client.request("PUT", self.dest, f"manifests/{tag}", push=True,
-                                 body=lambda: body,
-                                 headers={"Content-Type": media_type}) as answer:
+        with self.client.request(
+            "PUT",
+            self.dest,
+            f"manifests/{tag}",
+            push=True,
+            body=lambda: body,
+            headers={"Content-Type": media_type},
+        ) as answer:
             if answer.status_code not in (200, 201):
                 raise self.client.refused(self.dest, answer, f"manifest of {self.dest}")
             announced = answer.headers.get("Docker-Content-Digest", "")
         if announced and announced != digest:
-            raise UserError(f"registry {self.client.registry} stored the manifest of "
-                            f"{self.dest} as {announced}, not {digest}")
+            raise UserError(
+                f"registry {self.client.registry} stored the manifest of "
+                f"{self.dest} as {announced}, not {digest}"
+            )
         return digest
 
     # -- helpers --------------------------------------------------------------
@@ -237,8 +288,10 @@ class Pusher:
         except FileNotFoundError:
             ok = False
         if not ok:
-            raise UserError(f"image {digests.short(record.id)} is incomplete (blob "
-                            f"{digests.short(digest)} missing); remove it and pull it again")
+            raise UserError(
+                f"image {digests.short(record.id)} is incomplete (blob "
+                f"{digests.short(digest)} missing); remove it and pull it again"
+            )
         return path
 
     def _what(self, blob: Blob) -> str:

@@ -23,9 +23,7 @@ MAX_NAME = 255
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _PATH = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _HOSTNAME = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_DOMAIN = re.compile(
-    rf"(?:{_HOSTNAME}(?:\.{_HOSTNAME})*|\[[0-9a-fA-F:]+\])(?::[0-9]{{1,5}})?"
-)
+_DOMAIN = re.compile(rf"(?:{_HOSTNAME}(?:\.{_HOSTNAME})*|\[[0-9a-fA-F:]+\])(?::[0-9]{{1,5}})?")
 _TAG = re.compile(r"[\w][\w.-]{0,127}")
 
 

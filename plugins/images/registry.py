@@ -82,8 +82,11 @@ class RegistryClient:
         target = target or ref.target
         separator = "@" if ":" in target else ":"
         response = self._get(
-            ref, f"manifests/{target}", f"image {ref.name}{separator}{target}",
-            headers={"Accept": ", ".join(manifest.ACCEPTED + manifest.SCHEMA1)}, stream=True,
+            ref,
+            f"manifests/{target}",
+            f"image {ref.name}{separator}{target}",
+            headers={"Accept": ", ".join(manifest.ACCEPTED + manifest.SCHEMA1)},
+            stream=True,
         )
         with response:
             body = self._read_limited(response, manifest.MAX_MANIFEST_SIZE, "manifest")
@@ -107,8 +110,10 @@ class RegistryClient:
                 # Raw bytes: a Content-Encoding must not be undone before hashing.
                 yield from response.raw.stream(CHUNK, decode_content=False)
             except (urllib3.exceptions.HTTPError, OSError) as e:
-                raise UserError(f"blob {digests.short(digest)} of {ref.name}: download failed: "
-                                f"{self._explain(e)}") from None
+                raise UserError(
+                    f"blob {digests.short(digest)} of {ref.name}: download failed: "
+                    f"{self._explain(e)}"
+                ) from None
 
     def login(self, credentials: Credentials) -> None:
         """Refuse `credentials` unless the registry accepts them."""
@@ -129,9 +134,16 @@ class RegistryClient:
     # -- requests, authentication -------------------------------------------
 
     def request(
-        self, method: str, ref: Reference, path: str, *, push: bool = False,
-        mount_from: str | None = None, body: Callable[[], Any] | None = None,
-        headers: dict[str, str] | None = None, **kwargs,
+        self,
+        method: str,
+        ref: Reference,
+        path: str,
+        *,
+        push: bool = False,
+        mount_from: str | None = None,
+        body: Callable[[], Any] | None = None,
+        headers: dict[str, str] | None = None,
+        **kwargs,
     ) -> requests.Response:
         """One authenticated request about `ref`'s repository, whatever its status but 401.
 
@@ -170,8 +182,10 @@ class RegistryClient:
 
     def _denied(self, ref: Reference, response: requests.Response, push: bool) -> UserError:
         action = "push to " if push else ""
-        return UserError(f"{action}{ref.name}: access denied by {self.registry} "
-                         f"({_reason(response)}); {self._login_hint()}")
+        return UserError(
+            f"{action}{ref.name}: access denied by {self.registry} "
+            f"({_reason(response)}); {self._login_hint()}"
+        )
 
     def _login_hint(self) -> str:
         if self.credentials.get(self.registry):
@@ -272,8 +286,9 @@ class RegistryClient:
             )
         except requests.RequestException as e:
             where = urllib.parse.urlsplit(realm).netloc
-            raise UserError(f"cannot reach the token server of {self.registry} ({where}): "
-                            f"{self._explain(e)}") from None
+            raise UserError(
+                f"cannot reach the token server of {self.registry} ({where}): {self._explain(e)}"
+            ) from None
         if response.status_code != 200:
             raise UserError(f"token server of {self.registry} refused: {_reason(response)}")
         try:

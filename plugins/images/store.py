@@ -69,8 +69,13 @@ class Store:
                 self.index.record_layer(diff_id, size)
             return size
         result = unpack(
-            self.blobs.path(blob_digest), dest, self.tmp, limit, what,
-            expected_diff_id=diff_id, privileged=self.privileged,
+            self.blobs.path(blob_digest),
+            dest,
+            self.tmp,
+            limit,
+            what,
+            expected_diff_id=diff_id,
+            privileged=self.privileged,
         )
         self.index.record_layer(diff_id, result.size)
         return result.size
@@ -89,8 +94,14 @@ class Store:
 
         try:
             result = unpack(
-                source, self.layer_path(diff_id), self.tmp, limit, what,
-                expected_diff_id=diff_id, privileged=self.privileged, before_publish=store_blob,
+                source,
+                self.layer_path(diff_id),
+                self.tmp,
+                limit,
+                what,
+                expected_diff_id=diff_id,
+                privileged=self.privileged,
+                before_publish=store_blob,
             )
         except UserError:
             # A blob damaged on the way fails to unpack before its digest can be checked:

@@ -100,5 +100,3 @@ def _publish(work: Path, dest: Path) -> None:
         # Another process unpacked the same layer first: same content, keep theirs.
         if e.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not dest.is_dir():
             raise
-
-

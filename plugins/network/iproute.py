@@ -9,8 +9,9 @@ from hypercontainer.errors import DriverError
 
 def ip(*args: str) -> str:
     try:
-        done = subprocess.run(["ip", *args], stdin=subprocess.DEVNULL, capture_output=True,
-                              text=True, check=False)
+        done = subprocess.run(
+            ["ip", *args], stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
+        )
     except FileNotFoundError:
         raise DriverError("this network needs iproute2 ('ip' is not installed)") from None
     if done.returncode != 0:

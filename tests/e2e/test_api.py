@@ -24,8 +24,11 @@ def raw(daemon, request: bytes) -> tuple[int, dict]:
         while chunk := sock.recv(65536):
             data += chunk
             head, _, body = data.partition(b"\r\n\r\n")
-            length = [int(h.split(b":")[1]) for h in head.split(b"\r\n")
-                      if h.lower().startswith(b"content-length")]
+            length = [
+                int(h.split(b":")[1])
+                for h in head.split(b"\r\n")
+                if h.lower().startswith(b"content-length")
+            ]
             if length and len(body) >= length[0]:
                 break
     status = int(data.split(b" ", 2)[1])
@@ -55,18 +58,26 @@ def http(method: str, path: str, body: bytes | None = None) -> bytes:
     return head.encode() + b"\r\n" + (body or b"")
 
 
-@pytest.mark.parametrize("request_bytes, status, message", [
-    (http("GET", "/nothing"), 404, "no API endpoint /nothing"),
-    (http("PUT", "/pods", b""), 405, "PUT is not allowed on /pods"),
-    (http("GET", "/pods/nope"), 404, "no such pod: nope"),
-    (http("POST", "/pods", b"{bad}"), 400,
-     "invalid JSON: key must be a string at line 1 column 2"),
-    (http("POST", "/pods", b'{"spec": {"containers": []}, "x": 1}'), 400,
-     "x: unknown field"),
-    (http("POST", "/pods", b'{"spec": {"containers": [{}]}}'), 400,
-     "containers[0].image: field required"),
-    (http("POST", "/containers/nope/kill?signal=SIGNOPE"), 404, "no such container: nope"),
-])
+@pytest.mark.parametrize(
+    "request_bytes, status, message",
+    [
+        (http("GET", "/nothing"), 404, "no API endpoint /nothing"),
+        (http("PUT", "/pods", b""), 405, "PUT is not allowed on /pods"),
+        (http("GET", "/pods/nope"), 404, "no such pod: nope"),
+        (
+            http("POST", "/pods", b"{bad}"),
+            400,
+            "invalid JSON: key must be a string at line 1 column 2",
+        ),
+        (http("POST", "/pods", b'{"spec": {"containers": []}, "x": 1}'), 400, "x: unknown field"),
+        (
+            http("POST", "/pods", b'{"spec": {"containers": [{}]}}'),
+            400,
+            "containers[0].image: field required",
+        ),
+        (http("POST", "/containers/nope/kill?signal=SIGNOPE"), 404, "no such container: nope"),
+    ],
+)
 def test_errors_are_one_line_with_the_right_status(daemon, request_bytes, status, message):
     got, body = raw(daemon, request_bytes)
     assert (got, body["error"]) == (status, message)
@@ -78,8 +89,10 @@ def test_a_failed_run_leaves_nothing(daemon):
     assert missing.stderr.count("\n") == 1 and missing.stderr.startswith("hyperctl ERROR: ")
     volume = daemon.hyperctl("run", "-d", "-v", "/no/such/dir:/data", "busybox")
     assert volume.returncode == 1
-    assert "volume volume0: /no/such/dir is neither a directory nor a file on the host" in \
-        volume.stderr
+    assert (
+        "volume volume0: /no/such/dir is neither a directory nor a file on the host"
+        in volume.stderr
+    )
     assert rows(daemon.hyperctl("list").stdout) == []
     assert rows(daemon.hyperctl("list", "container").stdout) == []
 
@@ -101,7 +114,14 @@ def test_illegal_transitions_are_refused(daemon, tmp_path):
 def test_images_verbs(daemon, tmp_path):
     listing = daemon.hyperctl("images", check=True).stdout
     assert listing.splitlines()[0].split() == [
-        "REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "VIRTUAL", "SIZE"]
+        "REPOSITORY",
+        "TAG",
+        "IMAGE",
+        "ID",
+        "CREATED",
+        "VIRTUAL",
+        "SIZE",
+    ]
     assert rows(listing)[0][:2] == ["busybox", "latest"]
     image_id = daemon.hyperctl("images", "-q", check=True).stdout.strip()
     assert len(image_id) == 12
@@ -121,14 +141,28 @@ def test_hyperctl_list_does_not_import_the_daemon(daemon):
 
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "hypercontainer.cli.main", "list"],
-        env=daemon.env, capture_output=True, text=True, check=True)
+        env=daemon.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert result.stdout.startswith("POD ID")
-    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()
-                if line.startswith("import time:")}
-    heavy = {name for name in imported if name.split(".")[0] in
-             ("pydantic", "structlog", "stevedore", "pluggy", "requests", "yaml")}
-    heavy |= {name for name in imported if name.startswith(
-        ("hypercontainer.runtime", "hypercontainer.api", "hypercontainer.spec"))}
+    imported = {
+        line.split("|")[-1].strip()
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    heavy = {
+        name
+        for name in imported
+        if name.split(".")[0]
+        in ("pydantic", "structlog", "stevedore", "pluggy", "requests", "yaml")
+    }
+    heavy |= {
+        name
+        for name in imported
+        if name.startswith(("hypercontainer.runtime", "hypercontainer.api", "hypercontainer.spec"))
+    }
     assert heavy == set()
 
 

@@ -31,25 +31,33 @@ pytestmark = pytest.mark.vm
 
 BOOT = 240
 BASH = b'#!/bin/sh\nexec /bin/sh "$@"\n'
-VMSTAT = (b"#!/bin/sh\n# vmstat [DELAY [COUNT]]: a line per DELAY seconds, COUNT times\n"
-          b'n=0; while [ "$n" -lt "${2:-1}" ]; do echo "procs $n"; n=$((n+1)); '
-          b'sleep "${1:-1}"; done\n')
+VMSTAT = (
+    b"#!/bin/sh\n# vmstat [DELAY [COUNT]]: a line per DELAY seconds, COUNT times\n"
+    b'n=0; while [ "$n" -lt "${2:-1}" ]; do echo "procs $n"; n=$((n+1)); '
+    b'sleep "${1:-1}"; done\n'
+)
 LOGO = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 UBUNTU_GROUPS = b"root:x:0:\nmail:x:8:\nproxy:x:13:\ncdrom:x:24:\nnobody:x:65534:\n"
 
 
 def stand_ins() -> dict[str, imagebuild.Built]:
     base = imagebuild.busybox_base
-    ubuntu = Layer().file("bin/bash", BASH, 0o755).file("usr/bin/vmstat", VMSTAT, 0o755) \
+    ubuntu = (
+        Layer()
+        .file("bin/bash", BASH, 0o755)
+        .file("usr/bin/vmstat", VMSTAT, 0o755)
         .file("etc/group", UBUNTU_GROUPS)
+    )
     tomcat = Layer().dir("www").file("www/index.html", b"tomcat stand-in\n")
     return {
         "docker.io/library/ubuntu:latest": Image([base(), ubuntu], cmd=["/bin/bash"]).build(),
         "docker.io/library/tomcat:latest": Image(
-            [base(), tomcat], cmd=["httpd", "-f", "-p", "8080", "-h", "/www"]).build(),
+            [base(), tomcat], cmd=["httpd", "-f", "-p", "8080", "-h", "/www"]
+        ).build(),
         # Docker's busybox image has every applet in /bin (port-mapping.pod runs /bin/nc).
         "docker.io/library/busybox:latest": Image(
-            [base(), Layer().symlink("bin/nc", "/bin/busybox")], cmd=["sh"]).build(),
+            [base(), Layer().symlink("bin/nc", "/bin/busybox")], cmd=["sh"]
+        ).build(),
     }
 
 
@@ -57,8 +65,7 @@ def stand_ins() -> dict[str, imagebuild.Built]:
 def daemon(tmp_path_factory):
     daemon = Hyperd().start()
     try:
-        archive = imagebuild.write_archive(tmp_path_factory.mktemp("images") / "a.tar",
-                                           stand_ins())
+        archive = imagebuild.write_archive(tmp_path_factory.mktemp("images") / "a.tar", stand_ins())
         daemon.hyperctl("load", "-i", str(archive), check=True)
         yield daemon
     finally:
@@ -68,8 +75,9 @@ def daemon(tmp_path_factory):
 def run(daemon: Hyperd, name: str, path: Path | None = None) -> str:
     """`hyperctl run` the example as its users would (detached: its two lines)."""
     flag = "-k" if name.startswith("kubernetes_") else "-p"
-    out = daemon.hyperctl("run", flag, str(path or EXAMPLES / name), check=True,
-                          timeout=BOOT).stdout
+    out = daemon.hyperctl(
+        "run", flag, str(path or EXAMPLES / name), check=True, timeout=BOOT
+    ).stdout
     return announced_pod(out)
 
 
@@ -81,9 +89,11 @@ def running(daemon: Hyperd, pod: str) -> dict[str, str]:
     """The pod's containers by name, once the pod runs (all of them started)."""
     wait_for(lambda: state(daemon, pod) == "running", BOOT, what=f"{pod} to run")
     containers = {c["name"]: c["state"] for c in daemon.api("GET", f"/containers?pod={pod}")}
-    wait_for(lambda: "pending" not in {c["state"] for c in
-                                       daemon.api("GET", f"/containers?pod={pod}")}, 60,
-             what=f"{pod}'s containers to start")
+    wait_for(
+        lambda: "pending" not in {c["state"] for c in daemon.api("GET", f"/containers?pod={pod}")},
+        60,
+        what=f"{pod}'s containers to start",
+    )
     return containers
 
 
@@ -112,13 +122,17 @@ def check_insert_file(daemon, tmp_path):
         pod = run(daemon, "insert-file.pod", path)
         assert web.requests == ["/test/logo.png"]  # fetched by hyperctl, once
     running(daemon, pod)
-    sums = dict(line.split()[::-1] for line in
-                shell(daemon, pod, "cd /root/test && md5sum *").splitlines())
+    sums = dict(
+        line.split()[::-1] for line in shell(daemon, pod, "cd /root/test && md5sum *").splitlines()
+    )
     # The checksums the original's own integration test expects (hack/test-cmd.sh).
-    assert sums == {"resolv.conf": md5(Path("/etc/resolv.conf").read_bytes()),
-                    "logo.png": md5(LOGO), "t1": "d41d8cd98f00b204e9800998ecf8427e",
-                    "t2": "e75fa12f18625654acd5aaa207fc78c5",
-                    "t3": "5c9b82816aafe7b8c3b1aa910b736355"}
+    assert sums == {
+        "resolv.conf": md5(Path("/etc/resolv.conf").read_bytes()),
+        "logo.png": md5(LOGO),
+        "t1": "d41d8cd98f00b204e9800998ecf8427e",
+        "t2": "e75fa12f18625654acd5aaa207fc78c5",
+        "t3": "5c9b82816aafe7b8c3b1aa910b736355",
+    }
     modes = shell(daemon, pod, "cd /root/test && stat -c '%n %a %u:%g' *").split("\n")
     assert "logo.png 644 1000:1000" in modes and "t3 0 0:0" in modes
     assert "resolv.conf 600 0:0" in modes and "t2 755 0:0" in modes
@@ -128,9 +142,16 @@ def check_insert_file(daemon, tmp_path):
 def check_kubernetes_tomcat(daemon, tmp_path):
     pod = run(daemon, "kubernetes_tomcat.pod")
     assert pod == "test-k8s" and running(daemon, pod) == {"Tomcat-Master": "running"}
-    wait_for(lambda: "tomcat stand-in" in daemon.hyperctl(
-        "exec", "Tomcat-Master", "wget", "-qO-", "http://127.0.0.1:8080/").stdout, 60,
-        what="tomcat to serve 8080")
+    wait_for(
+        lambda: (
+            "tomcat stand-in"
+            in daemon.hyperctl(
+                "exec", "Tomcat-Master", "wget", "-qO-", "http://127.0.0.1:8080/"
+            ).stdout
+        ),
+        60,
+        what="tomcat to serve 8080",
+    )
     (inspected,) = json.loads(daemon.hyperctl("inspect", pod, check=True).stdout)
     assert inspected["labels"] == {"name": "tomcat"}
     return pod
@@ -148,11 +169,14 @@ def check_kubernetes_ubuntu_restart(daemon, tmp_path):
 def check_multi_container(daemon, tmp_path):
     pod = run(daemon, "multi-container.pod")
     assert set(running(daemon, pod)) == {"web", "top", "vmstat"}
-    wait_for(lambda: "procs 1" in daemon.hyperctl("logs", "vmstat").stdout, 60,
-             what="vmstat's output")
+    wait_for(
+        lambda: "procs 1" in daemon.hyperctl("logs", "vmstat").stdout, 60, what="vmstat's output"
+    )
     assert "Mem:" in daemon.hyperctl("logs", "top").stdout  # top draws on its terminal
-    assert "tomcat stand-in" in daemon.hyperctl("exec", "top", "wget", "-qO-",
-                                                "http://127.0.0.1:8080/").stdout
+    assert (
+        "tomcat stand-in"
+        in daemon.hyperctl("exec", "top", "wget", "-qO-", "http://127.0.0.1:8080/").stdout
+    )
     return pod
 
 
@@ -185,8 +209,14 @@ def check_port_mapping(daemon, tmp_path):
 def check_tomcat(daemon, tmp_path):
     pod = run(daemon, "tomcat.pod")
     assert running(daemon, pod) == {"web": "running"}
-    wait_for(lambda: "tomcat stand-in" in daemon.hyperctl(
-        "exec", "web", "wget", "-qO-", "http://127.0.0.1:8080/").stdout, 60, what="tomcat")
+    wait_for(
+        lambda: (
+            "tomcat stand-in"
+            in daemon.hyperctl("exec", "web", "wget", "-qO-", "http://127.0.0.1:8080/").stdout
+        ),
+        60,
+        what="tomcat",
+    )
     return pod
 
 
@@ -197,17 +227,20 @@ def check_ubuntu_attach_files(daemon, tmp_path):
     listed = shell(daemon, "ubuntu", "stat -c '%n %a' /etc/mysql/conf.d/*")
     assert listed == "/etc/mysql/conf.d/disable-aio.cnf 777\n"
     assert shell(daemon, "ubuntu", "cat /etc/mysql/conf.d/disable-aio.cnf") == (
-        "[mysqld]\ninnodb_use_native_aio = FALSE")
+        "[mysqld]\ninnodb_use_native_aio = FALSE"
+    )
     return pod
 
 
 def check_ubuntu_with_user(daemon, tmp_path):
     # As the original's own test script runs pod files: run --rm -a -p, output attached.
-    ran = daemon.hyperctl("run", "--rm", "-a", "-p", str(EXAMPLES / "ubuntu-with-user.pod"),
-                          timeout=BOOT)
+    ran = daemon.hyperctl(
+        "run", "--rm", "-a", "-p", str(EXAMPLES / "ubuntu-with-user.pod"), timeout=BOOT
+    )
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == (
-        "uid=65534(nobody) gid=13(proxy) groups=8(mail),24(cdrom)")  # busybox's id
+        "uid=65534(nobody) gid=13(proxy) groups=8(mail),24(cdrom)"
+    )  # busybox's id
     assert "test-container-create-ubuntu" not in daemon.hyperctl("list").stdout
     return None
 
@@ -215,8 +248,10 @@ def check_ubuntu_with_user(daemon, tmp_path):
 def check_ubuntu(daemon, tmp_path, name="ubuntu.pod"):
     pod = run(daemon, name)
     (container,) = running(daemon, pod)
-    assert daemon.hyperctl("exec", container, "bash", "-c", "echo in bash",
-                           check=True).stdout == "in bash\n"
+    assert (
+        daemon.hyperctl("exec", container, "bash", "-c", "echo in bash", check=True).stdout
+        == "in bash\n"
+    )
     return pod
 
 

@@ -22,16 +22,28 @@ def registry(tmp_path_factory):
 
 
 def login(hyperd, registry: Registry) -> subprocess.CompletedProcess:
-    return hyperd.hyperctl("login", "-u", registry.username, "--password-stdin",
-                           registry.address, stdin=registry.password + "\n", check=True)
+    return hyperd.hyperctl(
+        "login",
+        "-u",
+        registry.username,
+        "--password-stdin",
+        registry.address,
+        stdin=registry.password + "\n",
+        check=True,
+    )
 
 
 def on_a_terminal(hyperd, *args: str) -> tuple[int, str]:
     """Run hyperctl with its stderr on a pseudo-terminal; (exit code, what the screen got)."""
     master, slave = os.openpty()
     try:
-        process = subprocess.Popen([*HYPERCTL, *args], env=hyperd.env, stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL, stderr=slave)
+        process = subprocess.Popen(
+            [*HYPERCTL, *args],
+            env=hyperd.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=slave,
+        )
         os.close(slave)
         screen = b""
         while True:
@@ -55,8 +67,9 @@ def test_tag_push_and_logout(hyperd, registry):
 
     denied = hyperd.hyperctl("push", f"{name}:1.0")
     assert denied.returncode == 1
-    assert denied.stderr.startswith(f"hyperctl ERROR: push to {name}: access denied by "
-                                    f"{registry.address}")
+    assert denied.stderr.startswith(
+        f"hyperctl ERROR: push to {name}: access denied by {registry.address}"
+    )
     assert denied.stderr.count("\n") == 1
 
     assert login(hyperd, registry).stdout == "Login Succeeded\n"
@@ -65,9 +78,19 @@ def test_tag_push_and_logout(hyperd, registry):
     assert pushed.stdout.startswith(f"Successfully pushed {name}:1.0 (sha256:")
     digest = pushed.stdout.split("(")[1].rstrip(")\n")
     inspected = subprocess.run(
-        ["skopeo", "inspect", "--tls-verify=false", "--creds",
-         f"{registry.username}:{registry.password}", f"docker://{name}:1.0"],
-        check=True, capture_output=True, text=True, timeout=120)
+        [
+            "skopeo",
+            "inspect",
+            "--tls-verify=false",
+            "--creds",
+            f"{registry.username}:{registry.password}",
+            f"docker://{name}:1.0",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert json.loads(inspected.stdout)["Digest"] == digest
 
     # Pushed again to another repository on a terminal: its layer is mounted, not sent.
@@ -86,7 +109,9 @@ def test_push_to_nowhere_is_one_line(hyperd):
     dead = f"127.0.0.1:{free_port()}"
     result = hyperd.hyperctl("push", "busybox", f"{dead}/x/y:1")
     assert (result.returncode, result.stderr) == (
-        1, f"hyperctl ERROR: cannot reach registry {dead}: connection refused\n")
+        1,
+        f"hyperctl ERROR: cannot reach registry {dead}: connection refused\n",
+    )
 
 
 def test_tag_errors_are_one_line_and_change_nothing(hyperd):

@@ -33,11 +33,19 @@ def test_login_pull_and_run_a_layered_image(registry):
         assert denied.returncode == 1 and denied.stderr.startswith("hyperctl ERROR: ")
         assert daemon.hyperctl("images", "-q").stdout.strip() == ""
 
-        wrong = daemon.hyperctl("login", "-u", registry.username, "--password-stdin",
-                                registry.address, stdin="wrong\n")
+        wrong = daemon.hyperctl(
+            "login", "-u", registry.username, "--password-stdin", registry.address, stdin="wrong\n"
+        )
         assert wrong.returncode == 1
-        login = daemon.hyperctl("login", "-u", registry.username, "--password-stdin",
-                                registry.address, stdin=registry.password + "\n", check=True)
+        login = daemon.hyperctl(
+            "login",
+            "-u",
+            registry.username,
+            "--password-stdin",
+            registry.address,
+            stdin=registry.password + "\n",
+            check=True,
+        )
         assert login.stdout == "Login Succeeded\n"
         daemon.hyperctl("pull", image, check=True)
         assert (daemon.state_root / "images").stat().st_mode & 0o077 == 0
@@ -46,9 +54,17 @@ def test_login_pull_and_run_a_layered_image(registry):
         ran = daemon.hyperctl("run", "--rm", image, check=True)
         assert ran.stdout == "hello from layer two\n"
         seen = daemon.hyperctl(
-            "run", "--rm", "--entrypoint", "", image, "sh", "-c",
+            "run",
+            "--rm",
+            "--entrypoint",
+            "",
+            image,
+            "sh",
+            "-c",
             "pwd; ls /usr/sbin; test -e /bin/vi && echo vi-present || echo vi-gone;"
-            " test -e /bin/ls && echo ls-present", check=True).stdout.split()
+            " test -e /bin/ls && echo ls-present",
+            check=True,
+        ).stdout.split()
         assert seen == ["/home/user", "only-this", "vi-gone", "ls-present"]
     finally:
         daemon.cleanup()

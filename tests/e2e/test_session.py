@@ -14,8 +14,10 @@ SERVE = ["sh", "-c", "trap 'exit 0' TERM; echo ready; sleep 1000 & wait"]
 
 def test_the_original_session(hyperd, tmp_path):
     podfile = tmp_path / "podfile.json"
-    podfile.write_text('{"id": "from-file", "containers": [{"image": "busybox",'
-                       ' "command": ["echo", "hello from a pod file"]}]}')
+    podfile.write_text(
+        '{"id": "from-file", "containers": [{"image": "busybox",'
+        ' "command": ["echo", "hello from a pod file"]}]}'
+    )
     ran = hyperd.hyperctl("run", "-a", "-p", str(podfile), check=True)
     assert "hello from a pod file" in ran.stdout
     hyperd.hyperctl("rm", "from-file", check=True)
@@ -28,8 +30,16 @@ def test_the_original_session(hyperd, tmp_path):
     out = hyperd.hyperctl("create", "-c", "-d", pod, "busybox", *SERVE, check=True).stdout
     assert re.fullmatch(r"Container ID is [0-9a-f]{64}\n", out), out
     listing = hyperd.hyperctl("list", "container", check=True).stdout
-    assert listing.splitlines()[0].split() == ["Container", "ID", "Name", "POD", "ID", "Status",
-                                               "Exit", "Code"]
+    assert listing.splitlines()[0].split() == [
+        "Container",
+        "ID",
+        "Name",
+        "POD",
+        "ID",
+        "Status",
+        "Exit",
+        "Code",
+    ]
     states = {row[1]: row[3] for row in rows(listing)}
     assert states.pop(pod) == "running"
     ((second, state),) = states.items()
@@ -45,12 +55,20 @@ def test_the_original_session(hyperd, tmp_path):
     assert states == {pod: "succeeded", second: "succeeded"}
 
     out = hyperd.hyperctl("rm", "-c", second, pod, check=True).stdout
-    assert out == (f"container {second} is successfully deleted!\n"
-                   f"container {pod} is successfully deleted!\n")
+    assert out == (
+        f"container {second} is successfully deleted!\ncontainer {pod} is successfully deleted!\n"
+    )
 
     listing = hyperd.hyperctl("list", check=True).stdout
-    assert listing.splitlines()[0].split()[:7] == ["POD", "ID", "POD", "Name", "VM", "name",
-                                                   "Status"]
+    assert listing.splitlines()[0].split()[:7] == [
+        "POD",
+        "ID",
+        "POD",
+        "Name",
+        "VM",
+        "name",
+        "Status",
+    ]
     (row,) = rows(listing)
     assert row[0] == row[1] == pod and re.fullmatch(r"vm-[A-Za-z]{10}", row[2])
     assert row[3] == "running"

@@ -42,8 +42,10 @@ def mappers(path: Path, hyperd: Hyperd) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            ours = entry.name == str(hyperd.process.pid) or \
-                str(hyperd.run_root).encode() in (entry / "cmdline").read_bytes()
+            ours = (
+                entry.name == str(hyperd.process.pid)
+                or str(hyperd.run_root).encode() in (entry / "cmdline").read_bytes()
+            )
             if entry.name.isdigit() and ours and str(path) in (entry / "maps").read_text():
                 found.append(int(entry.name))
         except OSError:
@@ -85,8 +87,12 @@ def test_both_pods_are_clones_of_one_template(hyperd: Hyperd, clones) -> None:
 def test_each_clone_has_its_own_randomness_clock_and_name(hyperd: Hyperd, clones) -> None:
     seen = []
     for ref in clones["pods"]:
-        out = in_pod(hyperd, ref, "head -c 16 /dev/urandom | od -An -tx1; "
-                                  "cat /proc/sys/kernel/random/uuid; hostname; date +%s")
+        out = in_pod(
+            hyperd,
+            ref,
+            "head -c 16 /dev/urandom | od -An -tx1; "
+            "cat /proc/sys/kernel/random/uuid; hostname; date +%s",
+        )
         random_bytes, uuid, hostname, clock = [line.strip() for line in out.splitlines()]
         assert abs(int(clock) - time.time()) <= 2, f"{ref}'s clock is {clock}"
         assert hostname == ref
@@ -121,7 +127,8 @@ def test_kill_9_of_a_clone_marks_its_pod_failed(hyperd: Hyperd) -> None:
 
 
 def test_rm_leaves_no_process_socket_directory_or_mapping_and_the_template_unwritten(
-        hyperd: Hyperd, clones) -> None:
+    hyperd: Hyperd, clones
+) -> None:
     for ref in clones["pods"]:
         hyperd.hyperctl("rm", ref, check=True)
     assert qemu_pids(hyperd.run_root) == []

@@ -50,8 +50,11 @@ def test_run_t_is_a_shell_in_the_terminal(hyperd):
         term.send(b"stty size\r")
         term.expect(rb"24 80")
         term.resize(40, 120)  # SIGWINCH to hyperctl, which tells the container's terminal
-        wait_for(lambda: b"40 120" in _ask(term, b"stty size\r"), 30,
-                 what="the container's terminal to follow the resize")
+        wait_for(
+            lambda: b"40 120" in _ask(term, b"stty size\r"),
+            30,
+            what="the container's terminal to follow the resize",
+        )
         # Ctrl-C is a key for the shell's own terminal: it interrupts the foreground job.
         term.send(b"sleep 1000\r")
         (pod,) = pods(hyperd)
@@ -83,8 +86,11 @@ def tty_pod(hyperd):
         code = term.wait()
         assert code in (0, 130), term.text()
     assert "ttypod" in pods(hyperd)
-    wait_for(lambda: containers(hyperd).get("ttypod") == "running", BOOT,
-             what="ttypod's container to run")
+    wait_for(
+        lambda: containers(hyperd).get("ttypod") == "running",
+        BOOT,
+        what="ttypod's container to run",
+    )
     yield "ttypod"
     hyperd.hyperctl("rm", "ttypod")
 
@@ -95,8 +101,11 @@ def test_exec_t_answers_follows_resizes_and_returns_the_code(hyperd, tty_pod):
         term.send(b"stty size\r")
         term.expect(rb"24 80")
         term.resize(30, 100)
-        wait_for(lambda: b"30 100" in _ask(term, b"stty size\r"), 30,
-                 what="the exec's terminal to follow the resize")
+        wait_for(
+            lambda: b"30 100" in _ask(term, b"stty size\r"),
+            30,
+            what="the exec's terminal to follow the resize",
+        )
         term.send(b"tty\r")
         term.expect(rb"/dev/pts/\d+")
         term.send(b"exit 3\r")
@@ -111,8 +120,11 @@ def test_attach_types_into_the_tty_container_and_detaches(hyperd, tty_pod):
             term.send(b"echo at-$((6*7))\r")
             term.expect(rb"at-42")
             term.resize(33, 90)
-            wait_for(lambda: b"33 90" in _ask(term, b"stty size\r"), 30,
-                     what="the container's terminal to follow the resize")
+            wait_for(
+                lambda: b"33 90" in _ask(term, b"stty size\r"),
+                30,
+                what="the container's terminal to follow the resize",
+            )
             term.send(b"\x10\x11")  # Ctrl-P Ctrl-Q
             assert term.wait(30) == 0
             assert "detached" in term.text()
@@ -122,8 +134,9 @@ def test_attach_types_into_the_tty_container_and_detaches(hyperd, tty_pod):
 
 def test_ctrl_c_on_exec_without_tty_ends_the_remote_process(hyperd, tty_pod):
     with terminal(hyperd, "exec", tty_pod, "sleep", "1001") as term:
-        wait_for(lambda: "sleep 1001" in processes(hyperd, tty_pod), 60,
-                 what="the exec'd sleep to run")
+        wait_for(
+            lambda: "sleep 1001" in processes(hyperd, tty_pod), 60, what="the exec'd sleep to run"
+        )
         assert not term.is_raw()
         term.send(b"\x03")  # the terminal turns it into SIGINT for hyperctl
         assert term.wait(60) == 130
@@ -131,36 +144,59 @@ def test_ctrl_c_on_exec_without_tty_ends_the_remote_process(hyperd, tty_pod):
 
     # A process that ignores SIGINT: the second Ctrl-C leaves, and hyperd kills it.
     with terminal(hyperd, "exec", tty_pod, "sh", "-c", "trap '' INT; exec sleep 1002") as term:
-        wait_for(lambda: "sleep 1002" in processes(hyperd, tty_pod), 60,
-                 what="the exec'd sleep to run")
+        wait_for(
+            lambda: "sleep 1002" in processes(hyperd, tty_pod), 60, what="the exec'd sleep to run"
+        )
         term.send(b"\x03")
         assert "sleep 1002" in processes(hyperd, tty_pod)  # forwarded, and ignored
         assert term.process.poll() is None  # hyperctl still waits for the process
         term.send(b"\x03")
         assert term.wait(60) == 130
-    wait_for(lambda: "sleep 1002" not in processes(hyperd, tty_pod), 30,
-             what="hyperd to kill the exec its client left")
+    wait_for(
+        lambda: "sleep 1002" not in processes(hyperd, tty_pod),
+        30,
+        what="hyperd to kill the exec its client left",
+    )
 
     # A client killed outright: its exec goes with it.
-    client = subprocess.Popen([*HYPERCTL, "exec", tty_pod, "sleep", "1003"], env=hyperd.env,
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    client = subprocess.Popen(
+        [*HYPERCTL, "exec", tty_pod, "sleep", "1003"],
+        env=hyperd.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
     wait_for(lambda: "sleep 1003" in processes(hyperd, tty_pod), 60, what="sleep 1003")
     client.kill()
     client.wait()
-    wait_for(lambda: "sleep 1003" not in processes(hyperd, tty_pod), 30,
-             what="hyperd to kill the exec of a killed client")
+    wait_for(
+        lambda: "sleep 1003" not in processes(hyperd, tty_pod),
+        30,
+        what="hyperd to kill the exec of a killed client",
+    )
 
 
 def test_run_passes_stdin(hyperd):
-    result = hyperd.hyperctl("run", "--rm", "--name", "fed", "busybox", "sh",
-                             stdin="echo hi; exit 6\n", timeout=BOOT)
+    result = hyperd.hyperctl(
+        "run", "--rm", "--name", "fed", "busybox", "sh", stdin="echo hi; exit 6\n", timeout=BOOT
+    )
     assert (result.returncode, result.stdout) == (6, "hi\n"), result.stderr
     assert "fed" not in pods(hyperd)
 
 
 def test_attach_passes_stdin_and_a_finished_pod_stops(hyperd):
-    ran = hyperd.hyperctl("run", "-d", "-i", "--name", "catter", "busybox", "sh", "-c",
-                          "cat; exit 4", check=True, timeout=BOOT)
+    ran = hyperd.hyperctl(
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "catter",
+        "busybox",
+        "sh",
+        "-c",
+        "cat; exit 4",
+        check=True,
+        timeout=BOOT,
+    )
     assert announced_pod(ran.stdout) == "catter"
     assert ran.stderr == ""  # piped: no progress
     attached = hyperd.hyperctl("attach", "catter", stdin="hello through attach\n", timeout=60)
@@ -177,17 +213,33 @@ def test_attach_passes_stdin_and_a_finished_pod_stops(hyperd):
 def test_signals_to_run_rm_remove_the_pod(hyperd):
     # SIGTERM once the container runs.
     run = subprocess.Popen(
-        [*HYPERCTL, "run", "--rm", "--name", "termed", "busybox", "sh", "-c",
-         "echo up; exec sleep 1000"],
-        env=hyperd.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+        [
+            *HYPERCTL,
+            "run",
+            "--rm",
+            "--name",
+            "termed",
+            "busybox",
+            "sh",
+            "-c",
+            "echo up; exec sleep 1000",
+        ],
+        env=hyperd.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert run.stdout.readline() == "up\n"
     run.send_signal(signal.SIGTERM)
     assert run.wait(60) == 143
     assert "termed" not in pods(hyperd)
 
     # SIGINT while the VM still boots.
-    run = subprocess.Popen([*HYPERCTL, "run", "--rm", "--name", "inted", "busybox", "true"],
-                           env=hyperd.env, stdin=subprocess.DEVNULL)
+    run = subprocess.Popen(
+        [*HYPERCTL, "run", "--rm", "--name", "inted", "busybox", "true"],
+        env=hyperd.env,
+        stdin=subprocess.DEVNULL,
+    )
     wait_for(lambda: "inted" in pods(hyperd), 60, what="the pod to be created")
     run.send_signal(signal.SIGINT)
     assert run.wait(BOOT) == 130
@@ -197,8 +249,9 @@ def test_signals_to_run_rm_remove_the_pod(hyperd):
 
 def test_an_attached_run_whose_vm_cannot_start_returns_at_once(hyperd):
     began = time.monotonic()
-    result = hyperd.hyperctl("run", "--rm", "--name", "huge", "--memory", "102400", "busybox",
-                             "true", timeout=120)
+    result = hyperd.hyperctl(
+        "run", "--rm", "--name", "huge", "--memory", "102400", "busybox", "true", timeout=120
+    )
     assert result.returncode == 1
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert result.stderr.startswith("hyperctl ERROR: ") and "memory" in result.stderr

@@ -41,16 +41,18 @@ def test_load_of_a_bad_file_names_that_file(hyperd, tmp_path):
 
 @pytest.mark.vm
 def test_ports_add_takes_ranges_and_is_all_or_nothing(hyperd):
-    pod = announced_pod(hyperd.hyperctl("run", "-d", "busybox", *SLEEPER, check=True,
-                                        timeout=240).stdout)
+    pod = announced_pod(
+        hyperd.hyperctl("run", "-d", "busybox", *SLEEPER, check=True, timeout=240).stdout
+    )
     try:
         first, second = free_port(), free_ports(2)
         with socket.socket() as busy:  # a host port someone else holds
             busy.bind(("127.0.0.1", 0))
             busy.listen()
             taken = busy.getsockname()[1]
-            error = one_error(hyperd.hyperctl("ports", "add", pod, f"{first}:80",
-                                              f"{taken}-{taken}:81-81"))
+            error = one_error(
+                hyperd.hyperctl("ports", "add", pod, f"{first}:80", f"{taken}-{taken}:81-81")
+            )
             assert str(taken) in error
         listed = hyperd.hyperctl("ports", "ls", pod, check=True).stdout
         assert rows(listed) == []  # the first mapping was undone with the second's failure
@@ -58,9 +60,11 @@ def test_ports_add_takes_ranges_and_is_all_or_nothing(hyperd):
         ranged = f"127.0.0.1:{first}:80/tcp"
         hyperd.hyperctl("ports", "add", pod, ranged, f"{second}-{second + 1}:81-82", check=True)
         mapped = {tuple(row) for row in rows(hyperd.hyperctl("ports", "ls", pod).stdout)}
-        assert mapped == {(f"127.0.0.1:{first}", "80", "tcp"),
-                          (f"127.0.0.1:{second}", "81", "tcp"),
-                          (f"127.0.0.1:{second + 1}", "82", "tcp")}
+        assert mapped == {
+            (f"127.0.0.1:{first}", "80", "tcp"),
+            (f"127.0.0.1:{second}", "81", "tcp"),
+            (f"127.0.0.1:{second + 1}", "82", "tcp"),
+        }
         error = one_error(hyperd.hyperctl("ports", "add", pod, "90-91:80"))
         assert error == "port mapping '90-91:80': the host and container ranges differ in length"
     finally:

@@ -49,15 +49,19 @@ text = st.one_of(
     st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12),
 )
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=False, allow_infinity=False), text,
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    text,
 )
 json_like = st.recursive(
     scalars,
     lambda children: st.one_of(
         st.lists(children, max_size=4),
-        st.dictionaries(st.one_of(st.sampled_from(WORDS), st.text(max_size=8)), children,
-                        max_size=5),
+        st.dictionaries(
+            st.one_of(st.sampled_from(WORDS), st.text(max_size=8)), children, max_size=5
+        ),
     ),
     max_leaves=30,
 )
@@ -67,8 +71,29 @@ NOT_TRUE = st.sampled_from([False, 0, "no", "off", None, 2, -1, "maybe", [], {},
 def number_text() -> st.SearchStrategy[str]:
     """Query values that look more or less like numbers."""
     return st.one_of(
-        st.sampled_from(["nan", "NaN", "inf", "-inf", "Infinity", "1e308", "1e309", "-1", "-0.5",
-                         "1e-400", "9" * 400, "0x1", "1_000", " 5", "5 ", "", "²", "٣", "1e10"]),
+        st.sampled_from(
+            [
+                "nan",
+                "NaN",
+                "inf",
+                "-inf",
+                "Infinity",
+                "1e308",
+                "1e309",
+                "-1",
+                "-0.5",
+                "1e-400",
+                "9" * 400,
+                "0x1",
+                "1_000",
+                " 5",
+                "5 ",
+                "",
+                "²",
+                "٣",
+                "1e10",
+            ]
+        ),
         st.floats(allow_nan=True, allow_infinity=True).map(repr),
         st.integers(min_value=-(2**80), max_value=2**80).map(str),
         text,
@@ -86,10 +111,22 @@ def plausible_number(value: str, maximum: float) -> bool:
 
 def refs(real: tuple[str, ...]) -> st.SearchStrategy[str]:
     """References: real names, near misses (prefixes, case, padding) and junk."""
-    near = st.sampled_from(real).flatmap(lambda name: st.sampled_from([
-        name.upper(), name[:1], name + "x", " " + name, name + "/", name + "%", "_" + name[1:],
-        name + "\x00", f"{name}/../{name}", name.swapcase(),
-    ]))
+    near = st.sampled_from(real).flatmap(
+        lambda name: st.sampled_from(
+            [
+                name.upper(),
+                name[:1],
+                name + "x",
+                " " + name,
+                name + "/",
+                name + "%",
+                "_" + name[1:],
+                name + "\x00",
+                f"{name}/../{name}",
+                name.swapcase(),
+            ]
+        )
+    )
     return st.one_of(st.sampled_from(real), near, text.filter(bool))
 
 
@@ -98,7 +135,9 @@ def shaped(fields: dict[str, st.SearchStrategy]) -> st.SearchStrategy[dict[str, 
     values = {key: st.one_of(strategy, json_like) for key, strategy in fields.items()}
     return st.fixed_dictionaries({}, optional=values).flatmap(
         lambda body: st.dictionaries(st.text(max_size=8), json_like, max_size=2).map(
-            lambda extra: {**extra, **body}))
+            lambda extra: {**extra, **body}
+        )
+    )
 
 
 def example_pod() -> st.SearchStrategy[dict[str, Any]]:
@@ -126,8 +165,13 @@ def mutated(pod: dict[str, Any], data: Any) -> dict[str, Any]:
 
 def _paths(data: Any, prefix: tuple = ()):
     yield prefix
-    items = data.items() if isinstance(data, dict) else enumerate(data) \
-        if isinstance(data, list) else ()
+    items = (
+        data.items()
+        if isinstance(data, dict)
+        else enumerate(data)
+        if isinstance(data, list)
+        else ()
+    )
     for key, value in items:
         yield from _paths(value, (*prefix, key))
 
@@ -142,11 +186,13 @@ def _replaced(data: Any, path: tuple, value: Any) -> Any:
 
 @st.composite
 def pod_spec(draw) -> dict[str, Any]:
-    base = draw(st.one_of(
-        example_pod(),
-        st.fixed_dictionaries({"containers": st.just([{"image": "busybox"}])}),
-        json_like,
-    ))
+    base = draw(
+        st.one_of(
+            example_pod(),
+            st.fixed_dictionaries({"containers": st.just([{"image": "busybox"}])}),
+            json_like,
+        )
+    )
     spec = mutated(base, draw(st.data())) if draw(st.booleans()) else base
     if isinstance(spec, dict) and draw(st.booleans()):
         spec = {**spec, "id": draw(refs(REAL_PODS))}
@@ -154,9 +200,16 @@ def pod_spec(draw) -> dict[str, Any]:
 
 
 container_spec = st.one_of(
-    shaped({"image": st.sampled_from(["busybox", "escape", "nosuch"]),
-            "name": refs(REAL_CONTAINERS), "command": st.lists(text, max_size=3),
-            "workdir": text, "files": json_like, "volumes": json_like}),
+    shaped(
+        {
+            "image": st.sampled_from(["busybox", "escape", "nosuch"]),
+            "name": refs(REAL_CONTAINERS),
+            "command": st.lists(text, max_size=3),
+            "workdir": text,
+            "files": json_like,
+            "volumes": json_like,
+        }
+    ),
     json_like,
 )
 
@@ -183,7 +236,8 @@ class Case:
 def queries(**fields: st.SearchStrategy[str]) -> st.SearchStrategy[dict[str, str]]:
     junk = st.dictionaries(text, text, max_size=2)
     return st.fixed_dictionaries({}, optional=fields).flatmap(
-        lambda chosen: junk.map(lambda extra: {**extra, **chosen}))
+        lambda chosen: junk.map(lambda extra: {**extra, **chosen})
+    )
 
 
 def _bad_seconds(name: str) -> st.SearchStrategy[dict[str, str]]:
@@ -199,14 +253,21 @@ def _bad_signal() -> st.SearchStrategy[dict[str, str]]:
         upper = value.upper()
         return upper in known or (value.isascii() and value.isdigit() and int(value) <= 64)
 
-    return st.one_of(number_text(), text).filter(lambda v: v and not harmless(v)).map(
-        lambda v: {"signal": v})
+    return (
+        st.one_of(number_text(), text)
+        .filter(lambda v: v and not harmless(v))
+        .map(lambda v: {"signal": v})
+    )
 
 
-PORT_MAPPING = shaped({"protocol": st.sampled_from(["tcp", "udp", "sctp", "TCP"]),
-                       "host_ip": st.sampled_from(["", "127.0.0.1", "::1", "999.1.1.1", "x"]),
-                       "host_port": st.integers(-5, 70000),
-                       "container_port": st.integers(-5, 70000)})
+PORT_MAPPING = shaped(
+    {
+        "protocol": st.sampled_from(["tcp", "udp", "sctp", "TCP"]),
+        "host_ip": st.sampled_from(["", "127.0.0.1", "::1", "999.1.1.1", "x"]),
+        "host_port": st.integers(-5, 70000),
+        "container_port": st.integers(-5, 70000),
+    }
+)
 PORT_BODY = shaped({"mappings": st.lists(PORT_MAPPING, max_size=3)})
 IMAGES_LIST = st.lists(st.one_of(st.sampled_from(REAL_IMAGES), text), max_size=3)
 
@@ -215,8 +276,11 @@ ROUTES: list[Case] = [
     Case("GET", "/info", query=queries()),
     Case("GET", "/openapi.json", query=queries()),
     Case("GET", "/pods", query=queries()),
-    Case("POST", "/pods", body=shaped({"spec": pod_spec(), "start": NOT_TRUE,
-                                       "stdin_open": st.booleans()})),
+    Case(
+        "POST",
+        "/pods",
+        body=shaped({"spec": pod_spec(), "start": NOT_TRUE, "stdin_open": st.booleans()}),
+    ),
     Case("GET", "/pods/{ref}"),
     Case("POST", "/pods/{ref}/start", destructive=True),
     Case("POST", "/pods/{ref}/stop", destructive=True, refuse_args=_bad_seconds("t")),
@@ -227,48 +291,130 @@ ROUTES: list[Case] = [
     Case("POST", "/pods/{ref}/ports", body=PORT_BODY),
     Case("POST", "/pods/{ref}/ports/delete", body=PORT_BODY),
     Case("GET", "/containers", query=queries(pod=refs(REAL_PODS))),
-    Case("POST", "/pods/{ref}/containers",
-         body=shaped({"spec": container_spec, "start": NOT_TRUE, "stdin_open": st.booleans()})),
+    Case(
+        "POST",
+        "/pods/{ref}/containers",
+        body=shaped({"spec": container_spec, "start": NOT_TRUE, "stdin_open": st.booleans()}),
+    ),
     Case("GET", "/containers/{ref}", kind="container"),
     Case("POST", "/containers/{ref}/start", kind="container", destructive=True),
-    Case("POST", "/containers/{ref}/stop", kind="container", destructive=True,
-         refuse_args=_bad_seconds("t")),
-    Case("POST", "/containers/{ref}/kill", kind="container", destructive=True,
-         refuse_args=_bad_signal()),
+    Case(
+        "POST",
+        "/containers/{ref}/stop",
+        kind="container",
+        destructive=True,
+        refuse_args=_bad_seconds("t"),
+    ),
+    Case(
+        "POST",
+        "/containers/{ref}/kill",
+        kind="container",
+        destructive=True,
+        refuse_args=_bad_signal(),
+    ),
     # Always with a timeout: waiting for the running container without one is waiting for ever.
-    Case("POST", "/containers/{ref}/wait", kind="container",
-         query=queries().flatmap(lambda junk: number_text().filter(
-             lambda v: v and (not plausible_number(v, 1e9) or plausible_number(v, 0.5))).map(
-             lambda v: {**junk, "timeout": v}))),
+    Case(
+        "POST",
+        "/containers/{ref}/wait",
+        kind="container",
+        query=queries().flatmap(
+            lambda junk: (
+                number_text()
+                .filter(lambda v: v and (not plausible_number(v, 1e9) or plausible_number(v, 0.5)))
+                .map(lambda v: {**junk, "timeout": v})
+            )
+        ),
+    ),
     Case("DELETE", "/containers/{ref}", kind="container", destructive=True),
-    Case("GET", "/containers/{ref}/logs", kind="container",
-         query=queries(tail=number_text(), follow=st.sampled_from(["0", "no", "", "false"]))),
+    Case(
+        "GET",
+        "/containers/{ref}/logs",
+        kind="container",
+        query=queries(tail=number_text(), follow=st.sampled_from(["0", "no", "", "false"])),
+    ),
     Case("POST", "/containers/{ref}/attach", kind="container", destructive=True),
-    Case("POST", "/containers/{ref}/exec", kind="container",
-         body=shaped({"command": st.lists(text, max_size=3), "tty": json_like,
-                      "env": st.lists(text, max_size=3)})),
+    Case(
+        "POST",
+        "/containers/{ref}/exec",
+        kind="container",
+        body=shaped(
+            {
+                "command": st.lists(text, max_size=3),
+                "tty": json_like,
+                "env": st.lists(text, max_size=3),
+            }
+        ),
+    ),
     Case("GET", "/images", query=queries()),
     Case("GET", "/images/{ref}", kind="image"),
-    Case("POST", "/images/pull", body=shaped({"reference": st.one_of(
-        text, st.sampled_from(["busybox", "localhost:1/x", "a/../b", "x" * 2000]))})),
-    Case("DELETE", "/images/{ref}", kind="image", destructive=True,
-         refuse_args=st.just({})),  # in use by the world's containers: refused without force
+    Case(
+        "POST",
+        "/images/pull",
+        body=shaped(
+            {
+                "reference": st.one_of(
+                    text, st.sampled_from(["busybox", "localhost:1/x", "a/../b", "x" * 2000])
+                )
+            }
+        ),
+    ),
+    Case(
+        "DELETE", "/images/{ref}", kind="image", destructive=True, refuse_args=st.just({})
+    ),  # in use by the world's containers: refused without force
     Case("POST", "/images/load", body=st.one_of(st.binary(max_size=2048), json_like)),
     Case("POST", "/images/save", body=shaped({"references": IMAGES_LIST})),
-    Case("POST", "/login", body=shaped({"registry": st.sampled_from(
-        ["localhost:1", "127.0.0.1:1", "", "x" * 300, "/", "busybox"]), "username": text,
-        "password": text})),
-    Case("POST", "/logout", body=shaped({"registry": st.sampled_from(
-        ["localhost:1", "127.0.0.1:1", "", "x" * 300, "/", "busybox", "https://a/v1/"])})),
-    Case("POST", "/images/tag", body=shaped({
-        "source": st.one_of(st.sampled_from(REAL_IMAGES), text),
-        "target": st.one_of(text, st.sampled_from(
-            ["busybox", "escape", "x@sha256:" + "0" * 64, "127.0.0.1:1/a/b:c", "A/B"]))})),
+    Case(
+        "POST",
+        "/login",
+        body=shaped(
+            {
+                "registry": st.sampled_from(
+                    ["localhost:1", "127.0.0.1:1", "", "x" * 300, "/", "busybox"]
+                ),
+                "username": text,
+                "password": text,
+            }
+        ),
+    ),
+    Case(
+        "POST",
+        "/logout",
+        body=shaped(
+            {
+                "registry": st.sampled_from(
+                    ["localhost:1", "127.0.0.1:1", "", "x" * 300, "/", "busybox", "https://a/v1/"]
+                )
+            }
+        ),
+    ),
+    Case(
+        "POST",
+        "/images/tag",
+        body=shaped(
+            {
+                "source": st.one_of(st.sampled_from(REAL_IMAGES), text),
+                "target": st.one_of(
+                    text,
+                    st.sampled_from(
+                        ["busybox", "escape", "x@sha256:" + "0" * 64, "127.0.0.1:1/a/b:c", "A/B"]
+                    ),
+                ),
+            }
+        ),
+    ),
     # Destinations on loopback ports nobody serves: nothing may leave the machine.
-    Case("POST", "/images/push", body=shaped({
-        "reference": st.one_of(st.sampled_from(REAL_IMAGES), text),
-        "destination": st.sampled_from(
-            ["127.0.0.1:1/x", "localhost:1/busybox:1", "127.0.0.1:1/a/../b", "x" * 2000])})),
+    Case(
+        "POST",
+        "/images/push",
+        body=shaped(
+            {
+                "reference": st.one_of(st.sampled_from(REAL_IMAGES), text),
+                "destination": st.sampled_from(
+                    ["127.0.0.1:1/x", "localhost:1/busybox:1", "127.0.0.1:1/a/../b", "x" * 2000]
+                ),
+            }
+        ),
+    ),
 ]
 
 
@@ -288,8 +434,7 @@ def encode_body(body: Any, draw: Callable) -> bytes:
 
 
 def path_of(case: Case, ref: str | None) -> str:
-    return case.template.replace("{ref}", quote(ref, safe="")) if ref is not None \
-        else case.template
+    return case.template.replace("{ref}", quote(ref, safe="")) if ref is not None else case.template
 
 
 def query_text(values: dict[str, str]) -> str:

@@ -41,8 +41,9 @@ class Answer:
         return [json.loads(line) for line in self.body.splitlines() if line.strip()]
 
 
-def request_bytes(method: str, target: str, body: bytes = b"",
-                  headers: dict[str, str] | None = None) -> bytes:
+def request_bytes(
+    method: str, target: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> bytes:
     """A request as hyperctl would frame it; `headers` may override anything, Content-Length too."""
     fields = {"Host": "hyperd", "Content-Length": str(len(body)), **(headers or {})}
     head = f"{method} {target} HTTP/1.1\r\n"
@@ -103,7 +104,7 @@ def _read_one(reader) -> Answer:
         # An HTTP/0.9 answer (to a request line without a version): the body alone.
         return Answer(0, {}, status_line + reader.read(MAX_ANSWER))
     headers: dict[str, str] = {}
-    while (line := reader.readline(65537).strip()):
+    while line := reader.readline(65537).strip():
         name, _, value = line.decode("latin-1").partition(":")
         headers[name.strip().lower()] = value.strip()
     status = int(parts[1])

@@ -55,8 +55,14 @@ def tree(root: Path, skip: Callable[[Path], bool] = lambda path: False) -> dict[
             else:
                 size, mtime, links = info.st_size, info.st_mtime_ns, info.st_nlink
             entries[str(path.relative_to(root))] = (
-                stat.S_IFMT(info.st_mode), stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid,
-                size, mtime, links, target,
+                stat.S_IFMT(info.st_mode),
+                stat.S_IMODE(info.st_mode),
+                info.st_uid,
+                info.st_gid,
+                size,
+                mtime,
+                links,
+                target,
             )
     return entries
 
@@ -69,8 +75,9 @@ POLL = 0.005  # seconds between looks at another process's state: nothing to wai
 def recorded(daemon: Hyperd, table: str) -> list[dict]:
     """The records in the store, read as another process would."""
     try:
-        with sqlite3.connect(f"file:{daemon.state_root / 'state.db'}?mode=ro", uri=True,
-                             timeout=5) as db:
+        with sqlite3.connect(
+            f"file:{daemon.state_root / 'state.db'}?mode=ro", uri=True, timeout=5
+        ) as db:
             return [json.loads(row[0]) for row in db.execute(f"SELECT record FROM {table}")]
     except sqlite3.OperationalError:  # no database or table yet
         return []
@@ -91,15 +98,17 @@ def kill_when(daemon: Hyperd, point: Callable[[Hyperd], bool], command: subproce
     daemon.process.wait(30)
 
 
-def cut_short(daemon: Hyperd, args: list[str], point: Callable[[Hyperd], bool]
-              ) -> subprocess.CompletedProcess:
+def cut_short(
+    daemon: Hyperd, args: list[str], point: Callable[[Hyperd], bool]
+) -> subprocess.CompletedProcess:
     """Run `hyperctl ARGS`, kill -9 the daemon once `point` holds, and start it again.
 
     Returns what the cut command printed and how it exited.
     """
     command = [*HYPERCTL, *args]
-    process = subprocess.Popen(command, env=daemon.env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, env=daemon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         kill_when(daemon, point, process)
         out, err = process.communicate(timeout=120)

@@ -33,11 +33,20 @@ def test_a_frozen_guest_gives_timeouts_then_stops(daemons):
     daemon.hyperctl("run", "-d", "--name", "mute", "busybox", *SLEEPER, check=True)
     (pid,) = qemu_pids(daemon.run_root)
     os.kill(pid, signal.SIGSTOP)
-    started = {verb: subprocess.Popen([*HYPERCTL, *args], env=daemon.env, text=True,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-               for verb, args in (("exec", ["exec", "mute", "echo", "unheard"]),
-                                  ("kill", ["kill", "-s", "TERM", "mute"]),
-                                  ("stop", ["stop", "mute"]))}
+    started = {
+        verb: subprocess.Popen(
+            [*HYPERCTL, *args],
+            env=daemon.env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for verb, args in (
+            ("exec", ["exec", "mute", "echo", "unheard"]),
+            ("kill", ["kill", "-s", "TERM", "mute"]),
+            ("stop", ["stop", "mute"]),
+        )
+    }
     began = time.monotonic()
     try:
         # The daemon answers everything else while those wait on the silent guest.
@@ -59,8 +68,10 @@ def test_a_frozen_guest_gives_timeouts_then_stops(daemons):
     # The exec ends when stop kills the VM under it (or by its own timeout, were stop slower).
     code, out, err = done["exec"]
     assert (code, out) == (1, ""), done["exec"]
-    assert err in ("hyperctl ERROR: guest agent connection closed during exec\n",
-                   f"hyperctl ERROR: guest agent did not answer exec within {SLOW_TIMEOUT:g} s\n")
+    assert err in (
+        "hyperctl ERROR: guest agent connection closed during exec\n",
+        f"hyperctl ERROR: guest agent did not answer exec within {SLOW_TIMEOUT:g} s\n",
+    )
     assert done["stop"] == (0, "Successfully stopped the Pod(mute)\n", ""), done["stop"]
     assert took < SLOW_TIMEOUT, "stop asked the silent guest again instead of ending the VM"
 

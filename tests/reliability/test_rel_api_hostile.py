@@ -44,9 +44,15 @@ ROUTE_EXAMPLES, HTTP_EXAMPLES = 300 * HARDER, 150 * HARDER
 
 
 def examples(count: int) -> settings:
-    return settings(max_examples=count, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
-                                           HealthCheck.data_too_large])
+    return settings(
+        max_examples=count,
+        deadline=None,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.filter_too_much,
+            HealthCheck.data_too_large,
+        ],
+    )
 
 
 QUIET = ["sh", "-c", "trap '' TERM INT HUP USR1 USR2 QUIT; sleep 1000000 & wait; sleep 1000000"]
@@ -79,8 +85,11 @@ class World:
             relative = path.relative_to(self.daemon.state_root)
             # The images index is compared by what `GET /images` lists instead (a tag
             # added and removed again is no change).
-            return (path.name.startswith(("state.db", "index.db")) or path.name == "console.log"
-                    or relative == Path("images/tmp"))
+            return (
+                path.name.startswith(("state.db", "index.db"))
+                or path.name == "console.log"
+                or relative == Path("images/tmp")
+            )
 
         return {
             "pods": self.get("/pods"),
@@ -105,16 +114,22 @@ class World:
         self._restore_tags(baseline["images"])
         for forward in self.get("/pods/target/ports"):
             if forward not in baseline["ports"]:
-                body = {"mappings": [{"protocol": forward["protocol"],
-                                      "host_ip": forward["host_ip"],
-                                      "host_port": forward["host_port"],
-                                      "container_port": forward["guest_port"]}]}
+                body = {
+                    "mappings": [
+                        {
+                            "protocol": forward["protocol"],
+                            "host_ip": forward["host_ip"],
+                            "host_port": forward["host_port"],
+                            "container_port": forward["guest_port"],
+                        }
+                    ]
+                }
                 answer = self.send("POST", "/pods/target/ports/delete", json.dumps(body).encode())
                 assert answer.status == 200, answer
 
-
     def _restore_tags(self, baseline: list[dict[str, Any]]) -> None:
         """Give moved tags back to their images, then drop the tags that were added."""
+
         def name(row: dict[str, Any]) -> str:
             return f"{row['repository']}:{row['tag']}"
 
@@ -129,8 +144,9 @@ class World:
 
 def escape_image(path: Path) -> Path:
     """busybox plus `hop`, a symbolic link that climbs far above the root to /etc."""
-    image = Image([busybox_base(), Layer().symlink("hop", "../../../../../../../../etc")],
-                  cmd=["sh"])
+    image = Image(
+        [busybox_base(), Layer().symlink("hop", "../../../../../../../../etc")], cmd=["sh"]
+    )
     return write_archive(path, {"docker.io/library/escape:latest": image.build()})
 
 
@@ -144,8 +160,14 @@ def world(tmp_path_factory):
         target_pod = {
             "id": "target",
             "files": [{"name": "marker", "content": "contained\n"}],
-            "containers": [{"name": "target", "image": "escape", "command": QUIET,
-                            "files": [{"filename": "marker", "path": "/hop/marker"}]}],
+            "containers": [
+                {
+                    "name": "target",
+                    "image": "escape",
+                    "command": QUIET,
+                    "files": [{"filename": "marker", "path": "/hop/marker"}],
+                }
+            ],
         }
         idle_pod = {"id": "idle", "containers": [{"name": "idle", "image": "busybox"}]}
         for name, pod in (("target", target_pod), ("idle", idle_pod)):
@@ -165,8 +187,11 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
         if old == new:
             continue
         if isinstance(old, dict):
-            found += [f"{key}: {name} {old.get(name)} -> {new.get(name)}"
-                      for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name)]
+            found += [
+                f"{key}: {name} {old.get(name)} -> {new.get(name)}"
+                for name in sorted(set(old) | set(new))
+                if old.get(name) != new.get(name)
+            ]
         else:
             found.append(f"{key}: {old} -> {new}")
     return found
@@ -193,9 +218,11 @@ def check_answer(answer: Answer) -> bool:
 
 
 def test_every_route_has_a_hostile_strategy(world):
-    documented = {(method.upper(), path)
-                  for path, operations in world.get("/openapi.json")["paths"].items()
-                  for method in operations}
+    documented = {
+        (method.upper(), path)
+        for path, operations in world.get("/openapi.json")["paths"].items()
+        for method in operations
+    }
     assert documented == {(case.method, case.template) for case in hostile.ROUTES}
 
 
@@ -207,8 +234,11 @@ def test_hostile_requests_are_accepted_or_refused_in_one_line(world, data):
     query = data.draw(case.query, label="query")
     must_refuse = False
     if "{ref}" in case.template:
-        real = {"pod": hostile.REAL_PODS, "container": hostile.REAL_CONTAINERS,
-                "image": hostile.REAL_IMAGES}[case.kind]
+        real = {
+            "pod": hostile.REAL_PODS,
+            "container": hostile.REAL_CONTAINERS,
+            "image": hostile.REAL_IMAGES,
+        }[case.kind]
         ref = data.draw(hostile.refs(real), label="ref")
         if case.destructive and world.resolves(case.kind, ref):
             assume(case.refuse_args is not None)
@@ -251,17 +281,24 @@ KNOWN = [
     ("POST", "/pods", {"Content-Length": "-1"}, SPEC),  # read to the connection's end: hung
     ("POST", "/images/load", {"Content-Length": "abc"}, SPEC),  # 500
     ("POST", "/images/load", {"Content-Length": "-1"}, SPEC),
-    *(("POST", "/pods", {}, json.dumps({"spec": spec}).encode()) for spec in (
-        {"files": [{"name": "f", "uri": "file:///etc/shadow"}],
-         "containers": [{"image": "busybox", "files": [{"filename": "f", "path": "/f"}]}]},
-        {"containers": [{"image": "/etc/passwd"}]},
-        {"containers": [{"image": "busybox", "logPath": "/etc/cron.d/x"}]},
-        {"containers": [{"image": "busybox", "workdir": "../../etc"}]},
-        {"containers": [{"image": "busybox", "volumes": [{"volume": "v", "path": "/v"}]}],
-         "volumes": [{"name": "v", "source": "../../etc"}]},
-        {"containers": [{"image": "busybox"}], "interfaces": [{"bridge": "docker0"}]},
-        {"containers": [{"image": "busybox"}], "interfaces": [{"tap": "eth0"}]},
-    )),
+    *(
+        ("POST", "/pods", {}, json.dumps({"spec": spec}).encode())
+        for spec in (
+            {
+                "files": [{"name": "f", "uri": "file:///etc/shadow"}],
+                "containers": [{"image": "busybox", "files": [{"filename": "f", "path": "/f"}]}],
+            },
+            {"containers": [{"image": "/etc/passwd"}]},
+            {"containers": [{"image": "busybox", "logPath": "/etc/cron.d/x"}]},
+            {"containers": [{"image": "busybox", "workdir": "../../etc"}]},
+            {
+                "containers": [{"image": "busybox", "volumes": [{"volume": "v", "path": "/v"}]}],
+                "volumes": [{"name": "v", "source": "../../etc"}],
+            },
+            {"containers": [{"image": "busybox"}], "interfaces": [{"bridge": "docker0"}]},
+            {"containers": [{"image": "busybox"}], "interfaces": [{"tap": "eth0"}]},
+        )
+    ),
 ]
 
 
@@ -276,8 +313,11 @@ def test_known_hostile_requests_are_refused(world, method, path, headers, body):
 
 def test_a_volume_source_is_the_one_place_for_a_host_path(world, tmp_path):
     """The same pod file with the host directory as a volume's source is accepted."""
-    spec = {"id": "shares", "volumes": [{"name": "v", "source": str(tmp_path)}],
-            "containers": [{"image": "busybox", "volumes": [{"volume": "v", "path": "/v"}]}]}
+    spec = {
+        "id": "shares",
+        "volumes": [{"name": "v", "source": str(tmp_path)}],
+        "containers": [{"image": "busybox", "volumes": [{"volume": "v", "path": "/v"}]}],
+    }
     before = world.snapshot()
     answer = world.send("POST", "/pods", json.dumps({"spec": spec}).encode())
     assert answer.status == 200, answer
@@ -286,28 +326,82 @@ def test_a_volume_source_is_the_one_place_for_a_host_path(world, tmp_path):
 
 
 PROTOCOL_ERRORS = {400, 404, 405, 409, 411, 413, 414, 431, 501, 505}
-methods = st.one_of(st.sampled_from(["GET", "POST", "PUT", "PATCH", "HEAD", "OPTIONS", "get",
-                                     "G T", "CONNECT", "X" * 300]), hostile.text)
-targets = st.one_of(st.sampled_from([
-    "/pods", "/version", "*", "http://hyperd/pods", "//pods", "/pods/", "/pods?%%%", "/%",
-    "/images/load", "/pods/idle/containers", "/containers/target/exec", "/../../etc/passwd",
-    "/containers/target/logs?tail=2", "/" + "a" * 70000]), hostile.text)
-versions = st.sampled_from(["HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/0.9", "HTTP/1.1 x", "",
-                            "HTTP/1.10", "FOO/1.1", "HTTP/1.1\x00"])
+methods = st.one_of(
+    st.sampled_from(
+        ["GET", "POST", "PUT", "PATCH", "HEAD", "OPTIONS", "get", "G T", "CONNECT", "X" * 300]
+    ),
+    hostile.text,
+)
+targets = st.one_of(
+    st.sampled_from(
+        [
+            "/pods",
+            "/version",
+            "*",
+            "http://hyperd/pods",
+            "//pods",
+            "/pods/",
+            "/pods?%%%",
+            "/%",
+            "/images/load",
+            "/pods/idle/containers",
+            "/containers/target/exec",
+            "/../../etc/passwd",
+            "/containers/target/logs?tail=2",
+            "/" + "a" * 70000,
+        ]
+    ),
+    hostile.text,
+)
+versions = st.sampled_from(
+    [
+        "HTTP/1.1",
+        "HTTP/1.0",
+        "HTTP/2.0",
+        "HTTP/0.9",
+        "HTTP/1.1 x",
+        "",
+        "HTTP/1.10",
+        "FOO/1.1",
+        "HTTP/1.1\x00",
+    ]
+)
 header_sets = st.dictionaries(
-    st.one_of(st.sampled_from(["Content-Length", "Transfer-Encoding", "Expect", "Connection",
-                               "Upgrade", "Content-Type", "Host", "X" * 70000]), hostile.text),
-    st.one_of(hostile.number_text(), st.sampled_from(["chunked", "100-continue", "Upgrade",
-                                                     "hc-stream", "close", "gzip, chunked"])),
+    st.one_of(
+        st.sampled_from(
+            [
+                "Content-Length",
+                "Transfer-Encoding",
+                "Expect",
+                "Connection",
+                "Upgrade",
+                "Content-Type",
+                "Host",
+                "X" * 70000,
+            ]
+        ),
+        hostile.text,
+    ),
+    st.one_of(
+        hostile.number_text(),
+        st.sampled_from(
+            ["chunked", "100-continue", "Upgrade", "hc-stream", "close", "gzip, chunked"]
+        ),
+    ),
     max_size=4,
 ).map(lambda headers: {k: v for k, v in headers.items() if "\n" not in k + v and "\r" not in k + v})
 
 
 @examples(HTTP_EXAMPLES)
-@given(method=methods, path=targets, version=versions, headers=header_sets,
-       body=st.binary(max_size=512), many=st.booleans())
-def test_malformed_http_is_refused_in_one_line(world, method, path, version, headers, body,
-                                               many):
+@given(
+    method=methods,
+    path=targets,
+    version=versions,
+    headers=header_sets,
+    body=st.binary(max_size=512),
+    many=st.booleans(),
+)
+def test_malformed_http_is_refused_in_one_line(world, method, path, version, headers, body, many):
     head = f"{method} {path} {version}".rstrip() + "\r\n"
     if many:
         headers = {**headers, **{f"X-{i}": "y" for i in range(120)}}

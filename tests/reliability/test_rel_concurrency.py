@@ -29,8 +29,13 @@ PODS = 10
 
 
 def hyperctl(daemon: Daemon, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*HYPERCTL, "--config", str(daemon.config), *args], text=True,
-                          capture_output=True, stdin=subprocess.DEVNULL, timeout=900)
+    return subprocess.run(
+        [*HYPERCTL, "--config", str(daemon.config), *args],
+        text=True,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=900,
+    )
 
 
 def at_once(daemon: Daemon, commands: list[list[str]]) -> list[subprocess.CompletedProcess]:
@@ -54,8 +59,9 @@ def store_rows(daemon: Daemon, sql: str) -> list[tuple]:
 
 def store_is_consistent(daemon: Daemon) -> None:
     assert store_rows(daemon, "PRAGMA integrity_check") == [("ok",)]
-    orphans = store_rows(daemon, "SELECT name FROM containers "
-                                 "WHERE pod_id NOT IN (SELECT id FROM pods)")
+    orphans = store_rows(
+        daemon, "SELECT name FROM containers WHERE pod_id NOT IN (SELECT id FROM pods)"
+    )
     assert orphans == []
 
 
@@ -120,8 +126,9 @@ def test_creates_and_removals_racing_on_one_pod(daemon, pods):
 
 def test_a_pod_removed_while_containers_are_created_in_it(daemon, pods):
     pod = pods[1]
-    creates = [["create", "-c", "--name", f"late-{i}", pod["id"], "busybox", "true"]
-               for i in range(8)]
+    creates = [
+        ["create", "-c", "--name", f"late-{i}", pod["id"], "busybox", "true"] for i in range(8)
+    ]
     results = at_once(daemon, [*creates[:4], ["rm", pod["id"]], *creates[4:]])
     assert all(one_line_or_ok(r) for r in results), [r.stderr for r in results]
     assert results[4].returncode == 0, results[4]

@@ -26,11 +26,15 @@ pytestmark = pytest.mark.vm
 POINTS: dict[str, Callable[[Hyperd], bool]] = {
     "pod recorded, no VM yet": lambda d: bool(recorded(d, "pods")) and not qemu_pids(d.run_root),
     "QEMU started, guest booting": lambda d: bool(qemu_pids(d.run_root)),
-    "pod running, its container not yet": lambda d: states(d, "pods") == {"running"}
-    and states(d, "containers") == {"pending"},
-    "pod and container running": lambda d: states(d, "pods") == {"running"}
-    and states(d, "containers") == {"running"},
+    "pod running, its container not yet": lambda d: (
+        states(d, "pods") == {"running"} and states(d, "containers") == {"pending"}
+    ),
+    "pod and container running": lambda d: (
+        states(d, "pods") == {"running"} and states(d, "containers") == {"running"}
+    ),
 }
+
+
 @dataclass
 class Aftermath:
     """What hyperctl saw and what the restarted daemon holds."""
@@ -52,11 +56,13 @@ def aftermath(request, busybox_daemon) -> Aftermath:
         running = [c["id"] for c in containers if c["state"] == "running"]
         return Aftermath(
             run=run,
-            pods=daemon.api("GET", "/pods"), containers=containers,
+            pods=daemon.api("GET", "/pods"),
+            containers=containers,
             vms=qemu_pids(daemon.run_root),
             run_dirs=sorted(p.name for p in (daemon.run_root / "pods").glob("*")),
             exec_output=daemon.hyperctl("exec", running[0], "echo", "alive").stdout
-            if running else None,
+            if running
+            else None,
         )
     finally:
         for pod in daemon.hyperctl("list", "-q").stdout.split():
@@ -75,8 +81,9 @@ def test_the_run_ends_in_one_line_and_leaves_nothing_orphaned(aftermath):
     # Every QEMU and every run directory belongs to a pod recorded running, and back.
     assert sorted(aftermath.vms) == sorted(p["vm"]["pid"] for p in running.values())
     assert aftermath.run_dirs == sorted(running)
-    assert all(p["vm"] is None and p["network"] is None
-               for p in aftermath.pods if p["id"] not in running), aftermath.pods
+    assert all(
+        p["vm"] is None and p["network"] is None for p in aftermath.pods if p["id"] not in running
+    ), aftermath.pods
     assert {c["pod_id"] for c in aftermath.containers} <= {p["id"] for p in aftermath.pods}
     if any(c["state"] == "running" for c in aftermath.containers):  # reached over the new link
         assert aftermath.exec_output == "alive\n"

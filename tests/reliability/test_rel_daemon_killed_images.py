@@ -26,8 +26,11 @@ NAME = "docker.io/library/bulky:latest"
 
 def entries(directory: Path) -> set[str]:
     """Every path below `directory`, relative to it."""
-    return {str(p.relative_to(directory)) for p in directory.rglob("*")} if directory.exists() \
+    return (
+        {str(p.relative_to(directory)) for p in directory.rglob("*")}
+        if directory.exists()
         else set()
+    )
 
 
 def staged(daemon: Hyperd) -> bool:
@@ -80,8 +83,13 @@ def arguments(verb: str, request) -> tuple[list[str], str]:
     return ["pull", reference], reference
 
 
-@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.registry)
-                                 if CUTS[name][0] == "pull" else name for name in CUTS])
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=pytest.mark.registry) if CUTS[name][0] == "pull" else name
+        for name in CUTS
+    ],
+)
 def test_a_cut_load_or_pull_leaves_nothing_and_the_next_one_works(busybox_daemon, request, name):
     daemon, store = busybox_daemon, busybox_daemon.state_root / "images"
     verb, point = CUTS[name]

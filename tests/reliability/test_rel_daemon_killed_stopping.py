@@ -27,8 +27,12 @@ def stopping_with_container_running(daemon: Hyperd) -> bool:
 
 def stopping_with_container_ended(daemon: Hyperd) -> bool:
     containers = states(daemon, "containers")
-    return (states(daemon, "pods") == {"stopping"} and bool(containers)
-            and "running" not in containers and bool(qemu_pids(daemon.run_root)))
+    return (
+        states(daemon, "pods") == {"stopping"}
+        and bool(containers)
+        and "running" not in containers
+        and bool(qemu_pids(daemon.run_root))
+    )
 
 
 RM_POINTS: dict[str, Callable[[Hyperd], bool]] = {
@@ -54,8 +58,10 @@ def cut(daemon: Hyperd, verb: str, point: Callable[[Hyperd], bool]) -> Aftermath
     command = cut_short(daemon, [verb, pod_id], point)
     try:
         return Aftermath(
-            pod_id=pod_id, command=command,
-            pods=daemon.api("GET", "/pods"), containers=daemon.api("GET", "/containers"),
+            pod_id=pod_id,
+            command=command,
+            pods=daemon.api("GET", "/pods"),
+            containers=daemon.api("GET", "/containers"),
             vms=qemu_pids(daemon.run_root),
             run_dirs=sorted(p.name for p in (daemon.run_root / "pods").glob("*")),
             pod_dirs=sorted(p.name for p in (daemon.state_root / "pods").glob("*")),

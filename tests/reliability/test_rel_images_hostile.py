@@ -89,14 +89,28 @@ def gzip_bomb() -> dict[str, bytes]:
     data = b"".join(out)
     data = data[:-4] + struct.pack("<I", 1024)  # ISIZE: "1 KiB uncompressed"
     layer = Blob(f"{build.LAYER_TAR}+gzip", data)
-    config = Blob(manifest.OCI_CONFIG, build.canonical_json({
-        "architecture": "amd64", "os": "linux", "config": {},
-        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff.hexdigest()}"]},
-    }))
-    top = Blob(manifest.OCI_MANIFEST, build.canonical_json({
-        "schemaVersion": 2, "mediaType": manifest.OCI_MANIFEST,
-        "config": config.descriptor(), "layers": [layer.descriptor()],
-    }))
+    config = Blob(
+        manifest.OCI_CONFIG,
+        build.canonical_json(
+            {
+                "architecture": "amd64",
+                "os": "linux",
+                "config": {},
+                "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff.hexdigest()}"]},
+            }
+        ),
+    )
+    top = Blob(
+        manifest.OCI_MANIFEST,
+        build.canonical_json(
+            {
+                "schemaVersion": 2,
+                "mediaType": manifest.OCI_MANIFEST,
+                "config": config.descriptor(),
+                "layers": [layer.descriptor()],
+            }
+        ),
+    )
     return build.layout_entries([(f"x.io/hostile/bomb-{TOKEN}:latest", top, [config, layer])])
 
 
@@ -108,47 +122,76 @@ def device(path: str, kind: bytes, major: int = 0, minor: int = 0) -> tarfile.Ta
 
 CORPUS: dict[str, Case] = {
     "path traversal to /tmp": Case(
-        lambda canary: image(Layer().file(f"{CLIMB}tmp/{PWNED}", b"x")), "refused", "'..'"),
+        lambda canary: image(Layer().file(f"{CLIMB}tmp/{PWNED}", b"x")), "refused", "'..'"
+    ),
     "path traversal into the daemon's own directories": Case(
-        lambda canary: image(Layer().file(f"../../../{PWNED}", b"x")), "refused", "'..'"),
+        lambda canary: image(Layer().file(f"../../../{PWNED}", b"x")), "refused", "'..'"
+    ),
     "absolute path": Case(
-        lambda canary: image(Layer().file(f"/etc/{PWNED}", b"x")), "refused", "absolute"),
+        lambda canary: image(Layer().file(f"/etc/{PWNED}", b"x")), "refused", "absolute"
+    ),
     "symlink to the host, then a write through it": Case(
         lambda canary: image(Layer().symlink("link", str(canary)).file(f"link/{PWNED}", b"x")),
-        "refused", "symlink"),
+        "refused",
+        "symlink",
+    ),
     "climbing symlink, then a write through it": Case(
-        lambda canary: image(Layer().symlink("up", CLIMB.rstrip("/"))
-                             .file(f"up/tmp/{PWNED}", b"x")), "refused", "symlink"),
+        lambda canary: image(
+            Layer().symlink("up", CLIMB.rstrip("/")).file(f"up/tmp/{PWNED}", b"x")
+        ),
+        "refused",
+        "symlink",
+    ),
     "symlink in one layer, a write through it in the next": Case(
-        lambda canary: image(Layer().symlink("link", str(canary)),
-                             Layer().file(f"link/{PWNED}", b"x")), "contained"),
+        lambda canary: image(
+            Layer().symlink("link", str(canary)), Layer().file(f"link/{PWNED}", b"x")
+        ),
+        "contained",
+    ),
     "hard link to a host file": Case(
-        lambda canary: image(Layer().hardlink("h", str(canary / "secret"))), "refused",
-        "absolute"),
+        lambda canary: image(Layer().hardlink("h", str(canary / "secret"))), "refused", "absolute"
+    ),
     "hard link climbing to a host file": Case(
         lambda canary: image(Layer().hardlink("h", f"{CLIMB}{canary}/secret".replace("//", "/"))),
-        "refused", "'..'"),
+        "refused",
+        "'..'",
+    ),
     "device nodes and a fifo": Case(
-        lambda canary: image(Layer().dir("dev")
-                             .raw(device("dev/mem", tarfile.CHRTYPE, 1, 1))
-                             .raw(device("dev/sda", tarfile.BLKTYPE, 8, 0))
-                             .raw(device("dev/fifo", tarfile.FIFOTYPE))), "contained"),
-    "whiteout of ..": Case(lambda canary: image(Layer().file("bin/.wh..", b"")), "refused",
-                           "whiteout"),
-    "whiteout of .. at the top": Case(lambda canary: image(Layer().file(".wh..", b"")),
-                                      "refused", "whiteout"),
-    "gzip bomb declaring a small size": Case(lambda canary: gzip_bomb(), "refused",
-                                             "decompression bomb"),
+        lambda canary: image(
+            Layer()
+            .dir("dev")
+            .raw(device("dev/mem", tarfile.CHRTYPE, 1, 1))
+            .raw(device("dev/sda", tarfile.BLKTYPE, 8, 0))
+            .raw(device("dev/fifo", tarfile.FIFOTYPE))
+        ),
+        "contained",
+    ),
+    "whiteout of ..": Case(
+        lambda canary: image(Layer().file("bin/.wh..", b"")), "refused", "whiteout"
+    ),
+    "whiteout of .. at the top": Case(
+        lambda canary: image(Layer().file(".wh..", b"")), "refused", "whiteout"
+    ),
+    "gzip bomb declaring a small size": Case(
+        lambda canary: gzip_bomb(), "refused", "decompression bomb"
+    ),
     "manifest whose digest does not match": Case(
-        lambda canary: tampered(image(Layer().file("f", b"x")), "manifest"), "refused",
-        "digest"),
+        lambda canary: tampered(image(Layer().file("f", b"x")), "manifest"), "refused", "digest"
+    ),
     "config whose digest does not match": Case(
-        lambda canary: tampered(image(Layer().file("f", b"x")), "config"), "refused", "digest"),
+        lambda canary: tampered(image(Layer().file("f", b"x")), "config"), "refused", "digest"
+    ),
     "layer whose digest does not match": Case(
-        lambda canary: tampered(image(Layer().file("f", b"x")), "layer"), "refused", "digest"),
+        lambda canary: tampered(image(Layer().file("f", b"x")), "layer"), "refused", "digest"
+    ),
     "archive member outside the layout": Case(
-        lambda canary: {**image(Layer().file("f", b"x")), f"{CLIMB}tmp/{PWNED}": b"x",
-                        f"/tmp/{PWNED}": b"x"}, "contained"),
+        lambda canary: {
+            **image(Layer().file("f", b"x")),
+            f"{CLIMB}tmp/{PWNED}": b"x",
+            f"/tmp/{PWNED}": b"x",
+        },
+        "contained",
+    ),
 }
 
 
@@ -175,15 +218,21 @@ def host(daemon: Hyperd, canary: Path) -> dict[str, object]:
     store = daemon.state_root / "images"
 
     def churn(path: Path) -> bool:  # the store, and files that change on their own
-        return path == store or store in path.parents or path.name.startswith("state.db") \
+        return (
+            path == store
+            or store in path.parents
+            or path.name.startswith("state.db")
             or path.name == "hyperd.log"
+        )
 
     return {
         "canary": tree(canary),
         "daemon": tree(daemon.root, churn),
-        "escapes": sorted(str(p) for top in (Path("/tmp"), Path("/etc"), Path("/"),
-                                             daemon.root, daemon.state_root)
-                          for p in top.glob(f"*{TOKEN}*")),
+        "escapes": sorted(
+            str(p)
+            for top in (Path("/tmp"), Path("/etc"), Path("/"), daemon.root, daemon.state_root)
+            for p in top.glob(f"*{TOKEN}*")
+        ),
     }
 
 
@@ -215,8 +264,11 @@ def test_hostile_archive_is_refused_or_contained(daemon, canary, tmp_path, case)
     new = set(store(daemon)) - set(store_before)
     assert new and all(name.startswith(("blobs/", "layers/", "index")) for name in new), new
     if case == "device nodes and a fifo":
-        nodes = {Path(name).name: entry for name, entry in store(daemon).items()
-                 if name.startswith("layers/") and Path(name).parent.name == "dev"}
+        nodes = {
+            Path(name).name: entry
+            for name, entry in store(daemon).items()
+            if name.startswith("layers/") and Path(name).parent.name == "dev"
+        }
         assert nodes["mem"][0] == stat.S_IFCHR and nodes["sda"][0] == stat.S_IFBLK
         assert nodes["fifo"][0] == stat.S_IFIFO
         # Only root reaches them: the state root is private.

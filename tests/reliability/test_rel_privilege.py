@@ -45,8 +45,18 @@ class Accounts:
     def user(self, *groups: str) -> pwd.struct_passwd:
         name = f"hcrel{secrets.token_hex(3)}"
         extra = ["-G", ",".join(groups)] if groups else []
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
-                        "/usr/sbin/nologin", *extra, name], check=True)
+        subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                *extra,
+                name,
+            ],
+            check=True,
+        )
         self.users.append(name)
         return pwd.getpwnam(name)
 
@@ -130,8 +140,7 @@ def daemon(daemons, tmp_path) -> Hyperd:
     only the modes hyperd gives its own files protect them."""
     made = daemons(busybox=True)
     os.chmod(made.root, 0o755)
-    (tmp_path / "victim.json").write_text(
-        '{"id": "victim", "containers": [{"image": "busybox"}]}')
+    (tmp_path / "victim.json").write_text('{"id": "victim", "containers": [{"image": "busybox"}]}')
     made.hyperctl("create", "-p", str(tmp_path / "victim.json"), check=True)
     return made
 
@@ -147,12 +156,11 @@ def test_another_user_can_neither_reach_nor_read(daemon, accounts):
     stranger = accounts.user()
     config = str(daemon.config_file)
 
-    assert as_user(stranger, lambda: connect(str(daemon.socket)))[1].startswith(
-        "PermissionError")
-    assert as_user(stranger, lambda: os.listdir(daemon.state_root))[1].startswith(
-        "PermissionError")
+    assert as_user(stranger, lambda: connect(str(daemon.socket)))[1].startswith("PermissionError")
+    assert as_user(stranger, lambda: os.listdir(daemon.state_root))[1].startswith("PermissionError")
     assert as_user(stranger, lambda: open(daemon.state_root / "state.db", "rb").read(1))[  # noqa: SIM115 - the open is what fails
-        1].startswith("PermissionError")
+        1
+    ].startswith("PermissionError")
     for args in (("list",), ("rm", "victim"), ("start", "victim")):
         verdict, answer = as_user(stranger, lambda a=args: hyperctl(config, *a))
         assert verdict == "ok", answer

@@ -70,10 +70,14 @@ class Containerd:
         self.hyperd_root = self.root / "h"
         self.hyperd_config = self.root / "hyperd.toml"
         self.hyperd_config.write_text(
-            f'state_root = "{self.hyperd_root}/s"\nrun_root = "{self.hyperd_root}/r"\n')
+            f'state_root = "{self.hyperd_root}/s"\nrun_root = "{self.hyperd_root}/r"\n'
+        )
         self.config = self.root / "containerd.toml"
-        self.config.write_text(CONFIG.format(root=self.root, pause=PAUSE, runtime=RUNTIME,
-                                             hyperd_config=self.hyperd_config))
+        self.config.write_text(
+            CONFIG.format(
+                root=self.root, pause=PAUSE, runtime=RUNTIME, hyperd_config=self.hyperd_config
+            )
+        )
         (self.root / "cni").mkdir()
         self.address = str(self.root / "c.sock")
         self.log = self.root / "containerd.log"
@@ -89,9 +93,14 @@ class Containerd:
     def start(self) -> Containerd:
         log = open(self.log, "ab")  # noqa: SIM115 - containerd's lifetime
         prefix = ["nsenter", f"--net={self.netns}"] if self.netns else []
-        self.process = subprocess.Popen([*prefix, "containerd", "--config", str(self.config)],
-                                        env=self.env, stdin=subprocess.DEVNULL, stdout=log,
-                                        stderr=log, start_new_session=True)
+        self.process = subprocess.Popen(
+            [*prefix, "containerd", "--config", str(self.config)],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 60
         while self.ctr("version", check=False).returncode != 0:
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -99,15 +108,27 @@ class Containerd:
             time.sleep(0.1)
         return self
 
-    def ctr(self, *args: str, namespace: str = "default", check: bool = True,
-            timeout: float = 300, input: bytes | None = None) -> subprocess.CompletedProcess:
-        result = subprocess.run(["ctr", "--address", self.address, "--namespace", namespace,
-                                 *args], capture_output=True, timeout=timeout, env=self.env,
-                                input=input, stdin=None if input is not None else
-                                subprocess.DEVNULL)
+    def ctr(
+        self,
+        *args: str,
+        namespace: str = "default",
+        check: bool = True,
+        timeout: float = 300,
+        input: bytes | None = None,
+    ) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            ["ctr", "--address", self.address, "--namespace", namespace, *args],
+            capture_output=True,
+            timeout=timeout,
+            env=self.env,
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"ctr {' '.join(args)} failed ({result.returncode}): "
-                                 f"{result.stderr.decode(errors='replace')}")
+            raise AssertionError(
+                f"ctr {' '.join(args)} failed ({result.returncode}): "
+                f"{result.stderr.decode(errors='replace')}"
+            )
         return result
 
     def import_images(self, namespace: str = "default") -> None:
@@ -115,14 +136,16 @@ class Containerd:
         archive = self.root / "images.tar"
         busybox_top, busybox_blobs = busybox_image.image().build()
         pause_top, pause_blobs = pause_image().build()
-        write_archive(archive, [(BUSYBOX, busybox_top, busybox_blobs),
-                                (PAUSE, pause_top, pause_blobs)])
+        write_archive(
+            archive, [(BUSYBOX, busybox_top, busybox_blobs), (PAUSE, pause_top, pause_blobs)]
+        )
         self.ctr("images", "import", "--all-platforms", str(archive), namespace=namespace)
 
     def shim_pids(self) -> list[int]:
         """Shim processes serving this containerd (they are given its hyperd config)."""
-        return processes_matching(b"hypercontainer.shim.main", b" serve",
-                                  str(self.hyperd_config).encode())
+        return processes_matching(
+            b"hypercontainer.shim.main", b" serve", str(self.hyperd_config).encode()
+        )
 
     def hyperd_pids(self) -> list[int]:
         return processes_matching(b"hypercontainer.api.server", str(self.hyperd_config).encode())
@@ -133,9 +156,20 @@ class Containerd:
     def hyperctl(self, *args: str) -> subprocess.CompletedProcess:
         import sys
 
-        return subprocess.run([sys.executable, "-m", "hypercontainer.cli.main", "--config",
-                               str(self.hyperd_config), *args], capture_output=True, text=True,
-                              timeout=120, env=self.env)
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "hypercontainer.cli.main",
+                "--config",
+                str(self.hyperd_config),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=self.env,
+        )
 
     def stop(self) -> None:
         if self.process:

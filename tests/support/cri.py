@@ -34,9 +34,11 @@ class Cri:
             methods = self.protos.service(service).methods_by_name
             if method in methods:
                 answer = self.protos.message(methods[method].output_type.full_name)
-                stub = self.channel.unary_unary(f"/{service}/{method}",
-                                                request_serializer=type(request).SerializeToString,
-                                                response_deserializer=answer.FromString)
+                stub = self.channel.unary_unary(
+                    f"/{service}/{method}",
+                    request_serializer=type(request).SerializeToString,
+                    response_deserializer=answer.FromString,
+                )
                 return stub(request, timeout=timeout)
         raise KeyError(method)
 
@@ -63,34 +65,55 @@ class Pod:
         self.cri, self.logs = cri, logs
         namespace_options = cri.message("NamespaceOption", network=network)
         self.config = cri.message(
-            "PodSandboxConfig", hostname=name, log_directory=str(logs),
-            metadata=cri.message("PodSandboxMetadata", name=name, namespace="shim-test",
-                                 uid=f"uid-{name}"),
-            linux=cri.message("LinuxPodSandboxConfig", security_context=cri.message(
-                "LinuxSandboxSecurityContext", namespace_options=namespace_options)))
-        answer = cri.RunPodSandbox(cri.message("RunPodSandboxRequest", config=self.config,
-                                               runtime_handler="hyper"))
+            "PodSandboxConfig",
+            hostname=name,
+            log_directory=str(logs),
+            metadata=cri.message(
+                "PodSandboxMetadata", name=name, namespace="shim-test", uid=f"uid-{name}"
+            ),
+            linux=cri.message(
+                "LinuxPodSandboxConfig",
+                security_context=cri.message(
+                    "LinuxSandboxSecurityContext", namespace_options=namespace_options
+                ),
+            ),
+        )
+        answer = cri.RunPodSandbox(
+            cri.message("RunPodSandboxRequest", config=self.config, runtime_handler="hyper")
+        )
         self.id = answer.pod_sandbox_id
 
     def container(self, name: str, command: list[str], **fields) -> str:
         config = self.cri.message(
-            "ContainerConfig", metadata=self.cri.message("ContainerMetadata", name=name),
-            image=self.cri.message("ImageSpec", image=BUSYBOX), command=command,
-            log_path=f"{name}.log", **fields)
-        created = self.cri.CreateContainer(self.cri.message(
-            "CreateContainerRequest", pod_sandbox_id=self.id, config=config,
-            sandbox_config=self.config))
-        self.cri.StartContainer(self.cri.message("StartContainerRequest",
-                                                 container_id=created.container_id))
+            "ContainerConfig",
+            metadata=self.cri.message("ContainerMetadata", name=name),
+            image=self.cri.message("ImageSpec", image=BUSYBOX),
+            command=command,
+            log_path=f"{name}.log",
+            **fields,
+        )
+        created = self.cri.CreateContainer(
+            self.cri.message(
+                "CreateContainerRequest",
+                pod_sandbox_id=self.id,
+                config=config,
+                sandbox_config=self.config,
+            )
+        )
+        self.cri.StartContainer(
+            self.cri.message("StartContainerRequest", container_id=created.container_id)
+        )
         return created.container_id
 
     def status(self, container_id: str):
-        return self.cri.ContainerStatus(self.cri.message(
-            "ContainerStatusRequest", container_id=container_id)).status
+        return self.cri.ContainerStatus(
+            self.cri.message("ContainerStatusRequest", container_id=container_id)
+        ).status
 
     def sandbox_state(self) -> int:
-        return self.cri.PodSandboxStatus(self.cri.message(
-            "PodSandboxStatusRequest", pod_sandbox_id=self.id)).status.state
+        return self.cri.PodSandboxStatus(
+            self.cri.message("PodSandboxStatusRequest", pod_sandbox_id=self.id)
+        ).status.state
 
     def log_lines(self, name: str) -> list[tuple[str, str]]:
         lines = (self.logs / f"{name}.log").read_text().splitlines()
@@ -99,18 +122,25 @@ class Pod:
         return [(m.group(2), m.group(4)) for m in parsed]
 
     def remove(self) -> None:
-        self.cri.StopPodSandbox(self.cri.message("StopPodSandboxRequest",
-                                                 pod_sandbox_id=self.id))
-        self.cri.RemovePodSandbox(self.cri.message("RemovePodSandboxRequest",
-                                                   pod_sandbox_id=self.id))
+        self.cri.StopPodSandbox(self.cri.message("StopPodSandboxRequest", pod_sandbox_id=self.id))
+        self.cri.RemovePodSandbox(
+            self.cri.message("RemovePodSandboxRequest", pod_sandbox_id=self.id)
+        )
 
 
 def nothing_left(containerd: Containerd) -> None:
     # containerd cleans up after a dead shim in the background (`delete` per task): wait
     # for that, then nothing of the pod may remain.
-    until(lambda: not (containerd.qemu_pids() or containerd.shim_pids()
-                       or mounts.mounted_under(str(containerd.root))),
-          "the VM, the shim and every mount to go")
+    until(
+        lambda: (
+            not (
+                containerd.qemu_pids()
+                or containerd.shim_pids()
+                or mounts.mounted_under(str(containerd.root))
+            )
+        ),
+        "the VM, the shim and every mount to go",
+    )
     assert not list((containerd.hyperd_root / "s" / "pods").glob("*"))
     bundles = containerd.root / "state" / "io.containerd.runtime.v2.task" / NAMESPACE
     assert not list(bundles.glob("*")) if bundles.exists() else True

@@ -51,7 +51,8 @@ class Hyperd:
         self.state_root, self.run_root = self.root / "s", self.root / "r"
         self.config_file = self.root / "config.toml"
         self.config_file.write_text(
-            f'state_root = "{self.state_root}"\nrun_root = "{self.run_root}"\n' + config)
+            f'state_root = "{self.state_root}"\nrun_root = "{self.run_root}"\n' + config
+        )
         self.env = {**os.environ, **(env or {}), "HYPERCONTAINER_CONFIG": str(self.config_file)}
         for name in ("HYPERCONTAINER_STATE_ROOT", "HYPERCONTAINER_RUN_ROOT"):
             self.env.pop(name, None)
@@ -64,8 +65,13 @@ class Hyperd:
     def start(self) -> Hyperd:
         log = open(self.root / "hyperd.log", "ab")  # noqa: SIM115 - the daemon's lifetime
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "hypercontainer.api.server"], env=self.env,
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+            [sys.executable, "-m", "hypercontainer.api.server"],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 60
         while not self.listening():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -95,15 +101,23 @@ class Hyperd:
         except OSError:
             return ""
 
-    def hyperctl(self, *args: str, check: bool = False, timeout: float = 300,
-                 stdin: str | None = None) -> subprocess.CompletedProcess:
+    def hyperctl(
+        self, *args: str, check: bool = False, timeout: float = 300, stdin: str | None = None
+    ) -> subprocess.CompletedProcess:
         result = subprocess.run(
-            [*HYPERCTL, *args], env=self.env, capture_output=True, text=True, timeout=timeout,
-            input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL)
+            [*HYPERCTL, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=stdin,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
+        )
         if check and result.returncode != 0:
             raise AssertionError(
                 f"hyperctl {' '.join(args)} exited {result.returncode}:\n"
-                f"{result.stdout}{result.stderr}\n--- hyperd log ---\n{self.log_text()}")
+                f"{result.stdout}{result.stderr}\n--- hyperd log ---\n{self.log_text()}"
+            )
         return result
 
     def api(self, method: str, path: str, body=None) -> object:

@@ -13,9 +13,15 @@ EXEC_LINE = "hc-init: exec agent"
 
 def make_spec(image: GuestImage, run_dir: Path) -> VMSpec:
     return VMSpec(
-        pod_id=run_dir.name, vm_name=f"vm-{run_dir.name}", vcpus=1, memory_mb=128,
-        kernel=image.kernel, initrd=image.initrd, kernel_args=image.kernel_args,
-        run_dir=run_dir, console_log=run_dir.parent / f"{run_dir.name}-console.log",
+        pod_id=run_dir.name,
+        vm_name=f"vm-{run_dir.name}",
+        vcpus=1,
+        memory_mb=128,
+        kernel=image.kernel,
+        initrd=image.initrd,
+        kernel_args=image.kernel_args,
+        run_dir=run_dir,
+        console_log=run_dir.parent / f"{run_dir.name}-console.log",
     )
 
 

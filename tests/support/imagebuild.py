@@ -65,8 +65,11 @@ def second_layer() -> Layer:
 
 def two_layers(compression: str = "gzip") -> Built:
     image = Image(
-        [busybox_base(), second_layer()], compression=compression,
-        entrypoint=["/bin/sh", "-c"], cmd=["cat /hello.txt"], working_dir="/home/user",
+        [busybox_base(), second_layer()],
+        compression=compression,
+        entrypoint=["/bin/sh", "-c"],
+        cmd=["cat /hello.txt"],
+        working_dir="/home/user",
         labels={"test": "two-layers"},
     )
     return image.build()
@@ -75,7 +78,9 @@ def two_layers(compression: str = "gzip") -> Built:
 def platform_image(architecture: str, variant: str = "") -> Image:
     marker = Layer().file("platform.txt", f"{architecture}{variant}\n".encode())
     return Image(
-        [busybox_base(), marker], architecture=architecture, variant=variant,
+        [busybox_base(), marker],
+        architecture=architecture,
+        variant=variant,
         labels={"arch": architecture},
     )
 
@@ -97,8 +102,9 @@ def bulky(megabytes: int, layers: int, seed: int = 0) -> Built:
 def host_trees(directories: list[str]) -> Built:
     """busybox plus one layer per directory of this machine, copied as it is (files,
     directories, symbolic links; modes kept, times and owners fixed)."""
-    return Image([busybox_base(), *(host_tree_layer(Path(d)) for d in directories)],
-                 compression="gzip").build()
+    return Image(
+        [busybox_base(), *(host_tree_layer(Path(d)) for d in directories)], compression="gzip"
+    ).build()
 
 
 def host_tree_layer(top: Path) -> Layer:

@@ -115,10 +115,14 @@ class Registry:
             config["auth"] = {"htpasswd": {"realm": "hc-test", "path": str(htpasswd)}}
         elif auth == "token":
             token_server = TokenServer.start(workdir)
-            config["auth"] = {"token": {
-                "realm": token_server.realm, "service": SERVICE, "issuer": ISSUER,
-                "rootcertbundle": str(token_server.cert_path),
-            }}
+            config["auth"] = {
+                "token": {
+                    "realm": token_server.realm,
+                    "service": SERVICE,
+                    "issuer": ISSUER,
+                    "rootcertbundle": str(token_server.cert_path),
+                }
+            }
         elif auth is not None:
             raise ValueError(f"unknown auth {auth!r}")
         if tls:
@@ -145,8 +149,13 @@ class Registry:
     def push(self, layout: Path, ref_name: str, target: str, all_platforms: bool = False) -> None:
         """skopeo copy oci:<layout>:<ref_name> docker://<registry>/<target>."""
         command = [
-            "skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false",
-            f"oci:{layout}:{ref_name}", f"docker://{self.address}/{target}",
+            "skopeo",
+            "--insecure-policy",
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+            f"oci:{layout}:{ref_name}",
+            f"docker://{self.address}/{target}",
         ]
         if self.auth:
             command[3:3] = ["--dest-creds", f"{self.username}:{self.password}"]
@@ -157,8 +166,7 @@ class Registry:
     def blob_path(self, repository: str, digest: str) -> Path:
         """Where the registry keeps a blob on disk (tests tamper with it)."""
         hex_ = digest.split(":", 1)[1]
-        return (self.workdir / "data/docker/registry/v2/blobs/sha256"
-                / hex_[:2] / hex_ / "data")
+        return self.workdir / "data/docker/registry/v2/blobs/sha256" / hex_[:2] / hex_ / "data"
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -185,8 +193,11 @@ def make_key_and_certificate(directory: Path, common_name: str):
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
     builder = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=30))
     )
@@ -201,10 +212,13 @@ def make_key_and_certificate(directory: Path, common_name: str):
     directory.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = directory / "cert.pem", directory / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    ))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
     return key, cert_path, key_path
 
 
@@ -264,8 +278,13 @@ class TokenServer:
     def handle_token_request(self, handler: http.server.BaseHTTPRequestHandler) -> None:
         query = urllib.parse.parse_qs(urllib.parse.urlparse(handler.path).query)
         user = _basic_user(handler.headers.get("Authorization", ""))
-        self.requests.append({"user": user, "scope": query.get("scope", []),
-                              "service": query.get("service", [""])[0]})
+        self.requests.append(
+            {
+                "user": user,
+                "scope": query.get("scope", []),
+                "service": query.get("service", [""])[0],
+            }
+        )
         if user is False:
             handler.send_response(401)
             handler.end_headers()
@@ -290,8 +309,14 @@ class TokenServer:
         now = int(time.time())
         header = {"typ": "JWT", "alg": "RS256", "kid": libtrust_key_id(self.key.public_key())}
         claims = {
-            "iss": ISSUER, "sub": subject, "aud": SERVICE, "exp": now + 300, "nbf": now - 10,
-            "iat": now, "jti": secrets.token_hex(8), "access": access,
+            "iss": ISSUER,
+            "sub": subject,
+            "aud": SERVICE,
+            "exp": now + 300,
+            "nbf": now - 10,
+            "iat": now,
+            "jti": secrets.token_hex(8),
+            "access": access,
         }
         encoded = [_b64url(json.dumps(part).encode()) for part in (header, claims)]
         signing_input = ".".join(encoded)

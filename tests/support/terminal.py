@@ -31,15 +31,28 @@ def _take_terminal() -> None:  # in the child, after setsid: the pty becomes its
 
 
 class Terminal:
-    def __init__(self, argv: list[str], env: dict[str, str], rows: int = 24, cols: int = 80,
-                 cwd: str | None = None) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        rows: int = 24,
+        cols: int = 80,
+        cwd: str | None = None,
+    ) -> None:
         self.master, slave = os.openpty()
         self._set_size(slave, rows, cols)
         self.initial_mode = termios.tcgetattr(slave)
         try:
             self.process = subprocess.Popen(
-                argv, env={**env, "TERM": "xterm"}, stdin=slave, stdout=slave, stderr=slave,
-                start_new_session=True, preexec_fn=_take_terminal, cwd=cwd)
+                argv,
+                env={**env, "TERM": "xterm"},
+                stdin=slave,
+                stdout=slave,
+                stderr=slave,
+                start_new_session=True,
+                preexec_fn=_take_terminal,
+                cwd=cwd,
+            )
         finally:
             os.close(slave)
         self.output = bytearray()
@@ -79,12 +92,14 @@ class Terminal:
         regex = re.compile(pattern)
         with self._changed:
             found = self._changed.wait_for(
-                lambda: regex.search(self.output, self._seen) or self._closed, timeout)
+                lambda: regex.search(self.output, self._seen) or self._closed, timeout
+            )
             match = regex.search(self.output, self._seen)
             if not match:
                 why = "the terminal closed" if found else f"not seen within {timeout:.0f} s"
-                raise AssertionError(f"{pattern!r} {why}; the terminal shows:\n"
-                                     f"{bytes(self.output[self._seen:])!r}")
+                raise AssertionError(
+                    f"{pattern!r} {why}; the terminal shows:\n{bytes(self.output[self._seen :])!r}"
+                )
             self._seen = match.end()
             return match
 

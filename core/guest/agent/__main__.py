@@ -55,14 +55,15 @@ def serve(options: Options, exits: int | None) -> int:
         log("not PID 1: the exits of containers will not be seen")
     server = Server(Handlers(Runtime(options.settings, outbox, reaper)), outbox)
     if options.unix:
-        name, connections = options.unix, transport.listener_connections(
-            transport.unix_listener(options.unix))
+        name, connections = (
+            options.unix,
+            transport.listener_connections(transport.unix_listener(options.unix)),
+        )
     else:
         name, connections = transport.discover()
     log("serving", transport=name)
     drain()  # before the server thread opens the port, which tells the host we wait
-    threading.Thread(target=server.serve, args=(connections,), daemon=True,
-                     name="server").start()
+    threading.Thread(target=server.serve, args=(connections,), daemon=True, name="server").start()
     server.wait_finished()
     log("pod destroyed")
     return 0

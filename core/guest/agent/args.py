@@ -17,8 +17,9 @@ class Args:
         self._data = data
         self._where = where
 
-    def _get(self, name: builtins.str, kinds: tuple, what: builtins.str, default=None,
-             required=True):
+    def _get(
+        self, name: builtins.str, kinds: tuple, what: builtins.str, default=None, required=True
+    ):
         if name not in self._data or self._data[name] is None:
             if required:
                 raise Failure(f"{self._where}: field '{name}' is required")
@@ -50,8 +51,13 @@ class Args:
     def bool(self, name: builtins.str, default: builtins.bool = False) -> builtins.bool:
         return self._get(name, (bool,), "true or false", default, required=False)
 
-    def int(self, name: builtins.str, default: builtins.int | None = None, low: builtins.int = 0,
-            high: builtins.int = 2**31 - 1) -> builtins.int:
+    def int(
+        self,
+        name: builtins.str,
+        default: builtins.int | None = None,
+        low: builtins.int = 0,
+        high: builtins.int = 2**31 - 1,
+    ) -> builtins.int:
         value = self._get(name, (int,), "an integer", default, required=default is None)
         if not low <= value <= high:
             raise Failure(f"{self._where}: field '{name}' must be between {low} and {high}")
@@ -70,8 +76,9 @@ class Args:
             raise self.fail(f"{name}: more than {limit} bytes in one request")
         return data
 
-    def strings(self, name: builtins.str,
-                required: builtins.bool = False) -> builtins.list[builtins.str]:
+    def strings(
+        self, name: builtins.str, required: builtins.bool = False
+    ) -> builtins.list[builtins.str]:
         value = self._get(name, (list,), "a list of strings", [], required=required)
         if not all(isinstance(item, str) and "\0" not in item for item in value):
             raise Failure(f"{self._where}: field '{name}' must be a list of strings")

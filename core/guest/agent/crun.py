@@ -35,8 +35,9 @@ class Crun:
             argv += ["--log", f"file:{log}", "--log-format", "json"]
         return argv + list(args)
 
-    def launch(self, args: list[str], workdir: str, stdio: tuple, terminal: bool) -> tuple[
-            int, int | None]:
+    def launch(
+        self, args: list[str], workdir: str, stdio: tuple, terminal: bool
+    ) -> tuple[int, int | None]:
         """Run `crun create` or `crun exec --detach` (in `args`) in `workdir`.
 
         Returns the pid of the new process and, with a terminal, the pty master.
@@ -62,7 +63,10 @@ class Crun:
         try:
             proc = subprocess.Popen(
                 self._argv(log, command, *extra, *rest),
-                stdin=stdio[0], stdout=stdio[1], stderr=stdio[2], cwd=workdir,
+                stdin=stdio[0],
+                stdout=stdio[1],
+                stderr=stdio[2],
+                cwd=workdir,
                 start_new_session=True,
             )
             if listener is not None:
@@ -86,15 +90,15 @@ class Crun:
         self._simple(["start", container_id])
 
     def kill(self, container_id: str, signum: int, all_processes: bool = False) -> None:
-        self._simple(["kill", *(["--all"] if all_processes else []), container_id,
-                      str(signum)])
+        self._simple(["kill", *(["--all"] if all_processes else []), container_id, str(signum)])
 
     def delete(self, container_id: str) -> None:
         self._simple(["delete", "--force", container_id])
 
     def _simple(self, args: list[str]) -> None:
-        result = subprocess.run(self._argv(None, *args), stdin=subprocess.DEVNULL,
-                                capture_output=True)
+        result = subprocess.run(
+            self._argv(None, *args), stdin=subprocess.DEVNULL, capture_output=True
+        )
         if result.returncode != 0:
             message = result.stderr.decode(errors="replace").strip().splitlines()
             raise Failure(f"crun: {message[-1] if message else f'{args[0]} failed'}")

@@ -14,12 +14,27 @@ from .runtime import Runtime
 
 LAYER = re.compile(r"[A-Za-z0-9._@+=-]+(/[A-Za-z0-9._@+=-]+)*")
 RLIMITS = {
-    "AS", "CORE", "CPU", "DATA", "FSIZE", "LOCKS", "MEMLOCK", "MSGQUEUE", "NICE", "NOFILE",
-    "NPROC", "RSS", "RTPRIO", "RTTIME", "SIGPENDING", "STACK",
+    "AS",
+    "CORE",
+    "CPU",
+    "DATA",
+    "FSIZE",
+    "LOCKS",
+    "MEMLOCK",
+    "MSGQUEUE",
+    "NICE",
+    "NOFILE",
+    "NPROC",
+    "RSS",
+    "RTPRIO",
+    "RTTIME",
+    "SIGPENDING",
+    "STACK",
 }
 TMPFS_OPTION = re.compile(
     r"size=[0-9]+[kmg%]?|nr_inodes=[0-9]+[kmg]?|mode=[0-7]{3,4}|uid=[0-9]+|gid=[0-9]+"
-    r"|ro|rw|nosuid|suid|nodev|dev|noexec|exec|noatime|atime|strictatime|relatime")
+    r"|ro|rw|nosuid|suid|nodev|dev|noexec|exec|noatime|atime|strictatime|relatime"
+)
 MAX_CHUNK = 512 << 10  # file bytes per write_file / read_file request
 SIGNALS = range(1, 65)
 
@@ -47,8 +62,9 @@ class Handlers:
             machine.add_entropy(args.base64("entropy_b64", limit=machine.MAX_ENTROPY))
         network = self.runtime.network
         hostname = pod.check_hostname(args.str("hostname"))
-        resolv = pod.resolv_conf(args.strings("dns"), args.strings("dns_search"),
-                                 args.strings("dns_options"))
+        resolv = pod.resolv_conf(
+            args.strings("dns"), args.strings("dns_search"), args.strings("dns_options")
+        )
         sysctl = args.string_map("sysctl")
         pod.check_sysctls(sysctl)
         interface = args.sub("interface")
@@ -57,9 +73,13 @@ class Handlers:
             mtu = interface.int("mtu", 0, high=65535) or None
             with timed("interface configured"):
                 address = pod.configure_interface(
-                    interface.str("mac"), interface.str("address"),
-                    interface.opt_str("gateway"), mtu=mtu,
-                    addresses=interface.strings("addresses"), routes=interface.list("routes"))
+                    interface.str("mac"),
+                    interface.str("address"),
+                    interface.opt_str("gateway"),
+                    mtu=mtu,
+                    addresses=interface.strings("addresses"),
+                    routes=interface.list("routes"),
+                )
         pod.apply_sysctls(sysctl)
         pod.set_hostname(hostname)
         network.hostname, network.address, network.resolv_conf = hostname, address, resolv
@@ -95,14 +115,22 @@ class Handlers:
         argv = args.strings("args", required=True)
         if not argv:
             raise args.fail("args must not be empty")
-        self.runtime.exec(args.id("container"), args.id("exec"), argv, _env(args, "env"),
-                          _absolute(args, "cwd", required=False), args.opt_str("user"),
-                          args.bool("terminal"), args.bool("stdin"))
+        self.runtime.exec(
+            args.id("container"),
+            args.id("exec"),
+            argv,
+            _env(args, "env"),
+            _absolute(args, "cwd", required=False),
+            args.opt_str("user"),
+            args.bool("terminal"),
+            args.bool("stdin"),
+        )
         return {}
 
     def op_resize(self, args: Args) -> dict:
-        self.runtime.stdio(args.str("key")).resize(args.int("rows", high=65535),
-                                                   args.int("cols", high=65535))
+        self.runtime.stdio(args.str("key")).resize(
+            args.int("rows", high=65535), args.int("cols", high=65535)
+        )
         return {}
 
     def op_close_stdin(self, args: Args) -> dict:
@@ -111,14 +139,22 @@ class Handlers:
 
     def op_write_file(self, args: Args) -> dict:
         data = args.base64("data_b64", limit=MAX_CHUNK)
-        self.runtime.write_file(args.id("container"), args.str("path"), data,
-                                args.int("mode", 0o644, high=0o7777), args.bool("append"))
+        self.runtime.write_file(
+            args.id("container"),
+            args.str("path"),
+            data,
+            args.int("mode", 0o644, high=0o7777),
+            args.bool("append"),
+        )
         return {}
 
     def op_read_file(self, args: Args) -> dict:
-        return self.runtime.read_file(args.id("container"), args.str("path"),
-                                      args.int("offset", 0, high=2**62),
-                                      args.int("length", MAX_CHUNK, high=MAX_CHUNK))
+        return self.runtime.read_file(
+            args.id("container"),
+            args.str("path"),
+            args.int("offset", 0, high=2**62),
+            args.int("length", MAX_CHUNK, high=MAX_CHUNK),
+        )
 
     def op_remove_container(self, args: Args) -> dict:
         self.runtime.remove(args.id("container"))
@@ -155,12 +191,14 @@ def container_spec(config: Args) -> dict:
         },
         "hostname": pod.check_hostname(hostname) if hostname else None,
         "readonly_rootfs": config.bool("readonly_rootfs"),
-        "mounts": [_mount(config.item(m, i, "mounts"))
-                   for i, m in enumerate(config.list("mounts"))],
+        "mounts": [
+            _mount(config.item(m, i, "mounts")) for i, m in enumerate(config.list("mounts"))
+        ],
         "files": [_file(config.item(f, i, "files")) for i, f in enumerate(config.list("files"))],
         "sysctl": sysctl,
-        "rlimits": [_rlimit(config.item(r, i, "rlimits"))
-                    for i, r in enumerate(config.list("rlimits"))],
+        "rlimits": [
+            _rlimit(config.item(r, i, "rlimits")) for i, r in enumerate(config.list("rlimits"))
+        ],
     }
 
 
@@ -171,8 +209,9 @@ def _opaque(config: Args, layers: list[str]) -> dict[str, list[str]]:
         if layer not in layers:
             raise config.fail(f"opaque: {layer[:80]!r} is not one of the layers")
         if not isinstance(directories, list) or not all(
-                isinstance(d, str) and d.startswith("/") and ".." not in d.split("/")
-                and "\0" not in d for d in directories):
+            isinstance(d, str) and d.startswith("/") and ".." not in d.split("/") and "\0" not in d
+            for d in directories
+        ):
             raise config.fail(f"opaque: {layer[:80]!r} must list absolute paths without '..'")
     return {layer: [os.path.normpath(d) for d in dirs] for layer, dirs in opaque.items()}
 
@@ -199,8 +238,7 @@ def _mount(mount: Args) -> dict:
     destination = _absolute(mount, "destination")
     if destination == "/":
         raise mount.fail("cannot mount a volume on /")
-    result: dict = {"type": kind, "destination": destination,
-                    "readonly": mount.bool("readonly")}
+    result: dict = {"type": kind, "destination": destination, "readonly": mount.bool("readonly")}
     if kind == "share":
         result.update(_share_dir(mount) or {})
     elif kind == "empty":
@@ -243,6 +281,8 @@ def _rlimit(item: Args) -> dict:
     name = item.str("type").upper().removeprefix("RLIMIT_")
     if name not in RLIMITS:
         raise item.fail(f"unknown rlimit {name[:40]!r}")
-    return {"type": f"RLIMIT_{name}", "soft": item.int("soft", high=2**64 - 1),
-            "hard": item.int("hard", high=2**64 - 1)}
-
+    return {
+        "type": f"RLIMIT_{name}",
+        "soft": item.int("soft", high=2**64 - 1),
+        "hard": item.int("hard", high=2**64 - 1),
+    }

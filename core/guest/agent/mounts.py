@@ -15,8 +15,9 @@ def _run(argv: list[str], cwd: str | None = None) -> None:
         raise Failure(message.splitlines()[-1] if message else f"{argv[0]} failed")
 
 
-def mount(source: str, target: str, fstype: str | None = None, options: str = "",
-          cwd: str | None = None) -> None:
+def mount(
+    source: str, target: str, fstype: str | None = None, options: str = "", cwd: str | None = None
+) -> None:
     os.makedirs(target, exist_ok=True)
     argv = ["mount"]
     if fstype:

@@ -40,8 +40,9 @@ class Session:
 class _Item:
     __slots__ = ("frame", "session", "seq", "stream", "eof", "size")
 
-    def __init__(self, frame: bytes, session: int | None = None, stream: int = 0,
-                 eof: bool = False) -> None:
+    def __init__(
+        self, frame: bytes, session: int | None = None, stream: int = 0, eof: bool = False
+    ) -> None:
         self.frame = frame
         self.session = session  # a reply (or handshake): only for this session
         self.seq = 0  # numbered when queued, unless session-bound
@@ -133,8 +134,7 @@ class Outbox:
             session = Session(self._sessions, write)
             self._items.extendleft(reversed(self._unacked))
             self._unacked.clear()
-            first = next((item.seq for item in self._items if item.session is None),
-                         self._next_seq)
+            first = next((item.seq for item in self._items if item.session is None), self._next_seq)
             handshake = dict(handshake)
             result = dict(handshake.get("result") or {})
             result.update(streams=list(self._streams.values()), seq=first)
@@ -172,8 +172,10 @@ class Outbox:
         while True:
             with self._cond:
                 self._cond.wait_for(
-                    lambda: (self._session is not None and self._items) or
-                    (self._closing and (not self._items or self._session is None))
+                    lambda: (
+                        (self._session is not None and self._items)
+                        or (self._closing and (not self._items or self._session is None))
+                    )
                 )
                 if self._session is None or not self._items:
                     return  # closing

@@ -83,9 +83,14 @@ def apply_sysctls(sysctl: dict[str, str]) -> None:
             raise Failure(f"sysctl {key}={value}: {exc.strerror}") from None
 
 
-def configure_interface(mac: str, address: str, gateway: str | None, mtu: int | None = None,
-                        addresses: list[str] | None = None,
-                        routes: list[dict[str, str]] | None = None) -> str:
+def configure_interface(
+    mac: str,
+    address: str,
+    gateway: str | None,
+    mtu: int | None = None,
+    addresses: list[str] | None = None,
+    routes: list[dict[str, str]] | None = None,
+) -> str:
     """Bring up the pod's NIC with this MAC, MTU, addresses and routes; returns the
     address without its prefix.
 

@@ -30,8 +30,9 @@ class Process:
 
     def on_exit(self, code: int, report: Callable[[Process], None]) -> None:
         """Called by the reaper: finish in a thread, the reaper must not wait for output."""
-        threading.Thread(target=self._finish, args=(code, report), daemon=True,
-                         name=f"exit-{self.key}").start()
+        threading.Thread(
+            target=self._finish, args=(code, report), daemon=True, name=f"exit-{self.key}"
+        ).start()
 
     def _finish(self, code: int, report: Callable[[Process], None]) -> None:
         self.stdio.stop_stdin()

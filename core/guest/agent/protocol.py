@@ -86,8 +86,9 @@ class Decoder:
     instead of failing: the next handshake is returned like any frame.
     """
 
-    def __init__(self, accept: Accept | None = None, max_payload: int = MAX_PAYLOAD,
-                 resync: bool = False) -> None:
+    def __init__(
+        self, accept: Accept | None = None, max_payload: int = MAX_PAYLOAD, resync: bool = False
+    ) -> None:
         self._buffer = bytearray()
         self._accept = accept
         self._synced = accept is None

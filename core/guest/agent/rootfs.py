@@ -67,8 +67,9 @@ class Shares:
             self._mounted.clear()
 
 
-def mount_overlay(directory: str, shares: Shares, layers: list[str],
-                  opaque: dict[str, list[str]]) -> None:
+def mount_overlay(
+    directory: str, shares: Shares, layers: list[str], opaque: dict[str, list[str]]
+) -> None:
     """Mount <directory>/rootfs: `layers` (bottom first) below <directory>/upper."""
     if layers:
         root = shares.get(LAYERS_TAG, readonly=True)

@@ -46,8 +46,11 @@ class Container:
         return self.process.status if self.process else "created"
 
     def describe(self) -> dict:
-        main = self.process.describe() if self.process else {"status": "created",
-                                                              "code": None, "pid": None}
+        main = (
+            self.process.describe()
+            if self.process
+            else {"status": "created", "code": None, "pid": None}
+        )
         main["execs"] = {eid: proc.describe() for eid, proc in list(self.execs.items())}
         return main
 
@@ -107,8 +110,7 @@ class Runtime:
             safepath.write_file(rootfs, "/etc/hostname", f"{hostname}\n".encode())
             safepath.write_file(rootfs, "/etc/hosts", self.network.hosts(hostname).encode())
             if self.network.resolv_conf:
-                safepath.write_file(rootfs, "/etc/resolv.conf",
-                                    self.network.resolv_conf.encode())
+                safepath.write_file(rootfs, "/etc/resolv.conf", self.network.resolv_conf.encode())
         oci_mounts = [self._volume(container, mount) for mount in spec["mounts"]]
         for item in spec["files"]:
             self._write_spec_file(rootfs, item)
@@ -116,10 +118,12 @@ class Runtime:
         user = users.resolve(rootfs, proc["user"], proc["additional_groups"])
         safepath.make_dirs(rootfs, proc["cwd"])
         env = bundle.process_env(proc["env"], user, hostname, proc["terminal"])
-        process_spec = bundle.process(proc["args"], env, proc["cwd"], user, proc["terminal"],
-                                      spec["rlimits"])
-        config = bundle.config(process_spec, hostname, spec["readonly_rootfs"], oci_mounts,
-                               spec["sysctl"])
+        process_spec = bundle.process(
+            proc["args"], env, proc["cwd"], user, proc["terminal"], spec["rlimits"]
+        )
+        config = bundle.config(
+            process_spec, hostname, spec["readonly_rootfs"], oci_mounts, spec["sysctl"]
+        )
         with open(os.path.join(container.dir, "config.json"), "w") as file:
             json.dump(config, file, indent=1)
 
@@ -132,8 +136,12 @@ class Runtime:
     def _volume(self, container: Container, mount: dict) -> dict:
         if mount["type"] == "tmpfs":
             options = list(mount["options"]) + (["ro"] if mount["readonly"] else [])
-            return {"destination": mount["destination"], "type": "tmpfs", "source": "tmpfs",
-                    "options": options or ["nosuid", "nodev"]}
+            return {
+                "destination": mount["destination"],
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": options or ["nosuid", "nodev"],
+            }
         if mount["type"] == "share":
             source = self._share_source(mount)
         else:
@@ -141,7 +149,9 @@ class Runtime:
             os.makedirs(source, exist_ok=True)
         container.volumes.append((mount["destination"], source))
         return {
-            "destination": mount["destination"], "type": "bind", "source": source,
+            "destination": mount["destination"],
+            "type": "bind",
+            "source": source,
             "options": ["rbind", "ro" if mount["readonly"] else "rw"],
         }
 
@@ -164,14 +174,28 @@ class Runtime:
             if container.process is not None:
                 raise Failure(f"container {container_id} was already started")
             proc = container.spec["process"]
-            process = self._launch(container, None, ["create", "--bundle", container.dir,
-                                                     container.id],
-                                   container.dir, proc["terminal"], proc["stdin"],
-                                   started=lambda: self.crun.start(container.id))
+            process = self._launch(
+                container,
+                None,
+                ["create", "--bundle", container.dir, container.id],
+                container.dir,
+                proc["terminal"],
+                proc["stdin"],
+                started=lambda: self.crun.start(container.id),
+            )
             container.process = process
 
-    def exec(self, container_id: str, exec_id: str, args: list[str], env: list[str],
-             cwd: str | None, user: str | None, terminal: bool, stdin: bool) -> None:
+    def exec(
+        self,
+        container_id: str,
+        exec_id: str,
+        args: list[str],
+        env: list[str],
+        cwd: str | None,
+        user: str | None,
+        terminal: bool,
+        stdin: bool,
+    ) -> None:
         container = self.get(container_id)
         with container.lock:
             if container.status != RUNNING:
@@ -179,12 +203,21 @@ class Runtime:
             if exec_id in container.execs:
                 raise Failure(f"exec {exec_id} already exists in container {container_id}")
             proc = container.spec["process"]
-            who = users.resolve(container.rootfs, proc["user"] if user is None else user,
-                                proc["additional_groups"] if user is None else [])
+            who = users.resolve(
+                container.rootfs,
+                proc["user"] if user is None else user,
+                proc["additional_groups"] if user is None else [],
+            )
             merged = _merge_env(proc["env"], env)
             hostname = container.spec["hostname"] or self.network.hostname
-            spec = bundle.process(args, bundle.process_env(merged, who, hostname, terminal),
-                                  cwd or proc["cwd"], who, terminal, container.spec["rlimits"])
+            spec = bundle.process(
+                args,
+                bundle.process_env(merged, who, hostname, terminal),
+                cwd or proc["cwd"],
+                who,
+                terminal,
+                container.spec["rlimits"],
+            )
             directory = os.path.join(container.dir, "execs", exec_id)
             os.makedirs(directory)
             process_file = os.path.join(directory, "process.json")
@@ -192,23 +225,34 @@ class Runtime:
                 json.dump(spec, file)
             try:
                 container.execs[exec_id] = self._launch(
-                    container, exec_id,
+                    container,
+                    exec_id,
                     ["exec", "--detach", "--process", process_file, container.id],
-                    directory, terminal, stdin)
+                    directory,
+                    terminal,
+                    stdin,
+                )
             except BaseException:
                 shutil.rmtree(directory, ignore_errors=True)
                 raise
 
-    def _launch(self, container: Container, exec_id: str | None, crun_args: list[str],
-                workdir: str, terminal: bool, stdin: bool, started=None) -> Process:
+    def _launch(
+        self,
+        container: Container,
+        exec_id: str | None,
+        crun_args: list[str],
+        workdir: str,
+        terminal: bool,
+        stdin: bool,
+        started=None,
+    ) -> Process:
         key = process_key(container.id, exec_id)
         stdio = Stdio(self.outbox, key, terminal, stdin)
         process = Process(key, container.id, exec_id, stdio)
         mark = self.reaper.mark()
         try:
             with timed(f"crun {crun_args[0]}", process=key):
-                pid, master = self.crun.launch(crun_args, workdir, stdio.child_stdio(),
-                                               terminal)
+                pid, master = self.crun.launch(crun_args, workdir, stdio.child_stdio(), terminal)
         except BaseException:
             stdio.abandon()
             if exec_id is None:
@@ -239,8 +283,15 @@ class Runtime:
                 if stdio is process.stdio:
                     del self._stdin[stream]
                     self.outbox.forget_stream(stream)
-        self.outbox.event({"event": "exit", "key": process.key, "container": process.container,
-                           "exec": process.exec_id, "code": process.code})
+        self.outbox.event(
+            {
+                "event": "exit",
+                "key": process.key,
+                "container": process.container,
+                "exec": process.exec_id,
+                "code": process.code,
+            }
+        )
 
     def write_stdin(self, stream: int, data: bytes) -> None:
         with self._lock:
@@ -277,11 +328,12 @@ class Runtime:
         normal = os.path.normpath(path)
         for destination, source in sorted(container.volumes, key=lambda v: -len(v[0])):
             if normal == destination or normal.startswith(destination.rstrip("/") + "/"):
-                return source, normal[len(destination):] or "/"
+                return source, normal[len(destination) :] or "/"
         return container.rootfs, normal
 
-    def write_file(self, container_id: str, path: str, data: bytes, mode: int,
-                   append: bool) -> None:
+    def write_file(
+        self, container_id: str, path: str, data: bytes, mode: int, append: bool
+    ) -> None:
         container = self.get(container_id)
         root, inner = self._locate(container, path)
         safepath.write_file(root, inner, data, mode, append=append)
@@ -334,8 +386,10 @@ class Runtime:
     def state(self) -> dict:
         with self._lock:
             containers = list(self.containers.values())
-        return {"containers": {c.id: c.describe() for c in containers},
-                "hostname": self.network.hostname}
+        return {
+            "containers": {c.id: c.describe() for c in containers},
+            "hostname": self.network.hostname,
+        }
 
 
 def _merge_env(base: list[str], extra: list[str]) -> list[str]:

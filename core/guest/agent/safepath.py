@@ -117,8 +117,14 @@ def _walk(root: str, path: str, make_dirs: bool, owner: tuple[int, int] | None):
 
 
 @_named
-def write_file(root: str, path: str, data: bytes, mode: int = 0o644,
-               owner: tuple[int, int] | None = None, append: bool = False) -> None:
+def write_file(
+    root: str,
+    path: str,
+    data: bytes,
+    mode: int = 0o644,
+    owner: tuple[int, int] | None = None,
+    append: bool = False,
+) -> None:
     """Write `data` to `path` inside `root`, creating missing directories."""
     walk, name = _walk(root, path, make_dirs=True, owner=owner)
     try:
@@ -136,7 +142,7 @@ def write_file(root: str, path: str, data: bytes, mode: int = 0o644,
                     os.fchown(fd, *owner)
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
     finally:
@@ -150,8 +156,9 @@ def read_file(root: str, path: str, offset: int, length: int) -> tuple[bytes, bo
     try:
         if not name:
             raise PathError(f"{path}: is a directory")
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
-                     dir_fd=walk.cwd)
+        fd = os.open(
+            name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=walk.cwd
+        )
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
@@ -180,4 +187,3 @@ def make_dirs(root: str, path: str, owner: tuple[int, int] | None = None) -> Non
             os.chown(name, *owner, dir_fd=walk.cwd, follow_symlinks=False)
     finally:
         walk.close()
-

@@ -83,8 +83,9 @@ class Server:
     def _handshake(self, connection: Connection, payload: bytes) -> Session:
         hello = protocol.decode_message(payload)
         result = {"nonce": hello.get("nonce"), "version": protocol.VERSION}
-        return self.outbox.begin(connection.write,
-                                 {"reply": hello["id"], "ok": True, "result": result})
+        return self.outbox.begin(
+            connection.write, {"reply": hello["id"], "ok": True, "result": result}
+        )
 
     def _control(self, session: Session, payload: bytes) -> None:
         try:
@@ -99,8 +100,12 @@ class Server:
         if not isinstance(request_id, int) or not isinstance(op, str):
             log("ignoring a request without id or op")
             return
-        threading.Thread(target=self._answer, args=(session, request_id, op, message),
-                         daemon=True, name=f"req-{op}").start()
+        threading.Thread(
+            target=self._answer,
+            args=(session, request_id, op, message),
+            daemon=True,
+            name=f"req-{op}",
+        ).start()
 
     def _answer(self, session: Session, request_id: int, op: str, message: dict) -> None:
         try:

@@ -11,9 +11,14 @@ import os
 
 
 class Settings:
-    def __init__(self, state_dir: str = "/run/hc", shares_dir: str | None = None,
-                 crun: str = "crun", crun_args: list[str] | None = None,
-                 ninep_options: str = "trans=virtio,version=9p2000.L,msize=262144") -> None:
+    def __init__(
+        self,
+        state_dir: str = "/run/hc",
+        shares_dir: str | None = None,
+        crun: str = "crun",
+        crun_args: list[str] | None = None,
+        ninep_options: str = "trans=virtio,version=9p2000.L,msize=262144",
+    ) -> None:
         self.state_dir = state_dir
         # None: mount 9p shares by tag; else <shares_dir>/<tag> is bind-mounted instead.
         self.shares_dir = shares_dir

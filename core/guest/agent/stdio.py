@@ -64,14 +64,14 @@ class Stdio:
             self._outputs = [(master, "stdout")]
         for fd, name in self._outputs:
             stream = self.outbox.open_stream(self.key, name)
-            pump = threading.Thread(target=self._pump, args=(fd, stream), daemon=True,
-                                    name=f"out-{self.key}-{name}")
+            pump = threading.Thread(
+                target=self._pump, args=(fd, stream), daemon=True, name=f"out-{self.key}-{name}"
+            )
             pump.start()
             self._pumps.append(pump)
         if self._stdin_fd is not None:
             self.stdin_stream = self.outbox.open_stream(self.key, "stdin")
-            threading.Thread(target=self._feed_stdin, daemon=True,
-                             name=f"in-{self.key}").start()
+            threading.Thread(target=self._feed_stdin, daemon=True, name=f"in-{self.key}").start()
 
     def abandon(self) -> None:
         """The process never started: close everything."""
@@ -129,7 +129,7 @@ class Stdio:
                     break
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
         except OSError:
             pass  # the process closed its stdin
         finally:
@@ -144,5 +144,6 @@ class Stdio:
         with self._lock:
             if self._master is not None:
                 with contextlib.suppress(OSError):
-                    fcntl.ioctl(self._master, termios.TIOCSWINSZ,
-                                struct.pack("HHHH", rows, cols, 0, 0))
+                    fcntl.ioctl(
+                        self._master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0)
+                    )

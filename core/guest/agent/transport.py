@@ -67,7 +67,7 @@ class PortConnection(Connection):
     def write(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
-            view = view[os.write(self.fd, view):]
+            view = view[os.write(self.fd, view) :]
 
 
 def serial_connections(device: str) -> Iterator[Connection]:

@@ -30,8 +30,9 @@ def implementations(plugin: object) -> dict[str, object]:
 
 
 def test_every_implementation_names_a_hook(hc_plugin):
-    unknown = sorted(set(implementations(hc_plugin)) - set(hookspecs.PRE_HOOKS) -
-                     set(hookspecs.POST_HOOKS))
+    unknown = sorted(
+        set(implementations(hc_plugin)) - set(hookspecs.PRE_HOOKS) - set(hookspecs.POST_HOOKS)
+    )
     check(not unknown, "K1", f"no such hook: {', '.join(unknown)} (hookspecs.py lists them)")
 
 
@@ -42,8 +43,11 @@ def test_implementations_take_only_the_hooks_arguments(hc_plugin):
             continue
         given = set(inspect.signature(spec).parameters)
         taken = set(inspect.signature(function).parameters) - {"self"}
-        check(taken <= given, "K2", f"{name} takes {sorted(taken - given)}; the hook passes "
-              f"only {sorted(given)}")
+        check(
+            taken <= given,
+            "K2",
+            f"{name} takes {sorted(taken - given)}; the hook passes only {sorted(given)}",
+        )
 
 
 def test_the_plugin_registers(hc_plugin, hc_selection):
@@ -63,16 +67,19 @@ def engine(tmp_path, hc_plugin):
         broken("K3", str(e))
     engine.failures = []
     engine.runtime.hooks.on_failure = lambda hook, plugin, error: engine.failures.append(
-        f"{hook} ({plugin}): {type(error).__name__}: {error}")
+        f"{hook} ({plugin}): {type(error).__name__}: {error}"
+    )
     yield engine
     engine.close()
 
 
 def snapshot(engine: Engine) -> tuple:
     store = engine.runtime.store
-    return ([(p.id, p.state, p.network) for p in store.pods()],
-            [(c.id, c.state) for c in store.containers()],
-            sorted(vm.id for vm in engine.host.running()))
+    return (
+        [(p.id, p.state, p.network) for p in store.pods()],
+        [(c.id, c.state) for c in store.containers()],
+        sorted(vm.id for vm in engine.host.running()),
+    )
 
 
 def vetoed(engine: Engine, operation: str, call) -> bool:
@@ -87,8 +94,11 @@ def vetoed(engine: Engine, operation: str, call) -> bool:
     except UserError as e:
         one_line("K5", e)
         after = snapshot(engine)
-        check(after == before, "E1", f"{operation} was vetoed ({e}) but the state changed: "
-              f"{before} became {after}")
+        check(
+            after == before,
+            "E1",
+            f"{operation} was vetoed ({e}) but the state changed: {before} became {after}",
+        )
         print(f"hc-kit: {operation} vetoed: {e}")  # shown with -rA
         return True
     return False
@@ -113,20 +123,28 @@ def test_a_pods_whole_life_with_the_plugin(engine, hc_pod_labels):
 
     def add():
         nonlocal added
-        added = runtime.containers.create(pod.id, engine.container("sleep", "60",
-                                                                  labels=hc_pod_labels))
+        added = runtime.containers.create(
+            pod.id, engine.container("sleep", "60", labels=hc_pod_labels)
+        )
 
     if not vetoed(engine, "create_container", add):
         assert added is not None
-        for operation, call in (("start_container", lambda: runtime.containers.start(added.id)),
-                                ("stop_container", lambda: runtime.containers.stop(added.id, 1)),
-                                ("remove_container", lambda: runtime.containers.remove(added.id))):
+        for operation, call in (
+            ("start_container", lambda: runtime.containers.start(added.id)),
+            ("stop_container", lambda: runtime.containers.stop(added.id, 1)),
+            ("remove_container", lambda: runtime.containers.remove(added.id)),
+        ):
             if vetoed(engine, operation, call):
                 break
-    check(runtime.store.container(main.id).state == ContainerState.RUNNING, "K4",
-          "the pod's container is not running")
-    for operation, call in (("stop_pod", lambda: runtime.stop_pod(pod.id, timeout=1)),
-                            ("remove_pod", lambda: runtime.remove_pod(pod.id))):
+    check(
+        runtime.store.container(main.id).state == ContainerState.RUNNING,
+        "K4",
+        "the pod's container is not running",
+    )
+    for operation, call in (
+        ("stop_pod", lambda: runtime.stop_pod(pod.id, timeout=1)),
+        ("remove_pod", lambda: runtime.remove_pod(pod.id)),
+    ):
         if runtime.store.pods() and vetoed(engine, operation, call):
             break
     check(not engine.failures, "K4", "; ".join(engine.failures))

@@ -66,11 +66,18 @@ def make_spec(config, hc_root):
 
     def make(name: str, **changes) -> VMSpec:
         run_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=config.run_root))
-        spec = VMSpec(pod_id=f"kit-{name}", vm_name=f"vm-kit-{name}", vcpus=1, memory_mb=128,
-                      kernel=image.kernel, initrd=image.initrd,
-                      kernel_args=list(image.kernel_args), run_dir=run_dir,
-                      console_log=run_dir.parent / f"{run_dir.name}.console.log",
-                      shares=[Share("hc_layers", layers)])
+        spec = VMSpec(
+            pod_id=f"kit-{name}",
+            vm_name=f"vm-kit-{name}",
+            vcpus=1,
+            memory_mb=128,
+            kernel=image.kernel,
+            initrd=image.initrd,
+            kernel_args=list(image.kernel_args),
+            run_dir=run_dir,
+            console_log=run_dir.parent / f"{run_dir.name}.console.log",
+            shares=[Share("hc_layers", layers)],
+        )
         for key, value in changes.items():
             setattr(spec, key, value)
         return spec
@@ -87,8 +94,11 @@ def stored(handle) -> dict:
 
 
 def agent(driver: Hypervisor, handle, timeout: float) -> AgentClient:
-    client = AgentClient(driver.connect_agent(handle, timeout), on_event=lambda e: None,
-                         on_output=lambda key, fd, data: None)
+    client = AgentClient(
+        driver.connect_agent(handle, timeout),
+        on_event=lambda e: None,
+        on_output=lambda key, fd, data: None,
+    )
     client.wait_ready(timeout)
     return client
 
@@ -113,9 +123,13 @@ def booted(usable, make_spec, config):
     network = NetworkAttachment(kind="none")
     if Cap.USER_NETWORK in usable.capabilities:
         forward = PortForward("tcp", "127.0.0.1", free_port(), 80)
-        network = NetworkAttachment(kind="user", mac="52:54:00:12:34:56",
-                                    address="10.0.2.15/24", gateway="10.0.2.2",
-                                    forwards=[forward])
+        network = NetworkAttachment(
+            kind="user",
+            mac="52:54:00:12:34:56",
+            address="10.0.2.15/24",
+            gateway="10.0.2.2",
+            forwards=[forward],
+        )
     spec = make_spec("booted", network=network)
     try:
         handle = usable.start(spec)
@@ -139,8 +153,9 @@ def test_settings(hc_plugin, hc_make_config):
 
 
 def test_start_gives_a_handle_the_store_keeps(usable, booted):
-    check(usable.is_running(stored(booted.handle)), "H2",
-          "is_running() of the stored handle is False")
+    check(
+        usable.is_running(stored(booted.handle)), "H2", "is_running() of the stored handle is False"
+    )
 
 
 def test_the_agent_answers_each_new_connection(usable, booted, config):
@@ -208,8 +223,11 @@ def test_stop_then_cleanup(usable, booted, config):
         usable.stop(booted.handle, timeout=STOP_TIMEOUT)
     except Exception as e:  # noqa: BLE001
         broken("H4", f"stop() of a stopped VM raised {type(e).__name__}: {e}")
-    check(booted.ended.wait(WATCH_TIMEOUT), "H8",
-          f"watch() did not call back within {WATCH_TIMEOUT:g} s of the VM's end")
+    check(
+        booted.ended.wait(WATCH_TIMEOUT),
+        "H8",
+        f"watch() did not call back within {WATCH_TIMEOUT:g} s of the VM's end",
+    )
     try:
         usable.connect_agent(booted.handle, 1.0).close()
     except HyperError:
@@ -238,8 +256,9 @@ def test_reap_ends_a_vm_known_only_by_its_run_dir(usable, hc_plugin, config, mak
 
 
 def test_a_failed_start_leaves_nothing(usable, make_spec):
-    spec = make_spec("failed", network=NetworkAttachment(kind="none"),
-                     kernel=Path("/nonexistent/kit-vmlinuz"))
+    spec = make_spec(
+        "failed", network=NetworkAttachment(kind="none"), kernel=Path("/nonexistent/kit-vmlinuz")
+    )
     try:
         handle = usable.start(spec)
     except HyperError as e:

@@ -34,8 +34,11 @@ def driver(hc_plugin, config) -> Images:
 @pytest.fixture
 def loaded(driver, archive) -> tuple[Images, ResolvedImage]:
     references = driver.load(archive)
-    check(isinstance(references, list) and ociarchive.NAME in references, "I3",
-          f"load() returned {references!r}, which lacks {ociarchive.NAME}")
+    check(
+        isinstance(references, list) and ociarchive.NAME in references,
+        "I3",
+        f"load() returned {references!r}, which lacks {ociarchive.NAME}",
+    )
     return driver, driver.resolve(ociarchive.NAME)
 
 
@@ -66,19 +69,34 @@ def test_an_unknown_image_is_not_found(driver):
 def test_a_loaded_image_resolves_with_its_layers(loaded, archive):
     driver, image = loaded
     check(isinstance(image, ResolvedImage), "I3", f"resolve() returned {image!r}")
-    check(image.id == ociarchive.image_id(archive), "I3",
-          f"id {image.id} is not the image's config digest {ociarchive.image_id(archive)}")
-    check(image.reference == ociarchive.NAME, "I3",
-          f"reference {image.reference!r} is not the normalised {ociarchive.NAME!r}")
+    check(
+        image.id == ociarchive.image_id(archive),
+        "I3",
+        f"id {image.id} is not the image's config digest {ociarchive.image_id(archive)}",
+    )
+    check(
+        image.reference == ociarchive.NAME,
+        "I3",
+        f"reference {image.reference!r} is not the normalised {ociarchive.NAME!r}",
+    )
     root = driver.layers_root()
     check(len(image.layers) == 1, "I3", f"one layer expected, got {image.layers}")
     for layer in image.layers:
-        check(not layer.startswith("/") and (root / layer).is_dir(), "I3",
-              f"layer {layer!r} is not a directory relative to {root}")
-    check((root / image.layers[0] / "bin" / "hello").is_file(), "I3",
-          "the layer's file bin/hello was not unpacked")
-    check(image.config.cmd == ["sleep", "infinity"], "I3",
-          f"the image's Cmd came back as {image.config.cmd}")
+        check(
+            not layer.startswith("/") and (root / layer).is_dir(),
+            "I3",
+            f"layer {layer!r} is not a directory relative to {root}",
+        )
+    check(
+        (root / image.layers[0] / "bin" / "hello").is_file(),
+        "I3",
+        "the layer's file bin/hello was not unpacked",
+    )
+    check(
+        image.config.cmd == ["sleep", "infinity"],
+        "I3",
+        f"the image's Cmd came back as {image.config.cmd}",
+    )
 
 
 def test_an_image_resolves_by_id_and_prefix(loaded):
@@ -121,8 +139,11 @@ def test_a_saved_archive_loads_into_another_store(loaded, hc_plugin, hc_make_con
     check(saved.is_file(), "I7", "save() wrote no file")
     other = hc_plugin(hc_make_config())
     other.load(saved)
-    check(other.resolve(ociarchive.NAME).id == image.id, "I7",
-          "the saved image loaded with another id")
+    check(
+        other.resolve(ociarchive.NAME).id == image.id,
+        "I7",
+        "the saved image loaded with another id",
+    )
 
 
 def test_the_store_survives_a_restart(loaded, hc_plugin, config):
@@ -130,15 +151,20 @@ def test_the_store_survives_a_restart(loaded, hc_plugin, config):
     restarted = hc_plugin(config)
     restarted.recover()
     restarted.recover()
-    check(restarted.resolve(ociarchive.NAME).id == image.id, "I8",
-          "a new driver instance on the same state no longer finds the image")
+    check(
+        restarted.resolve(ociarchive.NAME).id == image.id,
+        "I8",
+        "a new driver instance on the same state no longer finds the image",
+    )
 
 
 def test_optional_verbs_work_or_refuse(loaded):
     driver, image = loaded
-    for verb, call in (("tag", lambda: driver.tag(ociarchive.NAME, "kit/tagged:1")),
-                       ("logout", lambda: driver.logout("127.0.0.1:9")),
-                       ("push", lambda: driver.push(ociarchive.NAME, "127.0.0.1:9/kit/x:1"))):
+    for verb, call in (
+        ("tag", lambda: driver.tag(ociarchive.NAME, "kit/tagged:1")),
+        ("logout", lambda: driver.logout("127.0.0.1:9")),
+        ("push", lambda: driver.push(ociarchive.NAME, "127.0.0.1:9/kit/x:1")),
+    ):
         try:
             call()
         except UserError as e:
@@ -150,8 +176,11 @@ def test_optional_verbs_work_or_refuse(loaded):
         except Exception as e:  # noqa: BLE001
             broken("I9", f"{verb} raised {type(e).__name__}: {e}")
         if verb == "tag":
-            check(driver.resolve("kit/tagged:1").id == image.id, "I9",
-                  "the tagged name does not resolve to the image")
+            check(
+                driver.resolve("kit/tagged:1").id == image.id,
+                "I9",
+                "the tagged name does not resolve to the image",
+            )
 
 
 def test_an_unreachable_registry_is_one_line(driver):

@@ -63,13 +63,22 @@ def test_settings(hc_plugin, hc_make_config):
 def test_attach_describes_one_interface(driver):
     attachment = attach(driver, "kit-n1")
     try:
-        check(isinstance(attachment, NetworkAttachment), "N1",
-              f"attach() returned {type(attachment).__name__}")
-        check(attachment.kind in ("none", "user", "tap"), "N1",
-              f"kind {attachment.kind!r} is none of none, user, tap")
+        check(
+            isinstance(attachment, NetworkAttachment),
+            "N1",
+            f"attach() returned {type(attachment).__name__}",
+        )
+        check(
+            attachment.kind in ("none", "user", "tap"),
+            "N1",
+            f"kind {attachment.kind!r} is none of none, user, tap",
+        )
         if attachment.kind != "none":
-            check(MAC.fullmatch(attachment.mac or ""), "N1",
-                  f"mac {attachment.mac!r} is not a lower-case MAC address")
+            check(
+                MAC.fullmatch(attachment.mac or ""),
+                "N1",
+                f"mac {attachment.mac!r} is not a lower-case MAC address",
+            )
         try:
             stored = json.loads(json.dumps(attachment.to_dict()))
             again = NetworkAttachment.from_dict(stored)
@@ -77,9 +86,12 @@ def test_attach_describes_one_interface(driver):
             broken("N1", f"the attachment does not survive the store: {e}")
         check(again == attachment, "N1", f"stored {attachment} came back as {again}")
         needed = KIND_NEEDS.get(attachment.kind)
-        check(needed is None or needed in attachment.requires | driver.requires, "N7",
-              f"a {attachment.kind} attachment must require {needed!r}; it requires "
-              f"{sorted(attachment.requires)}, the driver {sorted(driver.requires)}")
+        check(
+            needed is None or needed in attachment.requires | driver.requires,
+            "N7",
+            f"a {attachment.kind} attachment must require {needed!r}; it requires "
+            f"{sorted(attachment.requires)}, the driver {sorted(driver.requires)}",
+        )
     finally:
         driver.detach("kit-n1", attachment)
 
@@ -88,9 +100,12 @@ def test_attach_twice_is_the_same_interface(driver):
     first = attach(driver, "kit-n2")
     try:
         second = driver.attach("kit-n2", [])
-        check((second.kind, second.tap) == (first.kind, first.tap), "N2",
-              f"a second attach() of one pod gave a second interface: {second}, "
-              f"the first was {first}")
+        check(
+            (second.kind, second.tap) == (first.kind, first.tap),
+            "N2",
+            f"a second attach() of one pod gave a second interface: {second}, "
+            f"the first was {first}",
+        )
     finally:
         driver.detach("kit-n2", first)
 
@@ -98,10 +113,11 @@ def test_attach_twice_is_the_same_interface(driver):
 def test_detach_is_idempotent(driver):
     attachment = attach(driver, "kit-n3")
     driver.detach("kit-n3", attachment)
-    for what, given in (("a second detach()", attachment),
-                        ("detach() of a pod never attached", NetworkAttachment(kind="none")),
-                        ("detach() with only the kind known",
-                         NetworkAttachment(kind=attachment.kind))):
+    for what, given in (
+        ("a second detach()", attachment),
+        ("detach() of a pod never attached", NetworkAttachment(kind="none")),
+        ("detach() with only the kind known", NetworkAttachment(kind=attachment.kind)),
+    ):
         try:
             driver.detach("kit-n3" if "second" in what else "kit-never", given)
         except Exception as e:  # noqa: BLE001 - any exception breaks the rule
@@ -136,10 +152,19 @@ def test_port_mappings_are_applied_or_refused(driver, forward):
         return  # the driver has no port mappings, and says so
     try:
         listed = driver.forwards("kit-n6", attachment)
-        check(any(f.host_port == forward.host_port and f.guest_port == forward.guest_port
-                  for f in listed), "N6", f"{forward} is not among the listed {listed}")
-        check(attachment.kind != "user" or Cap.HOST_FORWARDS in attachment.requires, "N7",
-              "a user attachment with forwards must require host-forwards")
+        check(
+            any(
+                f.host_port == forward.host_port and f.guest_port == forward.guest_port
+                for f in listed
+            ),
+            "N6",
+            f"{forward} is not among the listed {listed}",
+        )
+        check(
+            attachment.kind != "user" or Cap.HOST_FORWARDS in attachment.requires,
+            "N7",
+            "a user attachment with forwards must require host-forwards",
+        )
     finally:
         driver.detach("kit-n6", attachment)
 
@@ -149,8 +174,9 @@ def test_port_mappings_are_applied_or_refused(driver, forward):
 
 @pytest.fixture
 def engine(tmp_path, hc_plugin, config, hc_pod_labels):
-    engine = Engine(tmp_path, config=_engine_config(config, tmp_path),
-                    network=lambda c: _made(hc_plugin, c))
+    engine = Engine(
+        tmp_path, config=_engine_config(config, tmp_path), network=lambda c: _made(hc_plugin, c)
+    )
     engine.labels = hc_pod_labels
     yield engine
     engine.close()
@@ -181,9 +207,12 @@ def test_a_pod_runs_on_the_network(engine):
         raise
     guest = engine.host.vm(pod.id).guest
     recorded = NetworkAttachment.from_dict(engine.runtime.store.pod(pod.id).network)
-    check(guest.network.interface == recorded.guest_interface(), "N8",
-          f"the guest got interface {guest.network.interface}, the attachment says "
-          f"{recorded.guest_interface()}")
+    check(
+        guest.network.interface == recorded.guest_interface(),
+        "N8",
+        f"the guest got interface {guest.network.interface}, the attachment says "
+        f"{recorded.guest_interface()}",
+    )
     engine.runtime.remove_pod(pod.id)
 
 
@@ -199,8 +228,11 @@ def test_a_failed_start_releases_the_network(engine):
     assert "the kit fails" in str(failed.value)
     attached = [pod for op, pod in calls if op == "attach"]
     detached = [pod for op, pod in calls if op == "detach"]
-    check(attached and set(attached) <= set(detached), "N8",
-          f"attach() for {attached}, but detach() only for {detached}")
+    check(
+        attached and set(attached) <= set(detached),
+        "N8",
+        f"attach() for {attached}, but detach() only for {detached}",
+    )
     check(engine.runtime.store.pods() == [], "E1", "the failed pod is still recorded")
 
 

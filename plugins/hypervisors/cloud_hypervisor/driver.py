@@ -91,8 +91,14 @@ class RunPaths:
                 raise UserError(f"run directory {self.run_dir} is too long for unix sockets")
 
     def remove(self) -> None:
-        for path in (self.api, Path(f"{self.api}.lock"), self.vsock, self.hvc_log,
-                     self.vmm_log, self.vmm_pid):
+        for path in (
+            self.api,
+            Path(f"{self.api}.lock"),
+            self.vsock,
+            self.hvc_log,
+            self.vmm_log,
+            self.vmm_pid,
+        ):
             path.unlink(missing_ok=True)
         # Host-side sockets the VMM made for guest-initiated vsock connections.
         for path in self.run_dir.glob(f"{self.vsock.name}_*"):
@@ -173,7 +179,8 @@ class CloudHypervisor(TemplatingHypervisor):
             self.cleanup(handle)
             raise
         get_logger(pod_id=spec.pod_id).info(
-            "cloud-hypervisor VM booted", pid=handle["vmm"]["pid"], shares=devices.mode)
+            "cloud-hypervisor VM booted", pid=handle["vmm"]["pid"], shares=devices.mode
+        )
         return handle
 
     def _checked(self, spec: VMSpec) -> tuple[RunPaths, ShareDevices]:
@@ -195,7 +202,9 @@ class CloudHypervisor(TemplatingHypervisor):
         prepared = [devices.prepare(share) for share in spec.shares]
         virtiofs = devices.mode == VIRTIOFS
         return vm_config(
-            spec, paths.vsock, paths.hvc_log,
+            spec,
+            paths.vsock,
+            paths.hvc_log,
             fs=prepared if virtiofs else None,
             disks=None if virtiofs else prepared,
             shared_memory=virtiofs,
@@ -238,16 +247,25 @@ class CloudHypervisor(TemplatingHypervisor):
             return None
         binary = self._binary()
         paths, devices = self._checked(spec)
-        shape = Shape.of(spec, self.name, binary, vmm_version(binary), "kvm",
-                         {"shares": VIRTIOFS}, helpers=(str(self._virtiofsd.binary),))
+        shape = Shape.of(
+            spec,
+            self.name,
+            binary,
+            vmm_version(binary),
+            "kvm",
+            {"shares": VIRTIOFS},
+            helpers=(str(self._virtiofsd.binary),),
+        )
         template = self.template_store.usable(
-            shape, lambda work: self._make_template(spec, shape, binary, work), snapshot.FILES)
+            shape, lambda work: self._make_template(spec, shape, binary, work), snapshot.FILES
+        )
         if template is None:
             return None
         handle = {**self._new_handle(spec, devices), "template": template.key}
         try:
-            snapshot.make_clone(template.directory, paths.snapshot,
-                                self._vm_config(spec, paths, devices))
+            snapshot.make_clone(
+                template.directory, paths.snapshot, self._vm_config(spec, paths, devices)
+            )
             with self._launched(binary, paths, handle) as client:
                 self._restore_clone(client, template, paths)
         except BaseException:
@@ -255,7 +273,8 @@ class CloudHypervisor(TemplatingHypervisor):
             raise
         self.template_store.hit(template)
         get_logger(pod_id=spec.pod_id).info(
-            "cloud-hypervisor VM restored", pid=handle["vmm"]["pid"], template=template.key)
+            "cloud-hypervisor VM restored", pid=handle["vmm"]["pid"], template=template.key
+        )
         return handle
 
     def _restore_clone(self, client: Client, template: Template, paths: RunPaths) -> None:
@@ -276,9 +295,14 @@ class CloudHypervisor(TemplatingHypervisor):
         placeholder.mkdir()
         run_dir = maker_run_dir(self.config.run_root, self.name, shape.key)
         guest = dataclasses.replace(
-            spec, pod_id=f"template-{shape.key}", vm_name=f"template-{shape.key[:12]}",
-            run_dir=run_dir, console_log=work / "console.log", network=None,
-            shares=[Share(share.tag, placeholder) for share in spec.shares])
+            spec,
+            pod_id=f"template-{shape.key}",
+            vm_name=f"template-{shape.key[:12]}",
+            run_dir=run_dir,
+            console_log=work / "console.log",
+            network=None,
+            shares=[Share(share.tag, placeholder) for share in spec.shares],
+        )
         paths = RunPaths(run_dir)
         paths.check()
         devices = ShareDevices(run_dir, self._virtiofsd)
@@ -302,8 +326,9 @@ class CloudHypervisor(TemplatingHypervisor):
         hybrid vsock handshake. The connection is closed unused (the agent goes back to
         waiting, with no session begun), so no pod state exists in the snapshot."""
         timeout = self.config.guest.boot_timeout
-        hybrid_vsock.connect(paths.vsock, AGENT_VSOCK_PORT, timeout,
-                             alive=_vmm(handle).alive).close()
+        hybrid_vsock.connect(
+            paths.vsock, AGENT_VSOCK_PORT, timeout, alive=_vmm(handle).alive
+        ).close()
 
     def connect_agent(self, handle: VMHandle, timeout: float) -> socket.socket:
         vmm = _vmm(handle)

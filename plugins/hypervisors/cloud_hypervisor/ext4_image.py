@@ -49,9 +49,21 @@ def build(share: Share, image: Path) -> None:
     size_kib = (2 * data + inodes * 512 + 16 * MIB) // 1024
     image.unlink(missing_ok=True)
     argv = [
-        str(mkfs), "-q", "-F", "-t", "ext4", "-O", "^has_journal",
-        "-N", str(inodes + inodes // 4 + 256),
-        "-L", share.tag[:16], "-d", str(share.host_path), str(image), f"{size_kib}k",
+        str(mkfs),
+        "-q",
+        "-F",
+        "-t",
+        "ext4",
+        "-O",
+        "^has_journal",
+        "-N",
+        str(inodes + inodes // 4 + 256),
+        "-L",
+        share.tag[:16],
+        "-d",
+        str(share.host_path),
+        str(image),
+        f"{size_kib}k",
     ]
     result = subprocess.run(argv, capture_output=True, text=True)
     if result.returncode != 0:

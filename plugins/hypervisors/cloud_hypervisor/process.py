@@ -49,9 +49,7 @@ class Process:
     argv: list[str] = field(default_factory=list, compare=False)
 
     @classmethod
-    def spawn(
-        cls, argv: Sequence[str], log: Path, pass_fds: Sequence[int] = ()
-    ) -> Process:
+    def spawn(cls, argv: Sequence[str], log: Path, pass_fds: Sequence[int] = ()) -> Process:
         """Start argv in its own session (it must outlive the daemon), output to `log`."""
         with open(log, "ab") as out:
             popen = subprocess.Popen(

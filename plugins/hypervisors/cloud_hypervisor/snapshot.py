@@ -40,8 +40,12 @@ def url(directory: Path) -> str:
 def restore_config(directory: Path) -> dict[str, Any]:
     """The RestoreConfig of a clone: guest RAM faulted in from the template's file as
     the guest touches it (never copied whole up front), the VM left paused."""
-    return {"source_url": url(directory), "prefault": False,
-            "memory_restore_mode": "OnDemand", "resume": False}
+    return {
+        "source_url": url(directory),
+        "prefault": False,
+        "memory_restore_mode": "OnDemand",
+        "resume": False,
+    }
 
 
 def clone_config(template: dict[str, Any], pod: dict[str, Any]) -> dict[str, Any]:

@@ -59,13 +59,24 @@ class Virtiofsd:
 
     def argv(self, fd: int, share: Share) -> list[str]:
         if self.rust:
-            argv = [str(self.binary), f"--fd={fd}", f"--shared-dir={share.host_path}",
-                    "--cache=auto", "--sandbox=namespace"]
+            argv = [
+                str(self.binary),
+                f"--fd={fd}",
+                f"--shared-dir={share.host_path}",
+                "--cache=auto",
+                "--sandbox=namespace",
+            ]
             if share.readonly and self.has_readonly:
                 argv.append("--readonly")
             return argv
-        return [str(self.binary), f"--fd={fd}", "-o", f"source={share.host_path}",
-                "-o", "cache=auto"]
+        return [
+            str(self.binary),
+            f"--fd={fd}",
+            "-o",
+            f"source={share.host_path}",
+            "-o",
+            "cache=auto",
+        ]
 
     def start(self, share: Share, socket_path: Path, log: Path) -> Process:
         """Serve `share` on a vhost-user socket at `socket_path`."""

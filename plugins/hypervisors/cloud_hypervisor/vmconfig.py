@@ -57,9 +57,7 @@ def net_config(attachment: NetworkAttachment | None) -> dict[str, Any] | None:
     if attachment is None or attachment.kind == "none":
         return None
     if attachment.kind == "user":
-        raise UserError(
-            "cloud-hypervisor has no user-mode networking: use network = \"bridge\""
-        )
+        raise UserError('cloud-hypervisor has no user-mode networking: use network = "bridge"')
     if attachment.kind != "tap" or not attachment.tap:
         raise UserError(f"cloud-hypervisor cannot attach a network of kind {attachment.kind!r}")
     net: dict[str, Any] = {"tap": attachment.tap, "id": NET_ID}

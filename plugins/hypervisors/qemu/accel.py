@@ -87,8 +87,10 @@ def kvm_verdict(binary: str, kernel: Path, remember_in: Path) -> Verdict:
                 verdict = _probe(binary, kernel)
                 _save(remembered, key, verdict)
         # Once per process: the verdict (and so the fallback to TCG) is worth one line.
-        log.info("kvm usable" if verdict.usable else "kvm unusable, qemu falls back to tcg",
-                 reason=verdict.reason)
+        log.info(
+            "kvm usable" if verdict.usable else "kvm unusable, qemu falls back to tcg",
+            reason=verdict.reason,
+        )
         _verdicts[key] = verdict
         return verdict
 
@@ -103,8 +105,11 @@ def _load(path: Path) -> dict[str, Verdict]:
     """The verdicts remembered for this host boot, by key."""
     try:
         saved = json.loads(path.read_text())
-        return {key: Verdict(**verdict) for key, verdict in saved.items()
-                if key.startswith(_boot_id() + " ")}
+        return {
+            key: Verdict(**verdict)
+            for key, verdict in saved.items()
+            if key.startswith(_boot_id() + " ")
+        }
     except (OSError, ValueError, AttributeError, TypeError):
         return {}
 
@@ -118,14 +123,31 @@ def _save(path: Path, key: str, verdict: Verdict) -> None:
 
 def _probe(binary: str, kernel: Path) -> Verdict:
     argv = [
-        binary, "-accel", "kvm", "-cpu", "host", "-m", "128", "-smp", "1",
-        "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-        "-serial", "stdio", "-kernel", str(kernel),
-        "-append", "console=ttyS0 panic=-1 quiet",
+        binary,
+        "-accel",
+        "kvm",
+        "-cpu",
+        "host",
+        "-m",
+        "128",
+        "-smp",
+        "1",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-serial",
+        "stdio",
+        "-kernel",
+        str(kernel),
+        "-append",
+        "console=ttyS0 panic=-1 quiet",
     ]
     started = time.monotonic()
-    probe = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT)
+    probe = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     assert probe.stdout is not None
     output = b""
     try:

@@ -108,13 +108,14 @@ def _machine(spec: VMSpec, boot: Boot) -> list[str]:
     if boot.ram_file is None:
         return ["-machine", "pc"]
     shared = "on" if boot.mode == "template" else "off"
-    ram = (f"memory-backend-file,id=pc.ram,size={spec.memory_mb}M,"
-           f"mem-path={escape(boot.ram_file)},share={shared}")
+    ram = (
+        f"memory-backend-file,id=pc.ram,size={spec.memory_mb}M,"
+        f"mem-path={escape(boot.ram_file)},share={shared}"
+    )
     return ["-object", ram, "-machine", "pc,memory-backend=pc.ram"]
 
 
-def _network(network: NetworkAttachment | None, tap_fd: int | None,
-             boot: Boot = COLD) -> list[str]:
+def _network(network: NetworkAttachment | None, tap_fd: int | None, boot: Boot = COLD) -> list[str]:
     if network is None or network.kind == "none":
         return []
     if not _MAC.match(network.mac):
@@ -132,11 +133,11 @@ def _network(network: NetworkAttachment | None, tap_fd: int | None,
             raise UserError(f"network: {network.tap!r} is not a network interface name")
         if network.netns:  # QEMU cannot open a tap of another namespace: it inherits one
             if not isinstance(tap_fd, int) or tap_fd < 0:
-                raise UserError(f"network: tap {network.tap} in {network.netns} needs an open "
-                                "file descriptor")
+                raise UserError(
+                    f"network: tap {network.tap} in {network.netns} needs an open file descriptor"
+                )
             return ["-netdev", f"tap,id={NETDEV},fd={tap_fd}", *device]
-        return ["-netdev", f"tap,id={NETDEV},ifname={network.tap},script=no,downscript=no",
-                *device]
+        return ["-netdev", f"tap,id={NETDEV},ifname={network.tap},script=no,downscript=no", *device]
     raise UserError(f"network kind {network.kind!r}: qemu attaches none, user or tap")
 
 
@@ -156,9 +157,14 @@ def accel_option(accelerator: str, tcg_cache_mb: int | None) -> str:
     return accelerator
 
 
-def build(spec: VMSpec, binary: str, accelerator: str,
-          tcg_cache_mb: int | None = None, tap_fd: int | None = None,
-          boot: Boot = COLD) -> list[str]:
+def build(
+    spec: VMSpec,
+    binary: str,
+    accelerator: str,
+    tcg_cache_mb: int | None = None,
+    tap_fd: int | None = None,
+    boot: Boot = COLD,
+) -> list[str]:
     """The full argv; QEMU daemonizes once the VM is set up, leaving a pid file.
 
     `tap_fd`: the open tap of a network attachment in another namespace, passed to QEMU.
@@ -172,23 +178,45 @@ def build(spec: VMSpec, binary: str, accelerator: str,
     cpu = ["-cpu", "host"] if accelerator == "kvm" else []
     argv = [
         binary,
-        "-name", escape(spec.vm_name),
-        *_machine(spec, boot), "-accel", accel_option(accelerator, tcg_cache_mb), *cpu,
-        "-m", str(spec.memory_mb), "-smp", str(spec.vcpus),
-        "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-        "-kernel", str(spec.kernel), "-initrd", str(spec.initrd),
-        "-append", " ".join([*spec.kernel_args, "console=ttyS0"]),
-        "-chardev", f"file,id=console,path={escape(spec.console_log)}",
-        "-serial", "chardev:console",
-        "-chardev", f"socket,id=qmp,path={escape(files.qmp_socket)},server=on,wait=off",
-        "-mon", "chardev=qmp,mode=control",
-        "-device", "virtio-serial-pci,id=agent-serial",
-        "-chardev", f"socket,id=agent,path={escape(files.agent_socket)},server=on,wait=off",
-        "-device", f"virtserialport,id={AGENT_PORT_ID},bus=agent-serial.0,chardev=agent,"
-                   f"name={AGENT_PORT}",
+        "-name",
+        escape(spec.vm_name),
+        *_machine(spec, boot),
+        "-accel",
+        accel_option(accelerator, tcg_cache_mb),
+        *cpu,
+        "-m",
+        str(spec.memory_mb),
+        "-smp",
+        str(spec.vcpus),
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-kernel",
+        str(spec.kernel),
+        "-initrd",
+        str(spec.initrd),
+        "-append",
+        " ".join([*spec.kernel_args, "console=ttyS0"]),
+        "-chardev",
+        f"file,id=console,path={escape(spec.console_log)}",
+        "-serial",
+        "chardev:console",
+        "-chardev",
+        f"socket,id=qmp,path={escape(files.qmp_socket)},server=on,wait=off",
+        "-mon",
+        "chardev=qmp,mode=control",
+        "-device",
+        "virtio-serial-pci,id=agent-serial",
+        "-chardev",
+        f"socket,id=agent,path={escape(files.agent_socket)},server=on,wait=off",
+        "-device",
+        f"virtserialport,id={AGENT_PORT_ID},bus=agent-serial.0,chardev=agent,name={AGENT_PORT}",
         # A new generation id for every VM: a clone's kernel reseeds its random number
         # generator the moment it resumes, before any process reads from it.
-        "-device", "vmgenid,guid=auto",
+        "-device",
+        "vmgenid,guid=auto",
     ]
     tags = [share.tag for share in spec.shares]
     if len(set(tags)) != len(tags):

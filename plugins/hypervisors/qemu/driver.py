@@ -48,8 +48,14 @@ class QemuHypervisor(TemplatingHypervisor):
     Settings = QemuSettings
     settings: QemuSettings
     capabilities = frozenset(
-        {Cap.PAUSE, Cap.USER_NETWORK, Cap.TAP_NETWORK, Cap.NETNS_TAP, Cap.HOST_FORWARDS,
-         Cap.SHARE_9P}
+        {
+            Cap.PAUSE,
+            Cap.USER_NETWORK,
+            Cap.TAP_NETWORK,
+            Cap.NETNS_TAP,
+            Cap.HOST_FORWARDS,
+            Cap.SHARE_9P,
+        }
     )
 
     @property
@@ -66,8 +72,11 @@ class QemuHypervisor(TemplatingHypervisor):
             )
 
     def describe(self) -> dict[str, Any]:
-        info = {**super().describe(), "binary": self.binary,
-                "accelerator_setting": self.settings.accelerator}
+        info = {
+            **super().describe(),
+            "binary": self.binary,
+            "accelerator_setting": self.settings.accelerator,
+        }
         if shutil.which(self.binary):
             info["version"] = vmm_version(self.binary)
         verdict = accel.cached_verdict()
@@ -102,12 +111,14 @@ class QemuHypervisor(TemplatingHypervisor):
             self.settings.accelerator, self.binary, Path(spec.kernel), self.config.cache_root
         )
 
-    def _start(self, spec: VMSpec, tap_fd: int | None, accelerator: str,
-               boot: cmdline.Boot) -> VMHandle:
+    def _start(
+        self, spec: VMSpec, tap_fd: int | None, accelerator: str, boot: cmdline.Boot
+    ) -> VMHandle:
         log = get_logger(pod_id=spec.pod_id, component="qemu")
         files = RunFiles(spec.run_dir)
-        argv = cmdline.build(spec, self.binary, accelerator, self.settings.tcg_cache_mb,
-                             tap_fd=tap_fd, boot=boot)
+        argv = cmdline.build(
+            spec, self.binary, accelerator, self.settings.tcg_cache_mb, tap_fd=tap_fd, boot=boot
+        )
         spec.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         spec.console_log.parent.mkdir(parents=True, exist_ok=True)
         if (running := Vmm.from_pidfile(files.pidfile, spec.run_dir)) and running.alive():
@@ -118,10 +129,18 @@ class QemuHypervisor(TemplatingHypervisor):
         except BaseException:
             self.reap(spec.run_dir)
             raise
-        log.info("vm started", pid=vmm.pid, accelerator=accelerator, boot=boot.mode,
-                 vcpus=spec.vcpus, memory_mb=spec.memory_mb)
+        log.info(
+            "vm started",
+            pid=vmm.pid,
+            accelerator=accelerator,
+            boot=boot.mode,
+            vcpus=spec.vcpus,
+            memory_mb=spec.memory_mb,
+        )
         return {
-            "pid": vmm.pid, "started": vmm.started, "run_dir": str(spec.run_dir),
+            "pid": vmm.pid,
+            "started": vmm.started,
+            "run_dir": str(spec.run_dir),
             "accelerator": accelerator,
             "network": spec.network.kind if spec.network else "none",
         }
@@ -136,8 +155,8 @@ class QemuHypervisor(TemplatingHypervisor):
         accelerator = self._accelerator(spec)
         shape = self._shape(spec, accelerator)
         template = self.template_store.usable(
-            shape, lambda work: self._make_template(shape, spec, accelerator, work),
-            (MEMORY, STATE))
+            shape, lambda work: self._make_template(shape, spec, accelerator, work), (MEMORY, STATE)
+        )
         if template is None:
             return None
         # The clone's devices are the template's, its back-ends its own; the guest
@@ -145,11 +164,13 @@ class QemuHypervisor(TemplatingHypervisor):
         network = spec.network and dataclasses.replace(spec.network, mac=TEMPLATE_MAC)
         clone = dataclasses.replace(spec, network=network)
         with _netns_tap(spec.network) as tap_fd:
-            handle = self._start(clone, tap_fd, accelerator,
-                                 cmdline.Boot("clone", template.path(MEMORY)))
+            handle = self._start(
+                clone, tap_fd, accelerator, cmdline.Boot("clone", template.path(MEMORY))
+            )
         try:
-            migration.restore(RunFiles(spec.run_dir).qmp_socket, template.path(STATE),
-                              RESTORE_TIMEOUT)
+            migration.restore(
+                RunFiles(spec.run_dir).qmp_socket, template.path(STATE), RESTORE_TIMEOUT
+            )
         except BaseException:
             self.reap(spec.run_dir)
             self.template_store.discard(template.key)
@@ -159,8 +180,14 @@ class QemuHypervisor(TemplatingHypervisor):
 
     def _shape(self, spec: VMSpec, accelerator: str) -> Shape:
         tcg_cache = self.settings.tcg_cache_mb if accelerator == "tcg" else None
-        return Shape.of(spec, self.name, self.binary, vmm_version(self.binary), accelerator,
-                        {"tcg_cache_mb": tcg_cache})
+        return Shape.of(
+            spec,
+            self.name,
+            self.binary,
+            vmm_version(self.binary),
+            accelerator,
+            {"tcg_cache_mb": tcg_cache},
+        )
 
     def _make_template(self, shape: Shape, spec: VMSpec, accelerator: str, work: Path) -> None:
         """Boot a guest of this shape with its RAM on `work/memory` and save it once its
@@ -169,14 +196,19 @@ class QemuHypervisor(TemplatingHypervisor):
         placeholder.mkdir()
         network = spec.network and NetworkAttachment(kind=spec.network.kind, mac=TEMPLATE_MAC)
         template = dataclasses.replace(
-            spec, pod_id=f"template-{shape.key}", vm_name=f"template-{shape.key[:12]}",
+            spec,
+            pod_id=f"template-{shape.key}",
+            vm_name=f"template-{shape.key[:12]}",
             run_dir=maker_run_dir(self.config.run_root, self.name, shape.key),
             console_log=work / "console.log",
-            shares=[Share(s.tag, placeholder) for s in spec.shares], network=network)
+            shares=[Share(s.tag, placeholder) for s in spec.shares],
+            network=network,
+        )
         try:
             self._start(template, None, accelerator, cmdline.Boot("template", work / MEMORY))
-            migration.save_when_agent_waits(RunFiles(template.run_dir).qmp_socket,
-                                            work / STATE, self.config.guest.boot_timeout)
+            migration.save_when_agent_waits(
+                RunFiles(template.run_dir).qmp_socket, work / STATE, self.config.guest.boot_timeout
+            )
         finally:
             self.reap(template.run_dir)
 
@@ -242,8 +274,9 @@ class QemuHypervisor(TemplatingHypervisor):
             get_logger(component="qemu", pid=handle.get("pid")).info("vm exited")
             on_exit()
 
-        threading.Thread(target=wait_then_report, name=f"qemu-watch-{handle.get('pid')}",
-                         daemon=True).start()
+        threading.Thread(
+            target=wait_then_report, name=f"qemu-watch-{handle.get('pid')}", daemon=True
+        ).start()
 
     # -- while it runs ---------------------------------------------------------
 
@@ -307,12 +340,16 @@ def _launch(argv: list[str], files: RunFiles, tap_fd: int | None = None) -> Vmm:
     """Run QEMU; it returns (daemonizing) once the VM is set up, or fails saying why."""
     try:
         done = subprocess.run(
-            argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=START_TIMEOUT,
-            start_new_session=True, check=False, pass_fds=() if tap_fd is None else (tap_fd,),
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=START_TIMEOUT,
+            start_new_session=True,
+            check=False,
+            pass_fds=() if tap_fd is None else (tap_fd,),
         )
     except subprocess.TimeoutExpired:
-        raise DriverError(f"qemu did not finish setting up the VM in {START_TIMEOUT:g} s") \
-            from None
+        raise DriverError(f"qemu did not finish setting up the VM in {START_TIMEOUT:g} s") from None
     if done.returncode != 0:
         lines = done.stderr.decode(errors="replace").strip().splitlines() or ["no error output"]
         raise DriverError(f"qemu failed to start the VM: {lines[-1]}")

@@ -18,10 +18,12 @@ from qemu.qmp import QMPClient, QMPError
 from . import qmp
 from .cmdline import AGENT_PORT_ID
 
-CAPABILITIES = {"capabilities": [
-    {"capability": "x-ignore-shared", "state": True},
-    {"capability": "events", "state": True},  # MIGRATION events: no polling for the end
-]}
+CAPABILITIES = {
+    "capabilities": [
+        {"capability": "x-ignore-shared", "state": True},
+        {"capability": "events", "state": True},  # MIGRATION events: no polling for the end
+    ]
+}
 
 
 async def _migrated(client: QMPClient, command: str, uri: str) -> None:

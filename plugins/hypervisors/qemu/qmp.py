@@ -50,20 +50,23 @@ async def _session(socket: Path, commands: list[tuple[str, dict[str, Any] | None
             pass  # e.g. after "quit" QEMU closes the socket first; the replies are in
 
 
-def execute(socket: Path, command: str, arguments: dict[str, Any] | None = None,
-            timeout: float = 10.0) -> Any:
+def execute(
+    socket: Path, command: str, arguments: dict[str, Any] | None = None, timeout: float = 10.0
+) -> Any:
     """Run one QMP command; DriverError if QEMU refuses it or cannot be reached."""
     try:
         return _run(_session(socket, [(command, arguments)]), timeout)[0]
     except ExecuteError as e:
         raise DriverError(f"qemu refused {command}: {getattr(e.error, 'desc', e)}") from None
     except (*LOST, TimeoutError) as e:
-        raise DriverError(f"qemu monitor {socket}: {command} failed: {e or type(e).__name__}") \
-            from None
+        raise DriverError(
+            f"qemu monitor {socket}: {command} failed: {e or type(e).__name__}"
+        ) from None
 
 
-def converse(socket: Path, what: str, work: Callable[[QMPClient], Awaitable[T]],
-             timeout: float) -> T:
+def converse(
+    socket: Path, what: str, work: Callable[[QMPClient], Awaitable[T]], timeout: float
+) -> T:
     """Run `work` with one connected client, for an exchange that waits on QEMU's
     events (a migration); DriverError naming `what` if it fails or takes too long."""
 

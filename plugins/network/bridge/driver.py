@@ -150,8 +150,9 @@ class BridgeNetwork(Network):
             raise UserError(f"pod {pod_id}: bad bridge address {address[:40]!r}") from None
         if ip not in self.subnet.network or ip == self.subnet.gateway:
             raise UserError(f"pod {pod_id}: {ip} is not a pod address of {self.subnet.network}")
-        return txn.insert(Lease(pod_id, ip, link.check_name(attachment.tap, "tap name"),
-                                attachment.mac))
+        return txn.insert(
+            Lease(pod_id, ip, link.check_name(attachment.tap, "tap name"), attachment.mac)
+        )
 
     def _attachment(self, lease: Lease) -> NetworkAttachment:
         return NetworkAttachment(
@@ -167,4 +168,4 @@ class BridgeNetwork(Network):
 
 def _require_root() -> None:
     if os.geteuid() != 0:
-        raise UserError("the bridge network needs root (use network = \"user\" otherwise)")
+        raise UserError('the bridge network needs root (use network = "user" otherwise)')

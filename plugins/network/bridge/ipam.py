@@ -146,8 +146,13 @@ class Transaction:
             self.db.execute(
                 "INSERT INTO bridge_leases (address, pod_id, tap, mac, created) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (str(lease.address), lease.pod_id, lease.tap, lease.mac,
-                 datetime.now(UTC).isoformat()),
+                (
+                    str(lease.address),
+                    lease.pod_id,
+                    lease.tap,
+                    lease.mac,
+                    datetime.now(UTC).isoformat(),
+                ),
             )
         except sqlite3.IntegrityError:
             raise UserError(

@@ -47,16 +47,23 @@ def render(bridge: str, subnet: str, pods: list[PodRules]) -> str:
         f"add table {FAMILY} {TABLE}",
         f"delete table {FAMILY} {TABLE}",
         f"table {FAMILY} {TABLE} {{",
-        *_chain("prerouting", "type nat hook prerouting priority dstnat; policy accept;",
-                ["fib daddr type local jump portmaps"]),
-        *_chain("output", "type nat hook output priority -100; policy accept;",
-                ["fib daddr type local jump portmaps"]),
+        *_chain(
+            "prerouting",
+            "type nat hook prerouting priority dstnat; policy accept;",
+            ["fib daddr type local jump portmaps"],
+        ),
+        *_chain(
+            "output",
+            "type nat hook output priority -100; policy accept;",
+            ["fib daddr type local jump portmaps"],
+        ),
         *_chain("portmaps", "", [f"jump {pod.chain}" for pod in pods]),
     ]
     for pod in pods:
         lines += _chain(pod.chain, f'comment "{_comment(pod.pod_id)}"', _dnat_rules(pod))
     lines += _chain(
-        "postrouting", "type nat hook postrouting priority srcnat; policy accept;",
+        "postrouting",
+        "type nat hook postrouting priority srcnat; policy accept;",
         [
             f"ip saddr {subnet} ip daddr != {subnet} masquerade",
             f'oifname "{bridge}" ct status dnat ip saddr {subnet} masquerade',
@@ -64,7 +71,8 @@ def render(bridge: str, subnet: str, pods: list[PodRules]) -> str:
         ],
     )
     lines += _chain(
-        "forward", "type filter hook forward priority filter; policy accept;",
+        "forward",
+        "type filter hook forward priority filter; policy accept;",
         [f'iifname "{bridge}" accept', f'oifname "{bridge}" accept'],
     )
     lines.append("}")

@@ -26,15 +26,27 @@ class ResultCache:
     def path(self, network: str, container_id: str, ifname: str) -> Path:
         return self.cache_dir / "results" / f"{network}-{container_id}-{ifname}"
 
-    def write(self, network: str, container_id: str, ifname: str, netns: str, config_text: str,
-              capability_args: dict[str, Any], result: dict[str, Any]) -> None:
+    def write(
+        self,
+        network: str,
+        container_id: str,
+        ifname: str,
+        netns: str,
+        config_text: str,
+        capability_args: dict[str, Any],
+        result: dict[str, Any],
+    ) -> None:
         path = self.path(network, container_id, ifname)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         entry = {
-            "kind": KIND, "containerId": container_id, "ifName": ifname,
-            "networkName": network, "netns": netns,
+            "kind": KIND,
+            "containerId": container_id,
+            "ifName": ifname,
+            "networkName": network,
+            "netns": netns,
             "config": base64.b64encode(config_text.encode()).decode(),
-            "capabilityArgs": capability_args, "result": result,
+            "capabilityArgs": capability_args,
+            "result": result,
         }
         temporary = path.with_name(f".{path.name}.tmp")
         with open(temporary, "w") as file:

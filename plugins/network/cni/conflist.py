@@ -56,14 +56,14 @@ def parse(text: str, source: str) -> NetworkList:
     if not isinstance(data, dict):
         raise UserError(f"{where}: expected a JSON object")
     if "plugins" not in data and "type" in data:  # a single plugin's .conf
-        data = {"name": data.get("name"), "cniVersion": data.get("cniVersion"),
-                "plugins": [data]}
+        data = {"name": data.get("name"), "cniVersion": data.get("cniVersion"), "plugins": [data]}
     name, version, plugins = data.get("name"), data.get("cniVersion"), data.get("plugins")
     if not isinstance(name, str) or not name or len(name) > 128 or "/" in name:
         raise UserError(f"{where}: 'name' must be a short name (no '/')")
     if version not in SUPPORTED:
-        raise UserError(f"{where}: cniVersion {str(version)[:20]!r} is not supported "
-                        f"({', '.join(SUPPORTED)})")
+        raise UserError(
+            f"{where}: cniVersion {str(version)[:20]!r} is not supported ({', '.join(SUPPORTED)})"
+        )
     if not isinstance(plugins, list) or not plugins:
         raise UserError(f"{where}: 'plugins' must be a non-empty list")
     for index, plugin in enumerate(plugins):
@@ -71,11 +71,13 @@ def parse(text: str, source: str) -> NetworkList:
         if not isinstance(kind, str):
             raise UserError(f"{where}: plugins[{index}] must be an object with a 'type'")
         if not PLUGIN_TYPE.fullmatch(kind):
-            raise UserError(f"{where}: plugins[{index}].type {str(kind)[:40]!r} is not a "
-                            "plugin name")
+            raise UserError(
+                f"{where}: plugins[{index}].type {str(kind)[:40]!r} is not a plugin name"
+            )
     disable_check = data.get("disableCheck", False)
-    return NetworkList(name, version, plugins, disable_check is True or disable_check == "true",
-                       source, text)
+    return NetworkList(
+        name, version, plugins, disable_check is True or disable_check == "true", source, text
+    )
 
 
 def find(conf_dir: Path, name: str) -> NetworkList | None:
@@ -133,10 +135,17 @@ def default(name: str, data_dir: Path) -> dict[str, Any]:
         "name": name,
         "plugins": [
             {
-                "type": "bridge", "bridge": DEFAULT_BRIDGE, "isGateway": True, "ipMasq": True,
+                "type": "bridge",
+                "bridge": DEFAULT_BRIDGE,
+                "isGateway": True,
+                "ipMasq": True,
                 "hairpinMode": True,
-                "ipam": {"type": "host-local", "ranges": [[{"subnet": DEFAULT_SUBNET}]],
-                         "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(data_dir)},
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": DEFAULT_SUBNET}]],
+                    "routes": [{"dst": "0.0.0.0/0"}],
+                    "dataDir": str(data_dir),
+                },
             },
             {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True},
         ],
@@ -147,8 +156,9 @@ def write_default(conf_dir: Path, name: str, data_dir: Path) -> NetworkList:
     """Write the default list as conf_dir/hypercontainer.conflist (never over another file)."""
     path = conf_dir / DEFAULT_FILE
     if path.exists():
-        raise UserError(f"CNI conf_dir {conf_dir}: {DEFAULT_FILE} exists but holds no network "
-                        f"named {name!r}")
+        raise UserError(
+            f"CNI conf_dir {conf_dir}: {DEFAULT_FILE} exists but holds no network named {name!r}"
+        )
     text = json.dumps(default(name, data_dir), indent=2) + "\n"
     conf_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
     temporary = path.with_name(f".{DEFAULT_FILE}.{os.getpid()}")

@@ -49,8 +49,9 @@ class CniNetwork(Network):
         self.network_name = settings.network
         self.bin_path = settings.bin_dir
         if not all(d.startswith("/") for d in self.bin_path.split(":")):
-            raise UserError(f"cni.bin_dir {self.bin_path[:80]!r}: absolute directories, "
-                            "separated by ':'")
+            raise UserError(
+                f"cni.bin_dir {self.bin_path[:80]!r}: absolute directories, separated by ':'"
+            )
         self.default_host_ip = ports.check_host_ip(settings.host_ip)
         self.cache = ResultCache(settings.cache_dir)
         self.records = Records(config.database_path)
@@ -67,8 +68,15 @@ class CniNetwork(Network):
         if leftover := self.records.of(pod_id):  # an attach hyperd never recorded as done
             self._release(leftover)
         container_id = secrets.token_hex(16)
-        record = Record(pod_id, container_id, f"hc-{container_id[:12]}", IFNAME, network.name,
-                        network.text, forwards)
+        record = Record(
+            pod_id,
+            container_id,
+            f"hc-{container_id[:12]}",
+            IFNAME,
+            network.name,
+            network.text,
+            forwards,
+        )
         self.records.add(record)
         log = get_logger(pod_id=pod_id)
         try:
@@ -76,8 +84,15 @@ class CniNetwork(Network):
             podns.create(record.netns)
             invocation = self._invocation(record)
             outcome = operations.add(network, invocation, _capabilities(forwards))
-            self.cache.write(network.name, container_id, IFNAME, invocation.netns, network.text,
-                             _capabilities(forwards), outcome)
+            self.cache.write(
+                network.name,
+                container_id,
+                IFNAME,
+                invocation.netns,
+                network.text,
+                _capabilities(forwards),
+                outcome,
+            )
             addressing = results.read(outcome, IFNAME, network.name)
             attachment = netjoin.join(pod_id, invocation.netns, interface=IFNAME)
             _check_agrees(addressing, attachment, network.name)
@@ -88,8 +103,13 @@ class CniNetwork(Network):
                 log.error("CNI release after a failed attach failed", error=str(e))
             raise
         attachment.dns = addressing.dns or nameservers()
-        log.info("cni attach", network=network.name, address=attachment.address,
-                 netns=record.netns, forwards=len(forwards))
+        log.info(
+            "cni attach",
+            network=network.name,
+            address=attachment.address,
+            netns=record.netns,
+            forwards=len(forwards),
+        )
         return attachment
 
     def detach(self, pod_id: str, attachment: NetworkAttachment) -> None:
@@ -111,8 +131,9 @@ class CniNetwork(Network):
         network = conflist.parse(record.config, f"(recorded for pod {pod_id})")
         # Debian's portmap 1.1.1 fails CHECK for a pod without IPv6 (upstream
         # containernetworking/plugins#819), so a failure is reported, never acted on.
-        for failure in operations.check(network, self._invocation(record),
-                                        _capabilities(record.forwards), cached):
+        for failure in operations.check(
+            network, self._invocation(record), _capabilities(record.forwards), cached
+        ):
             log.warning("CNI CHECK failed for an adopted pod", error=str(failure))
 
     def recover(self, attached: Collection[str]) -> None:
@@ -120,22 +141,30 @@ class CniNetwork(Network):
             if record.pod_id in attached:
                 continue
             log = get_logger(pod_id=record.pod_id)
-            log.warning("releasing the CNI network of a pod hyperd never finished starting",
-                        netns=record.netns)
+            log.warning(
+                "releasing the CNI network of a pod hyperd never finished starting",
+                netns=record.netns,
+            )
             try:
                 self._release(record)
             except HyperError as e:
                 log.error("CNI release failed; retried at the next start", error=str(e))
 
-    def add_forward(self, pod_id: str, attachment: NetworkAttachment,
-                    fwd: PortForward) -> PortForward:
-        raise UserError("the cni network publishes ports when the pod starts: CNI cannot "
-                        "change them on a running pod")
+    def add_forward(
+        self, pod_id: str, attachment: NetworkAttachment, fwd: PortForward
+    ) -> PortForward:
+        raise UserError(
+            "the cni network publishes ports when the pod starts: CNI cannot "
+            "change them on a running pod"
+        )
 
-    def remove_forward(self, pod_id: str, attachment: NetworkAttachment,
-                       fwd: PortForward) -> PortForward:
-        raise UserError("the cni network publishes ports when the pod starts: CNI cannot "
-                        "change them on a running pod")
+    def remove_forward(
+        self, pod_id: str, attachment: NetworkAttachment, fwd: PortForward
+    ) -> PortForward:
+        raise UserError(
+            "the cni network publishes ports when the pod starts: CNI cannot "
+            "change them on a running pod"
+        )
 
     def forwards(self, pod_id: str, attachment: NetworkAttachment) -> list[PortForward]:
         record = self.records.of(pod_id)
@@ -148,9 +177,12 @@ class CniNetwork(Network):
         except UserError as e:  # shown, so that `hyperctl info` says what a start would
             source = f"error: {e}"
         return {
-            **super().describe(), "network": self.network_name, "conf_dir": str(self.conf_dir),
+            **super().describe(),
+            "network": self.network_name,
+            "conf_dir": str(self.conf_dir),
             "conflist": source,
-            "bin_dir": self.bin_path, "cache_dir": str(self.cache.cache_dir),
+            "bin_dir": self.bin_path,
+            "cache_dir": str(self.cache.cache_dir),
             "host_ip": self.default_host_ip,
         }
 
@@ -165,12 +197,14 @@ class CniNetwork(Network):
             if self.network_name == conflist.DEFAULT_NETWORK:
                 return conflist.write_default(self.conf_dir, self.network_name, self.data_dir)
         offered = ", ".join(conflist.names(self.conf_dir)) or "none"
-        raise UserError(f"no CNI network {self.network_name!r} in {self.conf_dir} "
-                        f"(networks there: {offered})")
+        raise UserError(
+            f"no CNI network {self.network_name!r} in {self.conf_dir} (networks there: {offered})"
+        )
 
     def _invocation(self, record: Record) -> Invocation:
-        return Invocation(record.container_id, str(podns.path(record.netns)), record.ifname,
-                          self.bin_path)
+        return Invocation(
+            record.container_id, str(podns.path(record.netns)), record.ifname, self.bin_path
+        )
 
     def _release(self, record: Record) -> None:
         """Undo one attachment, whatever part of it exists; the record goes last."""
@@ -189,23 +223,31 @@ def _capabilities(forwards: list[PortForward]) -> dict[str, Any]:
     """CNI's portMappings capability; an empty hostIP is every address."""
     if not forwards:
         return {}
-    return {"portMappings": [
-        {"hostPort": f.host_port, "containerPort": f.guest_port, "protocol": f.protocol,
-         "hostIP": "" if f.host_ip == ports.ANY_HOST_IP else f.host_ip}
-        for f in forwards
-    ]}
+    return {
+        "portMappings": [
+            {
+                "hostPort": f.host_port,
+                "containerPort": f.guest_port,
+                "protocol": f.protocol,
+                "hostIP": "" if f.host_ip == ports.ANY_HOST_IP else f.host_ip,
+            }
+            for f in forwards
+        ]
+    }
 
 
-def _check_agrees(addressing: results.PodAddressing, attachment: NetworkAttachment,
-                  network: str) -> None:
+def _check_agrees(
+    addressing: results.PodAddressing, attachment: NetworkAttachment, network: str
+) -> None:
     """The namespace must hold what the result says: the VM takes the namespace's state."""
     held = {ipaddress.ip_interface(a) for a in attachment.addresses}
     missing = [a for a in addressing.addresses if ipaddress.ip_interface(a) not in held]
     if missing:
-        raise DriverError(f"CNI network {network}: {IFNAME} lacks {', '.join(missing)} "
-                          "that its result reports")
+        raise DriverError(
+            f"CNI network {network}: {IFNAME} lacks {', '.join(missing)} that its result reports"
+        )
 
 
 def _require_root() -> None:
     if os.geteuid() != 0:
-        raise UserError("the cni network needs root (use network = \"user\" otherwise)")
+        raise UserError('the cni network needs root (use network = "user" otherwise)')

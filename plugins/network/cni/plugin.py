@@ -32,8 +32,14 @@ class Invocation:
 
     def environment(self, command: str) -> dict[str, str]:
         # Plugins run other programs (iptables, the IPAM plugin): keep PATH and the rest.
-        return {**os.environ, "CNI_COMMAND": command, "CNI_CONTAINERID": self.container_id,
-                "CNI_NETNS": self.netns, "CNI_IFNAME": self.ifname, "CNI_PATH": self.path}
+        return {
+            **os.environ,
+            "CNI_COMMAND": command,
+            "CNI_CONTAINERID": self.container_id,
+            "CNI_NETNS": self.netns,
+            "CNI_IFNAME": self.ifname,
+            "CNI_PATH": self.path,
+        }
 
 
 def find(kind: str, path: str) -> Path:
@@ -42,8 +48,10 @@ def find(kind: str, path: str) -> Path:
         candidate = Path(directory) / kind
         if directory and candidate.is_file() and os.access(candidate, os.X_OK):
             return candidate
-    raise UserError(f"CNI plugin {kind!r} not found in {path} (cni.bin_dir; Debian's "
-                    "containernetworking-plugins installs them in /usr/lib/cni)")
+    raise UserError(
+        f"CNI plugin {kind!r} not found in {path} (cni.bin_dir; Debian's "
+        "containernetworking-plugins installs them in /usr/lib/cni)"
+    )
 
 
 def run(command: str, config: dict[str, Any], invocation: Invocation) -> dict[str, Any] | None:
@@ -55,14 +63,18 @@ def run(command: str, config: dict[str, Any], invocation: Invocation) -> dict[st
             # The plugin dies with hyperd (setpriv sets its parent-death signal): a DEL by
             # the next hyperd must not race an orphaned ADD still allocating.
             ["setpriv", "--pdeathsig", "KILL", "--", str(binary)],
-            input=json.dumps(config).encode(), capture_output=True,
-            env=invocation.environment(command), timeout=TIMEOUT, check=False,
+            input=json.dumps(config).encode(),
+            capture_output=True,
+            env=invocation.environment(command),
+            timeout=TIMEOUT,
+            check=False,
         )
     except FileNotFoundError:
         raise DriverError("the cni network needs setpriv (util-linux)") from None
     except subprocess.TimeoutExpired:
-        raise PluginError(f"CNI plugin {kind} ({command}) did not finish in {TIMEOUT:g} s") \
-            from None
+        raise PluginError(
+            f"CNI plugin {kind} ({command}) did not finish in {TIMEOUT:g} s"
+        ) from None
     if done.returncode != 0:
         raise PluginError(f"CNI plugin {kind} ({command}) failed: {_explain(done)}")
     if command != "ADD":

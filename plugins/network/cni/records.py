@@ -66,15 +66,23 @@ class Records:
     def add(self, record: Record) -> None:
         """Record an attachment about to be made; refuses host ports another pod holds."""
         with self._db() as db:
-            taken = [f for other in _all(db) if other.pod_id != record.pod_id
-                     for f in other.forwards]
+            taken = [
+                f for other in _all(db) if other.pod_id != record.pod_id for f in other.forwards
+            ]
             ports.check_unique(record.forwards, taken=taken)
             db.execute(
                 "INSERT INTO cni_attachments (pod_id, container_id, netns, ifname, network, "
                 "config, forwards, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (record.pod_id, record.container_id, record.netns, record.ifname,
-                 record.network, record.config, json.dumps([f.__dict__ for f in record.forwards]),
-                 datetime.now(UTC).isoformat(timespec="seconds")),
+                (
+                    record.pod_id,
+                    record.container_id,
+                    record.netns,
+                    record.ifname,
+                    record.network,
+                    record.config,
+                    json.dumps([f.__dict__ for f in record.forwards]),
+                    datetime.now(UTC).isoformat(timespec="seconds"),
+                ),
             )
 
     def of(self, pod_id: str) -> Record | None:
@@ -91,8 +99,19 @@ class Records:
 
 
 def _all(db: sqlite3.Connection) -> list[Record]:
-    rows = db.execute("SELECT pod_id, container_id, netns, ifname, network, config, forwards "
-                      "FROM cni_attachments ORDER BY rowid")
-    return [Record(pod, container, netns, ifname, network, config,
-                   [PortForward(**f) for f in json.loads(forwards)])
-            for pod, container, netns, ifname, network, config, forwards in rows]
+    rows = db.execute(
+        "SELECT pod_id, container_id, netns, ifname, network, config, forwards "
+        "FROM cni_attachments ORDER BY rowid"
+    )
+    return [
+        Record(
+            pod,
+            container,
+            netns,
+            ifname,
+            network,
+            config,
+            [PortForward(**f) for f in json.loads(forwards)],
+        )
+        for pod, container, netns, ifname, network, config, forwards in rows
+    ]

@@ -32,8 +32,9 @@ def read(result: dict[str, Any], ifname: str, network: str) -> PodAddressing:
         try:
             addresses.append(str(ipaddress.ip_interface(ip["address"])))
         except ValueError:
-            raise DriverError(f"CNI network {network}: bad address {ip['address'][:60]!r} "
-                              "in the result") from None
+            raise DriverError(
+                f"CNI network {network}: bad address {ip['address'][:60]!r} in the result"
+            ) from None
     if not addresses:
         raise DriverError(f"CNI network {network} gave the pod no address")
     given = result.get("dns")

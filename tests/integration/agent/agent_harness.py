@@ -92,8 +92,7 @@ class Harness:
         self.client: AgentClient | None = None
 
         hc = root / "hc"
-        shutil.copytree(AGENT_SOURCE, hc / "agent",
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(AGENT_SOURCE, hc / "agent", ignore=shutil.ignore_patterns("__pycache__"))
         make_busybox_layers(self.shares / "hc_layers")
         (self.shares / "hc_vol_1").mkdir()
         state = root / "state"
@@ -102,14 +101,35 @@ class Harness:
         tools.mkdir()
         for tool in ("mount", "umount", "ip"):
             (tools / tool).symlink_to(BUSYBOX)
-        env = dict(os.environ, HC=str(hc), STATE=str(state), SOCK=str(self.socket_path),
-                   SHARES=str(self.shares), TOOLS=str(tools))
+        env = dict(
+            os.environ,
+            HC=str(hc),
+            STATE=str(state),
+            SOCK=str(self.socket_path),
+            SHARES=str(self.shares),
+            TOOLS=str(tools),
+        )
         script = WRAPPER.format(mac=MAC, python=sys.executable)
         self.log = open(root / "agent.log", "wb")  # noqa: SIM115 - the agent's lifetime
         self.process = subprocess.Popen(
-            ["unshare", "--kill-child", "--mount", "--uts", "--ipc", "--pid", "--net", "--fork",
-             "--mount-proc", "sh", "-c", script],
-            env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                "unshare",
+                "--kill-child",
+                "--mount",
+                "--uts",
+                "--ipc",
+                "--pid",
+                "--net",
+                "--fork",
+                "--mount-proc",
+                "sh",
+                "-c",
+                script,
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
 
     def connect(self, timeout: float = 20.0) -> AgentClient:
@@ -143,8 +163,9 @@ class Harness:
     def wait_exit(self, key: str, timeout: float = 30.0) -> dict:
         with self._changed:
             found = self._changed.wait_for(
-                lambda: next((e for e in self.events
-                              if e.get("event") == "exit" and e["key"] == key), None),
+                lambda: next(
+                    (e for e in self.events if e.get("event") == "exit" and e["key"] == key), None
+                ),
                 timeout,
             )
         assert found, f"no exit event for {key}; events: {self.events}\n{self.agent_log()}"
@@ -175,11 +196,25 @@ class Harness:
 
 def container_config(cid: str, args: list[str], **overrides) -> dict:
     """A create_container config over the test layers."""
-    process = {"args": args, "env": ["PATH=/bin"], "cwd": "/", "user": "",
-               "additional_groups": [], "terminal": False}
+    process = {
+        "args": args,
+        "env": ["PATH=/bin"],
+        "cwd": "/",
+        "user": "",
+        "additional_groups": [],
+        "terminal": False,
+    }
     process.update(overrides.pop("process", {}))
-    config = {"id": cid, "layers": ["base", "top"], "process": process, "hostname": None,
-              "readonly_rootfs": False, "mounts": [], "files": [], "sysctl": {},
-              "rlimits": []}
+    config = {
+        "id": cid,
+        "layers": ["base", "top"],
+        "process": process,
+        "hostname": None,
+        "readonly_rootfs": False,
+        "mounts": [],
+        "files": [],
+        "sysctl": {},
+        "rlimits": [],
+    }
     config.update(overrides)
     return config

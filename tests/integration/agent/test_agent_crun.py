@@ -22,12 +22,17 @@ def run(agent, cid: str, args: list[str], **overrides) -> dict:
 
 def test_container_output_exit_code_and_pod_files(agent):
     pod = agent.client.start_pod(
-        "mypod", dns=["10.0.2.3"], dns_search=["example.com"], dns_options=["ndots:2"],
+        "mypod",
+        dns=["10.0.2.3"],
+        dns_search=["example.com"],
+        dns_options=["ndots:2"],
         interface={"mac": MAC, "address": "10.0.2.15/24", "gateway": "10.0.2.2"},
     )
     assert pod == {"hostname": "mypod", "address": "10.0.2.15"}
-    script = ("echo out; echo err >&2; hostname; cat /etc/motd /etc/resolv.conf; "
-              "grep mypod /etc/hosts; ip -4 addr show hc0; exit 3")
+    script = (
+        "echo out; echo err >&2; hostname; cat /etc/motd /etc/resolv.conf; "
+        "grep mypod /etc/hosts; ip -4 addr show hc0; exit 3"
+    )
     event = run(agent, "c1", ["sh", "-c", script])
     assert event == {"event": "exit", "key": "c1", "container": "c1", "exec": None, "code": 3}
     out = agent.stdout("c1").decode()
@@ -43,10 +48,12 @@ def test_container_output_exit_code_and_pod_files(agent):
 
 
 def test_container_hostname_env_cwd_and_readonly_root(agent):
-    config = {"process": {"env": ["PATH=/bin", "FOO=bar"], "cwd": "/work/dir"},
-              "hostname": "web", "readonly_rootfs": True}
-    run(agent, "c1", ["sh", "-c", "hostname; echo $FOO $HOME; pwd; touch /x || echo ro"],
-        **config)
+    config = {
+        "process": {"env": ["PATH=/bin", "FOO=bar"], "cwd": "/work/dir"},
+        "hostname": "web",
+        "readonly_rootfs": True,
+    }
+    run(agent, "c1", ["sh", "-c", "hostname; echo $FOO $HOME; pwd; touch /x || echo ro"], **config)
     assert agent.stdout("c1").decode().split("\n") == ["web", "bar /root", "/work/dir", "ro", ""]
 
 
@@ -87,10 +94,12 @@ def test_bad_requests_change_nothing(agent):
 
 def test_exec_user_env_and_exit_code(agent):
     agent.client.create_container(
-        container_config("c1", ["sleep", "1000"], process={"env": ["PATH=/bin", "A=1"]}))
+        container_config("c1", ["sleep", "1000"], process={"env": ["PATH=/bin", "A=1"]})
+    )
     agent.client.start_container("c1")
-    key = agent.client.exec("c1", "e1", ["sh", "-c", "echo $A $B; id; pwd; exit 7"],
-                            env=["B=2"], cwd="/etc", user="app")
+    key = agent.client.exec(
+        "c1", "e1", ["sh", "-c", "echo $A $B; id; pwd; exit 7"], env=["B=2"], cwd="/etc", user="app"
+    )
     assert key == "c1/e1"
     assert agent.wait_exit("c1/e1")["code"] == 7
     out = agent.stdout("c1/e1").decode().splitlines()
@@ -109,7 +118,8 @@ def test_exec_user_env_and_exit_code(agent):
 
 def test_stdin_pipe(agent):
     agent.client.create_container(
-        container_config("c1", ["sh", "-c", "cat; echo end"], process={"stdin": True}))
+        container_config("c1", ["sh", "-c", "cat; echo end"], process={"stdin": True})
+    )
     agent.client.start_container("c1")
     agent.client.write_stdin("c1", b"hello ")
     agent.client.write_stdin("c1", b"world\n" * 5000)
@@ -123,8 +133,9 @@ def test_terminal_exec_with_resize(agent):
     cid, exec_id = "c" * 64, "exec-" + "e" * 16
     agent.client.create_container(container_config(cid, ["sleep", "1000"]))
     agent.client.start_container(cid)
-    key = agent.client.exec(cid, exec_id, ["sh", "-c", "read x; tty; stty size; echo got $x"],
-                            terminal=True, stdin=True)
+    key = agent.client.exec(
+        cid, exec_id, ["sh", "-c", "read x; tty; stty size; echo got $x"], terminal=True, stdin=True
+    )
     agent.client.resize(key, 33, 111)
     agent.client.write_stdin(key, b"hello\n")
     assert agent.wait_exit(key)["code"] == 0
@@ -144,12 +155,21 @@ def test_files_users_and_no_escape(agent, tmp_path):
     top = agent.shares / "hc_layers" / "top"
     (top / "escape").symlink_to("../../../../../../../../.." + str(outside))
     files = [
-        {"path": "/etc/app.conf", "content_b64": base64.b64encode(b"x=1\n").decode(),
-         "mode": 0o600, "user": "app", "group": "staff"},
+        {
+            "path": "/etc/app.conf",
+            "content_b64": base64.b64encode(b"x=1\n").decode(),
+            "mode": 0o600,
+            "user": "app",
+            "group": "staff",
+        },
         {"path": "/escape/pwned", "content_b64": base64.b64encode(b"no").decode()},
     ]
-    run(agent, "c1", ["sh", "-c", "stat -c '%u %g %a' /etc/app.conf; cat /etc/app.conf"],
-        files=files)
+    run(
+        agent,
+        "c1",
+        ["sh", "-c", "stat -c '%u %g %a' /etc/app.conf; cat /etc/app.conf"],
+        files=files,
+    )
     assert agent.stdout("c1") == b"1000 50 600\nx=1\n"
     assert list(outside.iterdir()) == []  # the link was followed inside the rootfs only
     assert agent.client.read_file("c1", "/escape/pwned") == b"no"
@@ -182,8 +202,17 @@ def test_volumes_share_and_empty(agent):
         {"type": "empty", "name": "cache", "destination": "/cache", "readonly": False},
         {"type": "share", "tag": "hc_vol_1", "destination": "/ro", "readonly": True},
     ]
-    run(agent, "w", ["sh", "-c", "cat /data/in.txt; echo hi > /data/out.txt; "
-                     "echo shared > /cache/x; touch /ro/y || echo ro"], mounts=mounts)
+    run(
+        agent,
+        "w",
+        [
+            "sh",
+            "-c",
+            "cat /data/in.txt; echo hi > /data/out.txt; "
+            "echo shared > /cache/x; touch /ro/y || echo ro",
+        ],
+        mounts=mounts,
+    )
     assert agent.stdout("w") == b"from host\nro\n"
     assert (volume / "out.txt").read_text() == "hi\n"
     run(agent, "r", ["cat", "/cache/x"], mounts=mounts[1:2])
@@ -208,7 +237,8 @@ def test_new_client_after_disconnect_gets_output_and_exit(agent):
     mounts = [{"type": "share", "tag": "hc_vol_1", "destination": "/v", "readonly": False}]
     script = "echo before; read g < /v/go; echo while-away; echo > /v/done; read x; echo got $x"
     agent.client.create_container(
-        container_config("c1", ["sh", "-c", script], mounts=mounts, process={"stdin": True}))
+        container_config("c1", ["sh", "-c", script], mounts=mounts, process={"stdin": True})
+    )
     agent.client.start_container("c1")
     agent.wait_output("c1", "stdout", b"before\n")
     agent.client.ping()  # answered after our acknowledgement of "before" left

@@ -60,12 +60,19 @@ def vm(tmp_path):
     layers = tmp_path / "layers"
     make_busybox_layers(layers)
     spec = VMSpec(
-        pod_id="agent-vm-test", vm_name="agent-vm-test", vcpus=1, memory_mb=256,
-        kernel=image.kernel, initrd=image.initrd, kernel_args=list(image.kernel_args),
-        run_dir=tmp_path / "run", console_log=tmp_path / "console.log",
+        pod_id="agent-vm-test",
+        vm_name="agent-vm-test",
+        vcpus=1,
+        memory_mb=256,
+        kernel=image.kernel,
+        initrd=image.initrd,
+        kernel_args=list(image.kernel_args),
+        run_dir=tmp_path / "run",
+        console_log=tmp_path / "console.log",
         shares=[Share("hc_layers", layers, readonly=True)],
-        network=NetworkAttachment(kind="user", mac=MAC, address="10.0.2.15/24",
-                                  gateway="10.0.2.2", dns=["10.0.2.3"]),
+        network=NetworkAttachment(
+            kind="user", mac=MAC, address="10.0.2.15/24", gateway="10.0.2.2", dns=["10.0.2.3"]
+        ),
     )
     qemu = QemuHypervisor(config)
     handle = qemu.start(spec)
@@ -87,11 +94,16 @@ def test_container_in_a_vm(vm):
     recorder = Recorder()
     client = connect(qemu, handle, recorder)
     try:
-        client.start_pod("vmpod", dns=["10.0.2.3"],
-                         interface={"mac": MAC, "address": "10.0.2.15/24",
-                                    "gateway": "10.0.2.2"})
-        client.create_container(container_config(
-            "c1", ["sh", "-c", "echo hello; hostname; cat /etc/motd; ip -4 addr; exit 3"]))
+        client.start_pod(
+            "vmpod",
+            dns=["10.0.2.3"],
+            interface={"mac": MAC, "address": "10.0.2.15/24", "gateway": "10.0.2.2"},
+        )
+        client.create_container(
+            container_config(
+                "c1", ["sh", "-c", "echo hello; hostname; cat /etc/motd; ip -4 addr; exit 3"]
+            )
+        )
         client.start_container("c1")
         assert recorder.wait_exit("c1") == 3
         out = recorder.stdout("c1").decode()

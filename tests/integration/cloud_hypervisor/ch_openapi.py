@@ -55,6 +55,7 @@ def to_json_schema(node: Any) -> Any:
 def _format_checker() -> jsonschema.FormatChecker:
     checker = jsonschema.FormatChecker()
     for name, (low, high) in INTEGER_RANGES.items():
+
         def check(value: object, low: int = low, high: int = high) -> bool:
             return not isinstance(value, int) or low <= value <= high
 
@@ -84,8 +85,9 @@ class Spec:
                 body = operation.get("requestBody")
                 ref = body["content"]["application/json"]["schema"]["$ref"] if body else None
                 self.operations[(method.upper(), route)] = Operation(
-                    method.upper(), route,
-                    ref[len(SCHEMA_PREFIX):] if ref else None,
+                    method.upper(),
+                    route,
+                    ref[len(SCHEMA_PREFIX) :] if ref else None,
                     bool(body and body.get("required")),
                     frozenset(int(code) for code in operation["responses"]),
                 )

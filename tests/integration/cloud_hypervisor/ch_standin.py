@@ -104,8 +104,7 @@ def not_running(action: str) -> ApiFailure:
 class Guest:
     """What a booted VM holds on the host: the vsock socket and vhost-user links."""
 
-    def __init__(self, config: dict[str, Any], agent_after: int,
-                 fake_agent: bool = False) -> None:
+    def __init__(self, config: dict[str, Any], agent_after: int, fake_agent: bool = False) -> None:
         self.state = "Running"
         self.agent_refusals_left = agent_after
         # A booted or restored guest's agent: waiting for a host, no pod in it yet.
@@ -144,8 +143,12 @@ class Guest:
     def open_tap(net: dict[str, Any]) -> None:
         tap = net.get("tap")
         if tap and not Path(f"/sys/class/net/{tap}/tun_flags").exists():
-            raise ApiFailure(500, "Error from API", "The VM could not boot",
-                             f"Error creating virtio-net device: tap {tap} does not exist")
+            raise ApiFailure(
+                500,
+                "Error from API",
+                "The VM could not boot",
+                f"Error creating virtio-net device: tap {tap} does not exist",
+            )
 
     def connect_fs(self, fs: dict[str, Any]) -> None:
         """Speak vhost-user to the backend, as the VMM does: GET_FEATURES."""
@@ -158,12 +161,17 @@ class Guest:
             (features,) = struct.unpack("<Q", _recv_exactly(link, size))
         except (OSError, struct.error) as e:
             link.close()
-            raise ApiFailure(500, "Error from API", "The VM could not boot",
-                             f"vhost-user-fs {fs['socket']}: {e}") from None
+            raise ApiFailure(
+                500, "Error from API", "The VM could not boot", f"vhost-user-fs {fs['socket']}: {e}"
+            ) from None
         if request != VHOST_USER_GET_FEATURES or not features & VIRTIO_F_VERSION_1:
             link.close()
-            raise ApiFailure(500, "Error from API", "The VM could not boot",
-                             f"vhost-user-fs {fs['socket']}: not a virtio 1.0 backend")
+            raise ApiFailure(
+                500,
+                "Error from API",
+                "The VM could not boot",
+                f"vhost-user-fs {fs['socket']}: not a virtio 1.0 backend",
+            )
         self.vhost_links.append(link)
 
     @staticmethod
@@ -246,8 +254,12 @@ def _must_open(path: str, what: str) -> None:
         with open(path, "rb"):
             pass
     except OSError as e:
-        raise ApiFailure(500, "Error from API", "The VM could not boot",
-                         f"Cannot open {what} {path}: {e.strerror}") from None
+        raise ApiFailure(
+            500,
+            "Error from API",
+            "The VM could not boot",
+            f"Cannot open {what} {path}: {e.strerror}",
+        ) from None
 
 
 def _recv_exactly(sock: socket.socket, size: int) -> bytes:
@@ -282,8 +294,12 @@ class Vmm:
     # -- the VMM --------------------------------------------------------------
 
     def do_vmm_ping(self, body: Any) -> tuple[int, Any]:
-        return 200, {"build_version": "stand-in", "version": "v0.0.0-standin",
-                     "pid": os.getpid(), "features": []}
+        return 200, {
+            "build_version": "stand-in",
+            "version": "v0.0.0-standin",
+            "pid": os.getpid(),
+            "features": [],
+        }
 
     def do_vmm_shutdown(self, body: Any) -> tuple[int, Any]:
         self._stop_guest()
@@ -294,11 +310,16 @@ class Vmm:
 
     def do_vm_create(self, config: dict[str, Any]) -> tuple[int, Any]:
         if self.config is not None:
-            raise ApiFailure(500, "Error from API", "The VM could not be created",
-                             "VM is already created")
+            raise ApiFailure(
+                500, "Error from API", "The VM could not be created", "VM is already created"
+            )
         if config.get("fs") and not config.get("memory", {}).get("shared"):
-            raise ApiFailure(400, "Error from API", "The VM configuration is not valid",
-                             "Using vhost-user requires using shared memory or huge pages")
+            raise ApiFailure(
+                400,
+                "Error from API",
+                "The VM configuration is not valid",
+                "Using vhost-user requires using shared memory or huge pages",
+            )
         self.config = config
         return 204, None
 
@@ -306,8 +327,7 @@ class Vmm:
         if self.config is None:
             raise not_created("boot")
         if self.guest is not None:
-            raise ApiFailure(500, "Error from API", "The VM could not boot",
-                             "VM is already booted")
+            raise ApiFailure(500, "Error from API", "The VM could not boot", "VM is already booted")
         self.guest = Guest(self.config, self.agent_after, self.fake_agent)
         return 204, None
 
@@ -319,8 +339,12 @@ class Vmm:
     def _transition(self, action: str, before: str, after: str) -> tuple[int, Any]:
         guest = self._running(action)
         if guest.state != before:
-            raise ApiFailure(500, "Error from API", f"The VM could not {action}",
-                             f"Invalid transition from {guest.state} to {after}")
+            raise ApiFailure(
+                500,
+                "Error from API",
+                f"The VM could not {action}",
+                f"Invalid transition from {guest.state} to {after}",
+            )
         guest.state = after
         return 204, None
 
@@ -366,9 +390,12 @@ class Vmm:
         if self.config is None:
             raise not_created("report its information")
         state = self.guest.state if self.guest else "Created"
-        return 200, {"config": self.config, "state": state,
-                     "memory_actual_size": self.config.get("memory", {}).get("size", 0),
-                     "device_tree": {}}
+        return 200, {
+            "config": self.config,
+            "state": state,
+            "memory_actual_size": self.config.get("memory", {}).get("size", 0),
+            "device_tree": {},
+        }
 
     def do_vm_counters(self, body: Any) -> tuple[int, Any]:
         self._running("report counters")
@@ -412,8 +439,9 @@ class Vmm:
         for device in self.config.get(key, []):
             if device.get("id") == device_id:
                 return device
-        raise ApiFailure(404, "Error from API", f"The VM could not {action}",
-                         f"No device with id {device_id}")
+        raise ApiFailure(
+            404, "Error from API", f"The VM could not {action}", f"No device with id {device_id}"
+        )
 
     def _add(self, endpoint: str, device: dict[str, Any]) -> tuple[int, Any]:
         if self.config is None:
@@ -421,11 +449,19 @@ class Vmm:
         ids = self._all_ids()
         key, prefix = DEVICE_LISTS.get(endpoint, ("vsock", "_vsock"))
         if device.get("id") in ids:
-            raise ApiFailure(409, "Error from API", "The device could not be added",
-                             f"Identifier {device['id']} is not unique")
+            raise ApiFailure(
+                409,
+                "Error from API",
+                "The device could not be added",
+                f"Identifier {device['id']} is not unique",
+            )
         if key == "vsock" and "vsock" in self.config:
-            raise ApiFailure(500, "Error from API", "The device could not be added",
-                             "Only one vsock device is supported")
+            raise ApiFailure(
+                500,
+                "Error from API",
+                "The device could not be added",
+                "Only one vsock device is supported",
+            )
         device = dict(device)
         device.setdefault("id", f"{prefix}{len(ids)}")
         if self.guest is not None:  # hot-plug: the VMM opens it now
@@ -452,31 +488,46 @@ class Vmm:
             if len(kept) != len(devices):
                 self.config[key] = kept
                 return 204, None
-        raise ApiFailure(404, "Error from API", "The device could not be removed",
-                         f"No device with id {body.get('id')}")
+        raise ApiFailure(
+            404,
+            "Error from API",
+            "The device could not be removed",
+            f"No device with id {body.get('id')}",
+        )
 
     # -- snapshots and migration ----------------------------------------------
 
     def do_vm_snapshot(self, body: dict[str, Any]) -> tuple[int, Any]:
         guest = self._running("be snapshotted")
         if guest.state != "Paused":
-            raise ApiFailure(500, "Error from API", "The VM could not be snapshotted",
-                             "VM is not paused")
+            raise ApiFailure(
+                500, "Error from API", "The VM could not be snapshotted", "VM is not paused"
+            )
         assert self.config is not None
         directory = _snapshot_dir(body["destination_url"], "snapshotted")
         memory = self.config["memory"]["size"]
-        state = {"vcpus": self.config["cpus"]["boot_vcpus"], "devices": _device_ids(self.config),
-                 "memory_ranges": [{"gpa": 0, "length": memory}],
-                 "agent_listening": guest.agent_refusals_left <= 0}
-        contents = ((SNAPSHOT_CONFIG, json.dumps(self.config).encode()),
-                    (SNAPSHOT_STATE, json.dumps(state).encode()), (SNAPSHOT_MEMORY, RAM_MARKER))
+        state = {
+            "vcpus": self.config["cpus"]["boot_vcpus"],
+            "devices": _device_ids(self.config),
+            "memory_ranges": [{"gpa": 0, "length": memory}],
+            "agent_listening": guest.agent_refusals_left <= 0,
+        }
+        contents = (
+            (SNAPSHOT_CONFIG, json.dumps(self.config).encode()),
+            (SNAPSHOT_STATE, json.dumps(state).encode()),
+            (SNAPSHOT_MEMORY, RAM_MARKER),
+        )
         for name, data in contents:
             try:  # created anew, as the real one does (O_EXCL)
                 with open(directory / name, "xb") as f:
                     f.write(data)
             except OSError as e:
-                raise ApiFailure(500, "Error from API", "The VM could not be snapshotted",
-                                 f"Error creating VM snapshot file {name}: {e.strerror}") from None
+                raise ApiFailure(
+                    500,
+                    "Error from API",
+                    "The VM could not be snapshotted",
+                    f"Error creating VM snapshot file {name}: {e.strerror}",
+                ) from None
         os.truncate(directory / SNAPSHOT_MEMORY, memory)  # sparse: RAM never touched
         return 204, None
 
@@ -486,12 +537,17 @@ class Vmm:
 
     def do_vm_restore(self, body: dict[str, Any]) -> tuple[int, Any]:
         if self.config is not None:
-            raise ApiFailure(500, "Error from API", "The VM could not be restored",
-                             "VM is already created")
+            raise ApiFailure(
+                500, "Error from API", "The VM could not be restored", "VM is already created"
+            )
         on_demand = body.get("memory_restore_mode") == "OnDemand"
         if on_demand and body.get("prefault"):
-            raise ApiFailure(400, "Error from API", "The VM could not be restored",
-                             "'prefault' cannot be combined with 'memory_restore_mode=ondemand'")
+            raise ApiFailure(
+                400,
+                "Error from API",
+                "The VM could not be restored",
+                "'prefault' cannot be combined with 'memory_restore_mode=ondemand'",
+            )
         directory = _snapshot_dir(body["source_url"], "restored")
         config = self._snapshot_config(directory)
         state = _snapshot_state(directory)
@@ -512,31 +568,56 @@ class Vmm:
         try:
             config = json.loads((directory / SNAPSHOT_CONFIG).read_text())
         except (OSError, ValueError) as e:
-            raise ApiFailure(500, "Error from API", "The VM could not be restored",
-                             f"Error opening VM config snapshot file: {e}") from None
+            raise ApiFailure(
+                500,
+                "Error from API",
+                "The VM could not be restored",
+                f"Error opening VM config snapshot file: {e}",
+            ) from None
         errors = self.spec.errors("VmConfig", config)
         if errors:
-            raise ApiFailure(500, "Error from API", "The VM could not be restored",
-                             "Error deserialising VM config snapshot", *errors)
+            raise ApiFailure(
+                500,
+                "Error from API",
+                "The VM could not be restored",
+                "Error deserialising VM config snapshot",
+                *errors,
+            )
         return config
 
     def do_vm_send_migration(self, body: dict[str, Any]) -> tuple[int, Any]:
-        raise ApiFailure(500, "Error from API", "The VM could not be migrated",
-                         "live migration is not part of the stand-in")
+        raise ApiFailure(
+            500,
+            "Error from API",
+            "The VM could not be migrated",
+            "live migration is not part of the stand-in",
+        )
 
     def do_vm_receive_migration(self, body: dict[str, Any]) -> tuple[int, Any]:
-        raise ApiFailure(500, "Error from API", "The VM could not receive a migration",
-                         "live migration is not part of the stand-in")
+        raise ApiFailure(
+            500,
+            "Error from API",
+            "The VM could not receive a migration",
+            "live migration is not part of the stand-in",
+        )
 
 
 def _snapshot_dir(url: str, action: str) -> Path:
     if not url.startswith("file://"):
-        raise ApiFailure(500, "Error from API", f"The VM could not be {action}",
-                         f"Could not extract path from URL: {url}")
+        raise ApiFailure(
+            500,
+            "Error from API",
+            f"The VM could not be {action}",
+            f"Could not extract path from URL: {url}",
+        )
     directory = Path(url.removeprefix("file://"))
     if not directory.is_dir():
-        raise ApiFailure(500, "Error from API", f"The VM could not be {action}",
-                         f"Destination is not a directory: {directory}")
+        raise ApiFailure(
+            500,
+            "Error from API",
+            f"The VM could not be {action}",
+            f"Destination is not a directory: {directory}",
+        )
     return directory
 
 
@@ -547,8 +628,12 @@ def _snapshot_state(directory: Path) -> dict[str, Any]:
         if not isinstance(state["devices"], list):
             raise TypeError("devices is not a list")
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ApiFailure(500, "Error from API", "The VM could not be restored",
-                         f"Error deserialising VM state snapshot: {e}") from None
+        raise ApiFailure(
+            500,
+            "Error from API",
+            "The VM could not be restored",
+            f"Error deserialising VM state snapshot: {e}",
+        ) from None
     state["ranges"] = ranges
     return state
 
@@ -560,17 +645,27 @@ def _check_memory_ranges(directory: Path, state: dict[str, Any]) -> None:
         with open(directory / SNAPSHOT_MEMORY, "rb") as memory:  # read only, as the VMM
             size = os.fstat(memory.fileno()).st_size
     except OSError as e:
-        raise ApiFailure(500, "Error from API", "The VM could not be restored",
-                         f"Error opening the memory snapshot: {e.strerror}") from None
+        raise ApiFailure(
+            500,
+            "Error from API",
+            "The VM could not be restored",
+            f"Error opening the memory snapshot: {e.strerror}",
+        ) from None
     if size < needed:
-        raise ApiFailure(500, "Error from API", "The VM could not be restored",
-                         f"Error filling guest memory: {SNAPSHOT_MEMORY} holds {size} of "
-                         f"{needed} bytes")
+        raise ApiFailure(
+            500,
+            "Error from API",
+            "The VM could not be restored",
+            f"Error filling guest memory: {SNAPSHOT_MEMORY} holds {size} of {needed} bytes",
+        )
 
 
 def _device_ids(config: dict[str, Any]) -> list[str]:
-    ids = [f"{key}:{device.get('id')}" for key, _ in DEVICE_LISTS.values()
-           for device in config.get(key) or []]
+    ids = [
+        f"{key}:{device.get('id')}"
+        for key, _ in DEVICE_LISTS.values()
+        for device in config.get(key) or []
+    ]
     return sorted(ids + (["vsock"] if "vsock" in config else []))
 
 
@@ -589,6 +684,7 @@ def _mismatch(config: dict[str, Any], state: dict[str, Any]) -> str | None:
 
 
 for _endpoint in [*DEVICE_LISTS, "vm.add-vsock"]:
+
     def _adder(self: Vmm, body: Any, endpoint: str = _endpoint) -> tuple[int, Any]:
         return self._add(endpoint, body)
 
@@ -665,8 +761,13 @@ class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     def record(self, method: str, route: str, raw: bytes, status: int, errors: list[str]) -> None:
         if self.journal is None:
             return
-        entry = {"method": method, "path": route, "status": status,
-                 "body": raw.decode(errors="replace") or None, "schema_errors": errors}
+        entry = {
+            "method": method,
+            "path": route,
+            "status": status,
+            "body": raw.decode(errors="replace") or None,
+            "schema_errors": errors,
+        }
         with self._journal_lock, open(self.journal, "a") as f:
             f.write(json.dumps(entry) + "\n")
 

@@ -119,9 +119,14 @@ def make_spec(workdir: Path, boot_files: tuple[Path, Path]) -> Callable[..., VMS
     def make(pod_id: str = "pod-1", **fields) -> VMSpec:
         run_dir = workdir / "run" / pod_id
         values = dict(
-            pod_id=pod_id, vm_name=f"vm-{pod_id}", vcpus=2, memory_mb=256,
-            kernel=boot_files[0], initrd=boot_files[1],
-            kernel_args=["console=ttyS0", "quiet"], run_dir=run_dir,
+            pod_id=pod_id,
+            vm_name=f"vm-{pod_id}",
+            vcpus=2,
+            memory_mb=256,
+            kernel=boot_files[0],
+            initrd=boot_files[1],
+            kernel_args=["console=ttyS0", "quiet"],
+            run_dir=run_dir,
             console_log=workdir / f"{pod_id}-console.log",
         )
         values.update(fields)
@@ -136,7 +141,8 @@ def standin_api(make_binary, workdir: Path) -> Iterator[Path]:
     socket_path = workdir / "api.sock"
     process = subprocess.Popen(
         [str(make_binary()), "--api-socket", f"path={socket_path}"],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     # The stand-in says so once it listens.
     assert "API on" in process.stdout.readline()

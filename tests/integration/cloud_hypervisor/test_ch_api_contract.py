@@ -130,8 +130,14 @@ def test_every_endpoint_through_a_vm_lifetime(standin_api, journal, workdir, boo
     with pytest.raises(ApiError, match="tap hc-absent0 does not exist"):
         client.vm_add_net({"tap": "hc-absent0", "mac": "52:54:00:12:34:56"})
     with pytest.raises(ApiError, match="vhost-user-fs"):
-        client.vm_add_fs({"tag": "t", "socket": str(workdir / "absent.sock"),
-                          "num_queues": 1, "queue_size": 1024})
+        client.vm_add_fs(
+            {
+                "tag": "t",
+                "socket": str(workdir / "absent.sock"),
+                "num_queues": 1,
+                "queue_size": 1024,
+            }
+        )
     with pytest.raises(ApiError, match="Only one vsock"):
         client.vm_add_vsock({"cid": 4, "socket": str(workdir / "vsock2.sock")})
     assert client.vm_add_pmem({"file": str(image), "discard_writes": True})["id"]

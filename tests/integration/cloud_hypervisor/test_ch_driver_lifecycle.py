@@ -59,8 +59,10 @@ def test_a_pod_vm_lives_and_powers_off(make_binary, make_config, make_spec, jour
     assert spec.console_log.exists()
 
     # The agent's stream: hybrid vsock handshake, then bytes both ways; a new one per call.
-    with driver.connect_agent(handle, timeout=10) as first, \
-            driver.connect_agent(handle, timeout=10) as second:
+    with (
+        driver.connect_agent(handle, timeout=10) as first,
+        driver.connect_agent(handle, timeout=10) as second,
+    ):
         assert echo(first, b"hello agent\n") == b"hello agent\n"
         assert echo(second, b"\x00\x01binary") == b"\x00\x01binary"
 
@@ -87,7 +89,11 @@ def test_a_guest_that_ignores_the_power_button_is_stopped(
     driver.stop(handle, timeout=0.2)
     assert not driver.is_running(handle)
     assert journal.paths()[-5:] == [
-        "/vm.info", "/vm.power-button", "/vm.shutdown", "/vm.delete", "/vmm.shutdown",
+        "/vm.info",
+        "/vm.power-button",
+        "/vm.shutdown",
+        "/vm.delete",
+        "/vmm.shutdown",
     ]
     driver.cleanup(handle)
 

@@ -20,8 +20,10 @@ from hypercontainer.runtime import Runtime, load
 from hypercontainer_plugins.hypervisors.cloud_hypervisor.virtiofs import find_virtiofsd
 
 pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0 or find_virtiofsd("virtiofsd") is None,
-                       reason="templates need virtio-fs: root and virtiofsd"),
+    pytest.mark.skipif(
+        os.geteuid() != 0 or find_virtiofsd("virtiofsd") is None,
+        reason="templates need virtio-fs: root and virtiofsd",
+    ),
     pytest.mark.root,
 ]
 FALLBACK = "restoring the VM from its template failed; booting it"
@@ -30,10 +32,13 @@ FALLBACK = "restoring the VM from its template failed; booting it"
 @pytest.fixture
 def runtime(make_binary, make_config, boot_files, workdir: Path):
     binary = make_binary("--fake-agent", "--guest-powers-off")
-    config = make_config(binary, virtiofsd="virtiofsd",
-                         HYPERCONTAINER_NETWORK="isolated",  # the test plugin: no interface
-                         HYPERCONTAINER_GUEST__KERNEL=str(boot_files[0]),
-                         HYPERCONTAINER_GUEST__INITRD=str(boot_files[1]))
+    config = make_config(
+        binary,
+        virtiofsd="virtiofsd",
+        HYPERCONTAINER_NETWORK="isolated",  # the test plugin: no interface
+        HYPERCONTAINER_GUEST__KERNEL=str(boot_files[0]),
+        HYPERCONTAINER_GUEST__INITRD=str(boot_files[1]),
+    )
     runtime = load(config)
     yield runtime
     for pod in runtime.store.pods():

@@ -56,8 +56,10 @@ def test_without_virtiofsd_shares_are_ext4_images(
 
     (disk,) = journal.body("/vm.create")["disks"]
     assert disk == {
-        "path": str(spec.run_dir / "share-hc_layers.img"), "readonly": True,
-        "id": "disk-hc_layers", "serial": "hc_layers",
+        "path": str(spec.run_dir / "share-hc_layers.img"),
+        "readonly": True,
+        "id": "disk-hc_layers",
+        "serial": "hc_layers",
     }
     assert "fs" not in journal.body("/vm.create")
     assert debugfs_cat(disk["path"], "/sha256-abc/etc/hostname") == "from-the-host\n"
@@ -88,9 +90,7 @@ def test_without_virtiofsd_a_writable_share_is_refused(
 
 
 @pytest.mark.parametrize("tag", ["../escape", "a/b", "", "x" * 21, "-dash"])
-def test_hostile_share_tags_are_refused(
-    make_binary, make_config, make_spec, journal, workdir, tag
-):
+def test_hostile_share_tags_are_refused(make_binary, make_config, make_spec, journal, workdir, tag):
     driver = CloudHypervisor(make_config(make_binary()))
     spec = make_spec(shares=[Share(tag, workdir)])
     with pytest.raises(UserError, match="share tag"):
@@ -141,8 +141,13 @@ def test_the_pods_tap_is_attached(make_binary, make_config, make_spec, journal, 
     # The VMM runs inside the namespace that holds the tap, as it would on the host.
     binary = make_binary(prefix=f"ip netns exec {netns}")
     driver = CloudHypervisor(make_config(binary))
-    attachment = NetworkAttachment(kind="tap", tap=tap, mac="52:54:00:aa:bb:01",
-                                   address="192.168.123.2/24", gateway="192.168.123.1")
+    attachment = NetworkAttachment(
+        kind="tap",
+        tap=tap,
+        mac="52:54:00:aa:bb:01",
+        address="192.168.123.2/24",
+        gateway="192.168.123.1",
+    )
     handle = driver.start(make_spec(network=attachment))
     assert journal.body("/vm.create")["net"] == [
         {"tap": tap, "id": "net0", "mac": "52:54:00:aa:bb:01"}

@@ -17,9 +17,14 @@ import pytest
 from tests.support.containerd import Containerd
 from tests.support.cri import NAMESPACE, Cri, Pod, nothing_left, until
 
-pytestmark = [pytest.mark.vm, pytest.mark.root,
-              pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("containerd"),
-                                 reason="needs root and Debian's containerd")]
+pytestmark = [
+    pytest.mark.vm,
+    pytest.mark.root,
+    pytest.mark.skipif(
+        os.geteuid() != 0 or not shutil.which("containerd"),
+        reason="needs root and Debian's containerd",
+    ),
+]
 
 RUNNING, EXITED = 1, 2  # ContainerState
 NOT_READY = 1  # PodSandboxState
@@ -53,10 +58,14 @@ def pod(cri, containerd, tmp_path_factory):
 
 
 def test_a_sandbox_with_two_containers_is_one_shim_and_one_vm(cri, containerd, pod) -> None:
-    app = pod.container("app", ["sh", "-c",
-                                "echo started; trap 'exit 4' TERM; while :; do sleep 1; done"])
-    side = pod.container("side", ["sh", "-c", "echo side-out; echo side-err >&2; sleep 3600"],
-                         envs=[cri.message("KeyValue", key="ROLE", value="side")])
+    app = pod.container(
+        "app", ["sh", "-c", "echo started; trap 'exit 4' TERM; while :; do sleep 1; done"]
+    )
+    side = pod.container(
+        "side",
+        ["sh", "-c", "echo side-out; echo side-err >&2; sleep 3600"],
+        envs=[cri.message("KeyValue", key="ROLE", value="side")],
+    )
     pod.app, pod.side = app, side
     assert pod.status(app).state == RUNNING and pod.status(side).state == RUNNING
     assert len(containerd.qemu_pids()) == 1
@@ -64,13 +73,20 @@ def test_a_sandbox_with_two_containers_is_one_shim_and_one_vm(cri, containerd, p
     listing = containerd.hyperctl("list").stdout
     assert re.search(r"^web\.shim-test-[0-9a-f]{8}\s", listing, re.M), listing
     containers = containerd.hyperctl("list", "container").stdout
-    assert re.search(r"app-[0-9a-f]{8}", containers) and re.search(r"side-[0-9a-f]{8}",
-                                                                   containers), containers
+    assert re.search(r"app-[0-9a-f]{8}", containers) and re.search(
+        r"side-[0-9a-f]{8}", containers
+    ), containers
 
 
 def test_exec_sync_gives_output_and_exit_code(cri, pod) -> None:
-    answer = cri.ExecSync(cri.message("ExecSyncRequest", container_id=pod.side, timeout=60,
-                                      cmd=["sh", "-c", "echo $ROLE; echo oops >&2; exit 3"]))
+    answer = cri.ExecSync(
+        cri.message(
+            "ExecSyncRequest",
+            container_id=pod.side,
+            timeout=60,
+            cmd=["sh", "-c", "echo $ROLE; echo oops >&2; exit 3"],
+        )
+    )
     assert (answer.stdout, answer.stderr, answer.exit_code) == (b"side\n", b"oops\n", 3)
 
 

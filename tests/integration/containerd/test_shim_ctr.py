@@ -29,9 +29,14 @@ from hypercontainer.shim.ttrpc_client import Client
 
 from tests.support.containerd import BUSYBOX, RUNTIME, Containerd
 
-pytestmark = [pytest.mark.vm, pytest.mark.root,
-              pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("containerd"),
-                                 reason="needs root and Debian's containerd")]
+pytestmark = [
+    pytest.mark.vm,
+    pytest.mark.root,
+    pytest.mark.skipif(
+        os.geteuid() != 0 or not shutil.which("containerd"),
+        reason="needs root and Debian's containerd",
+    ),
+]
 
 TASK = "containerd.task.v2.Task"
 P = shim_protos()
@@ -49,8 +54,15 @@ def containerd():
 
 
 def run(containerd: Containerd, *args: str, check: bool = True):
-    return containerd.ctr("run", "--runtime", RUNTIME, "--runtime-config-path",
-                          str(containerd.hyperd_config), *args, check=check)
+    return containerd.ctr(
+        "run",
+        "--runtime",
+        RUNTIME,
+        "--runtime-config-path",
+        str(containerd.hyperd_config),
+        *args,
+        check=check,
+    )
 
 
 def task_status(containerd: Containerd, task: str) -> tuple[int, str]:
@@ -69,8 +81,16 @@ def wait_status(containerd: Containerd, task: str, wanted: str, timeout: float =
 
 
 def test_ctr_run_prints_the_output_and_returns_the_exit_code(containerd) -> None:
-    result = run(containerd, "--rm", BUSYBOX, "once", "sh", "-c",
-                 "echo hello from a pod; echo to stderr >&2; exit 7", check=False)
+    result = run(
+        containerd,
+        "--rm",
+        BUSYBOX,
+        "once",
+        "sh",
+        "-c",
+        "echo hello from a pod; echo to stderr >&2; exit 7",
+        check=False,
+    )
     assert result.returncode == 7, result.stderr
     assert result.stdout.decode().splitlines() == ["hello from a pod"]
     assert result.stderr.decode().splitlines() == ["to stderr"]
@@ -83,8 +103,7 @@ def test_ctr_run_prints_the_output_and_returns_the_exit_code(containerd) -> None
 @pytest.fixture(scope="module")
 def sleeper(containerd):
     """A detached task (`ctr run -d`) in its own pod; every assertion below shares it."""
-    run(containerd, "-d", "--env", "GREETING=hi", "--cwd", "/tmp", BUSYBOX, "sleeper",
-        *SLEEPER)
+    run(containerd, "-d", "--env", "GREETING=hi", "--cwd", "/tmp", BUSYBOX, "sleeper", *SLEEPER)
     wait_status(containerd, "sleeper", "RUNNING")
     return "sleeper"
 
@@ -99,24 +118,37 @@ def test_the_pod_is_hyperd_s_labelled_and_its_pid_is_the_vm(containerd, sleeper)
     assert status == "RUNNING"
     assert containerd.qemu_pids() == [pid]  # the task's host process is the pod's VM
     listing = containerd.hyperctl("list").stdout
-    assert re.search(r"^sleeper-[0-9a-f]{8}\s+sleeper-[0-9a-f]{8}\s+vm-\w+\s+running", listing,
-                     re.M), listing
+    assert re.search(
+        r"^sleeper-[0-9a-f]{8}\s+sleeper-[0-9a-f]{8}\s+vm-\w+\s+running", listing, re.M
+    ), listing
     pod_id = next(line.split()[0] for line in listing.splitlines() if "sleeper-" in line)
     (pod,) = json.loads(containerd.hyperctl("inspect", "--type", "pod", pod_id).stdout)
-    assert pod["spec"]["labels"] == {"io.containerd.namespace": "default",
-                                     "io.containerd.task": "sleeper"}
+    assert pod["spec"]["labels"] == {
+        "io.containerd.namespace": "default",
+        "io.containerd.task": "sleeper",
+    }
 
 
 def test_exec_gives_output_exit_code_env_and_cwd(containerd, sleeper) -> None:
-    result = containerd.ctr("task", "exec", "--exec-id", "e1", sleeper, "sh", "-c",
-                            "echo $GREETING in $(pwd); exit 5", check=False)
+    result = containerd.ctr(
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        sleeper,
+        "sh",
+        "-c",
+        "echo $GREETING in $(pwd); exit 5",
+        check=False,
+    )
     assert result.returncode == 5, result.stderr
     assert result.stdout.decode() == "hi in /tmp\n"
 
 
 def test_exec_takes_stdin(containerd, sleeper) -> None:
-    result = containerd.ctr("task", "exec", "--exec-id", "e2", sleeper, "sh", "-c",
-                            "tr a-z A-Z", input=b"shout\n")
+    result = containerd.ctr(
+        "task", "exec", "--exec-id", "e2", sleeper, "sh", "-c", "tr a-z A-Z", input=b"shout\n"
+    )
     assert result.stdout.decode() == "SHOUT\n"
 
 
@@ -140,10 +172,23 @@ def test_a_terminal_gets_the_size_of_ctr_s_terminal(containerd, sleeper) -> None
     """`ctr task exec -t` sends the pty's size with ResizePty; the process sees it."""
     main, child = pty.openpty()
     fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 37, 91, 0, 0))
-    command = ["ctr", "--address", containerd.address, "task", "exec", "-t", "--exec-id",
-               "tty1", sleeper, "sh", "-c", "sleep 1; stty size; [ -t 0 ] && echo tty"]
-    process = subprocess.Popen(command, stdin=child, stdout=child, stderr=child,
-                               env=containerd.env, start_new_session=True)
+    command = [
+        "ctr",
+        "--address",
+        containerd.address,
+        "task",
+        "exec",
+        "-t",
+        "--exec-id",
+        "tty1",
+        sleeper,
+        "sh",
+        "-c",
+        "sleep 1; stty size; [ -t 0 ] && echo tty",
+    ]
+    process = subprocess.Popen(
+        command, stdin=child, stdout=child, stderr=child, env=containerd.env, start_new_session=True
+    )
     os.close(child)
     output = b""
     try:
@@ -200,10 +245,8 @@ def test_malformed_oversized_and_unknown_requests_are_refused(containerd, sleepe
     peer.sendall(b"\x00\x00")  # and hang up inside a header
     peer.close()
     with Client(P, shim_address(containerd, sleeper)) as client:
-        state = client.call(TASK, "State", P.message("containerd.task.v2.StateRequest")(
-            id=sleeper))
-        assert state.status == P.enum("containerd.v1.types.Status").values_by_name[
-            "RUNNING"].number
+        state = client.call(TASK, "State", P.message("containerd.task.v2.StateRequest")(id=sleeper))
+        assert state.status == P.enum("containerd.v1.types.Status").values_by_name["RUNNING"].number
         with pytest.raises(RpcError) as missing:
             client.call(TASK, "State", P.message("containerd.task.v2.StateRequest")(id="nope"))
         assert missing.value.code == Code.NOT_FOUND
@@ -213,23 +256,31 @@ def test_malformed_oversized_and_unknown_requests_are_refused(containerd, sleepe
 def hostile_bundle(tmp_path: Path, sandbox: str, source: str) -> str:
     bundle = tmp_path / "evil"
     (bundle / "rootfs").mkdir(parents=True)
-    spec = {"ociVersion": "1.0.2", "process": {"args": ["sh"], "cwd": "/"},
-            "root": {"path": "rootfs"},
-            "annotations": {"io.kubernetes.cri.container-type": "container",
-                            "io.kubernetes.cri.sandbox-id": sandbox},
-            "mounts": [{"destination": "/host", "type": "bind", "source": source,
-                        "options": ["rbind", "rw"]}]}
+    spec = {
+        "ociVersion": "1.0.2",
+        "process": {"args": ["sh"], "cwd": "/"},
+        "root": {"path": "rootfs"},
+        "annotations": {
+            "io.kubernetes.cri.container-type": "container",
+            "io.kubernetes.cri.sandbox-id": sandbox,
+        },
+        "mounts": [
+            {"destination": "/host", "type": "bind", "source": source, "options": ["rbind", "rw"]}
+        ],
+    }
     (bundle / "config.json").write_text(json.dumps(spec))
     return str(bundle)
 
 
 @pytest.mark.parametrize("source", ["/", "/proc", "{hyperd_state}", "/etc/hypercontainer/x"])
-def test_a_bundle_naming_host_paths_it_may_not_is_refused(containerd, sleeper, tmp_path,
-                                                          source) -> None:
+def test_a_bundle_naming_host_paths_it_may_not_is_refused(
+    containerd, sleeper, tmp_path, source
+) -> None:
     source = source.format(hyperd_state=containerd.hyperd_root / "s")
     with Client(P, shim_address(containerd, sleeper)) as client:
         create = P.message("containerd.task.v2.CreateTaskRequest")(
-            id="evil", bundle=hostile_bundle(tmp_path, sleeper, source))
+            id="evil", bundle=hostile_bundle(tmp_path, sleeper, source)
+        )
         with pytest.raises(RpcError) as refused:
             client.call(TASK, "Create", create)
         assert refused.value.code == Code.INVALID_ARGUMENT, refused.value.message
@@ -243,8 +294,16 @@ def test_a_bundle_naming_host_paths_it_may_not_is_refused(containerd, sleeper, t
 
 def test_a_lone_container_naming_host_paths_boots_no_vm(containerd, sleeper) -> None:
     before = containerd.qemu_pids()
-    result = run(containerd, "--rm", "--mount", "type=bind,src=/,dst=/host,options=rbind:rw",
-                 BUSYBOX, "escape", "true", check=False)
+    result = run(
+        containerd,
+        "--rm",
+        "--mount",
+        "type=bind,src=/,dst=/host,options=rbind:rw",
+        BUSYBOX,
+        "escape",
+        "true",
+        check=False,
+    )
     assert result.returncode != 0
     assert "root directory" in result.stderr.decode()
     assert containerd.qemu_pids() == before
@@ -253,8 +312,7 @@ def test_a_lone_container_naming_host_paths_boots_no_vm(containerd, sleeper) -> 
 # -- the end: kill, rm, nothing left -------------------------------------------------
 
 
-def test_kill_ends_the_task_with_its_exit_code_and_rm_leaves_nothing(containerd,
-                                                                    sleeper) -> None:
+def test_kill_ends_the_task_with_its_exit_code_and_rm_leaves_nothing(containerd, sleeper) -> None:
     containerd.ctr("task", "kill", "--signal", "TERM", sleeper)
     wait_status(containerd, sleeper, "STOPPED")
     result = containerd.ctr("task", "rm", sleeper)

@@ -21,8 +21,10 @@ from hypercontainer.guest.kernel import has_pvh_entry
 
 def cpio_list(image: GuestImage, flags: str) -> list[str]:
     done = subprocess.run(
-        ["cpio", flags, "--quiet"], input=gzip.decompress(image.initrd.read_bytes()),
-        capture_output=True, check=True,
+        ["cpio", flags, "--quiet"],
+        input=gzip.decompress(image.initrd.read_bytes()),
+        capture_output=True,
+        check=True,
     )
     return done.stdout.decode().splitlines()
 
@@ -43,7 +45,9 @@ def unpacked(guest_image: GuestImage, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("initrd")
     subprocess.run(
         ["cpio", "-id", "--quiet", "--no-absolute-filenames"],
-        input=gzip.decompress(guest_image.initrd.read_bytes()), cwd=root, check=True,
+        input=gzip.decompress(guest_image.initrd.read_bytes()),
+        cwd=root,
+        check=True,
     )
     return root
 
@@ -54,9 +58,19 @@ def test_everything_belongs_to_root(listing: list[str]) -> None:
 
 
 def test_the_guest_essentials_are_there(listing: list[str], entry_names: set[str]) -> None:
-    for path in ["init", "bin/busybox", "bin/sh", "bin/switch_root", "usr/bin/python3",
-                 "usr/bin/python3.11", "usr/bin/crun", "hc/agent/__main__.py",
-                 "hc/agent/protocol.py", "usr/lib/python3.11/os.py", "etc/hc/modules"]:
+    for path in [
+        "init",
+        "bin/busybox",
+        "bin/sh",
+        "bin/switch_root",
+        "usr/bin/python3",
+        "usr/bin/python3.11",
+        "usr/bin/crun",
+        "hc/agent/__main__.py",
+        "hc/agent/protocol.py",
+        "usr/lib/python3.11/os.py",
+        "etc/hc/modules",
+    ]:
         assert path in entry_names, path
     console = next(line for line in listing if line.endswith(" dev/console"))
     assert console.startswith("c") and "5,   1" in console
@@ -96,18 +110,29 @@ def test_the_guest_python_and_crun_run_from_the_initrd_alone(unpacked: Path) -> 
     chroot = shutil.which("chroot")
     if os.geteuid() != 0 or chroot is None:
         pytest.skip("needs root for chroot")
-    modules = sorted(f"agent.{p.stem}" for p in (unpacked / "hc/agent").glob("*.py")
-                     if p.stem not in ("__init__", "__main__"))
+    modules = sorted(
+        f"agent.{p.stem}"
+        for p in (unpacked / "hc/agent").glob("*.py")
+        if p.stem not in ("__init__", "__main__")
+    )
     imports = subprocess.run(
-        [chroot, str(unpacked), "/bin/sh", "-c",
-         f"cd /hc && /usr/bin/python3 -S -c 'import {', '.join(modules)}; print(\"ok\")'"],
-        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"},
+        [
+            chroot,
+            str(unpacked),
+            "/bin/sh",
+            "-c",
+            f"cd /hc && /usr/bin/python3 -S -c 'import {', '.join(modules)}; print(\"ok\")'",
+        ],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
     )
     assert imports.stdout.strip() == "ok", imports.stderr
     # crun re-executes itself through /proc, absent here: let its loader resolve it instead.
     crun = subprocess.run(
         [chroot, str(unpacked), "/lib64/ld-linux-x86-64.so.2", "--list", "/usr/bin/crun"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert crun.returncode == 0 and "libseccomp" in crun.stdout, crun.stderr
     assert "not found" not in crun.stdout

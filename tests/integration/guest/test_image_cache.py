@@ -100,9 +100,11 @@ def test_a_configured_kernel_that_is_missing_is_a_user_error(config, tmp_path: P
 
 @pytest.mark.parametrize(
     ("package", "message"),
-    [("-oDir=/tmp", "not a Debian kernel package name"),
-     ("busybox-static", "not a Debian kernel package name"),
-     ("linux-image-0.0.0-nonexistent-amd64", "not known to apt")],
+    [
+        ("-oDir=/tmp", "not a Debian kernel package name"),
+        ("busybox-static", "not a Debian kernel package name"),
+        ("linux-image-0.0.0-nonexistent-amd64", "not known to apt"),
+    ],
 )
 def test_a_bad_kernel_package_is_a_user_error(config, tmp_path, package, message) -> None:
     guest = config.guest.model_copy(update={"kernel_package": package})

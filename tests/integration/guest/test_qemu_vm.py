@@ -65,8 +65,9 @@ class Booted:
 
 
 @pytest.fixture(scope="module")
-def booted(qemu: QemuHypervisor, guest_image, run_root: Path, tmp_path_factory,
-           config) -> Iterator[Booted]:
+def booted(
+    qemu: QemuHypervisor, guest_image, run_root: Path, tmp_path_factory, config
+) -> Iterator[Booted]:
     layers = tmp_path_factory.mktemp("layers")
     run_dir = run_root / "booted"
     run_dir.mkdir()
@@ -94,8 +95,9 @@ def test_the_agent_answers_a_ping_through_connect_agent(
     qemu: QemuHypervisor, booted: Booted, config
 ) -> None:
     stream = qemu.connect_agent(booted.handle, timeout=10)
-    with AgentClient(stream, on_event=lambda event: None,
-                     on_output=lambda key, fd, data: None) as client:
+    with AgentClient(
+        stream, on_event=lambda event: None, on_output=lambda key, fd, data: None
+    ) as client:
         client.wait_ready(config.guest.boot_timeout)
         client.ping()
 
@@ -179,7 +181,10 @@ def test_the_vm_outlives_the_process_that_started_it(qemu: QemuHypervisor, vm_sp
     fields = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(vm_spec).items()}
     done = subprocess.run(
         [sys.executable, "-c", starter, json.dumps(fields), str(qemu.config.run_root)],
-        capture_output=True, text=True, check=True, timeout=120,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     handle = json.loads(done.stdout.strip().splitlines()[-1])
     try:
@@ -255,14 +260,21 @@ def test_device_modules_load_only_for_devices_present(
     disk.write_bytes(b"\0" * 2**20)
     # A virtio block device (but no vsock device) in the VM.
     build = cmdline.build
-    monkeypatch.setattr(cmdline, "build", lambda *args, **kwargs: build(*args, **kwargs)[:-3] + [
-        "-drive", f"file={disk},format=raw,if=virtio", *build(*args, **kwargs)[-3:]])
+    monkeypatch.setattr(
+        cmdline,
+        "build",
+        lambda *args, **kwargs: (
+            build(*args, **kwargs)[:-3]
+            + ["-drive", f"file={disk},format=raw,if=virtio", *build(*args, **kwargs)[-3:]]
+        ),
+    )
 
     handle = qemu.start(vm_spec)
     try:
         console = wait_for_console(vm_spec.console_log, EXEC_LINE, config.guest.boot_timeout)
-        loaded = {line.split()[-1] for line in console.splitlines()
-                  if line.startswith("hc-test: module ")}
+        loaded = {
+            line.split()[-1] for line in console.splitlines() if line.startswith("hc-test: module ")
+        }
         assert {"virtio_blk", "ext4", "9p", "overlay", "virtio_console"} <= loaded, console
         assert not {"vsock", "vmw_vsock_virtio_transport"} & loaded
     finally:

@@ -11,16 +11,21 @@ pytestmark = pytest.mark.registry
 
 
 def skopeo(*args: str) -> None:
-    subprocess.run(["skopeo", "--insecure-policy", *args], check=True, capture_output=True,
-                   timeout=300)
+    subprocess.run(
+        ["skopeo", "--insecure-policy", *args], check=True, capture_output=True, timeout=300
+    )
 
 
 @pytest.mark.parametrize("transport", ["oci-archive", "docker-archive"])
 def test_archives_written_by_skopeo_load(registry, images, make_images, tmp_path, transport):
     pulled = images.pull(f"{registry.address}/test/two")
     archive = tmp_path / "skopeo.tar"
-    skopeo("copy", "--src-tls-verify=false", f"docker://{registry.address}/test/two:latest",
-           f"{transport}:{archive}:example.org/test/two:v1")
+    skopeo(
+        "copy",
+        "--src-tls-verify=false",
+        f"docker://{registry.address}/test/two:latest",
+        f"{transport}:{archive}:example.org/test/two:v1",
+    )
     loaded_images = make_images(state_root=tmp_path / "offline")
     assert loaded_images.load(archive) == ["example.org/test/two:v1"]
     loaded = loaded_images.resolve("example.org/test/two:v1")
@@ -31,8 +36,12 @@ def test_archives_written_by_skopeo_load(registry, images, make_images, tmp_path
 def test_saved_archive_is_read_by_skopeo_and_pulls_back_identical(registry, images, tmp_path):
     original = images.pull(f"{registry.address}/test/two")
     images.save([f"{registry.address}/test/two"], tmp_path / "saved.tar")
-    skopeo("copy", "--dest-tls-verify=false", f"oci-archive:{tmp_path / 'saved.tar'}",
-           f"docker://{registry.address}/test/resaved:latest")
+    skopeo(
+        "copy",
+        "--dest-tls-verify=false",
+        f"oci-archive:{tmp_path / 'saved.tar'}",
+        f"docker://{registry.address}/test/resaved:latest",
+    )
     again = images.pull(f"{registry.address}/test/resaved")
     assert again.id == original.id and again.layers == original.layers
 
@@ -50,6 +59,10 @@ def test_busybox_module_archive_loads_and_runs(images, tmp_path):
     (rootfs,) = (images.layers_root() / layer for layer in image.layers)
     assert (rootfs / "etc/passwd").read_text().startswith("root:x:0:0:")
     assert (rootfs / "bin/ls").is_symlink()
-    run = subprocess.run([rootfs / "bin/busybox", "sh", "-c", "echo $((6 * 7))"],
-                         capture_output=True, text=True, check=True)
+    run = subprocess.run(
+        [rootfs / "bin/busybox", "sh", "-c", "echo $((6 * 7))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert run.stdout == "42\n"

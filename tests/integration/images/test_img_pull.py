@@ -132,14 +132,18 @@ def test_pulled_layers_stack_with_overlayfs(registry, images, tmp_path):
     lower = ":".join(str(images.layers_root() / d) for d in reversed(image.layers))
     merged = tmp_path / "merged"
     merged.mkdir()
-    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={lower}", merged],
-                   check=True)
+    subprocess.run(
+        ["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={lower}", merged], check=True
+    )
     try:
         assert (merged / "hello.txt").read_text() == "hello from layer two\n"
         assert not (merged / "bin/vi").exists() and (merged / "bin/ls").is_symlink()
         assert sorted(os.listdir(merged / "usr/sbin")) == ["only-this"]
-        run = subprocess.run(["chroot", merged, "/bin/sh", "-c", "cat /hello.txt; vi --help"],
-                             capture_output=True, text=True)
+        run = subprocess.run(
+            ["chroot", merged, "/bin/sh", "-c", "cat /hello.txt; vi --help"],
+            capture_output=True,
+            text=True,
+        )
         assert run.stdout == "hello from layer two\n" and run.returncode == 127
     finally:
         subprocess.run(["umount", merged], check=True)
@@ -157,8 +161,9 @@ def test_concurrent_pulls_from_two_processes_share_one_store(registry, images):
     """Three processes, a shared base layer, one store: all succeed, nothing half-done."""
     state_root = str(images.store.root.parent)
     pulls = [
-        subprocess.Popen([sys.executable, "-c", PULL_SCRIPT, state_root,
-                          f"{registry.address}/test/{name}"])
+        subprocess.Popen(
+            [sys.executable, "-c", PULL_SCRIPT, state_root, f"{registry.address}/test/{name}"]
+        )
         for name in ("two", "busybox", "two-zstd")
     ]
     assert [p.wait(timeout=300) for p in pulls] == [0, 0, 0]

@@ -25,8 +25,9 @@ def skopeo_inspect(registry: Registry, reference: str) -> dict:
     command = ["skopeo", "inspect", "--tls-verify=false", f"docker://{reference}"]
     if registry.auth:
         command[2:2] = ["--creds", f"{registry.username}:{registry.password}"]
-    return json.loads(subprocess.run(command, check=True, capture_output=True, text=True,
-                                     timeout=120).stdout)
+    return json.loads(
+        subprocess.run(command, check=True, capture_output=True, text=True, timeout=120).stdout
+    )
 
 
 def logged_in(make_images, registry: Registry, **kwargs):
@@ -61,7 +62,8 @@ def requests_sent(monkeypatch) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("fixture", ["basic_registry", "token_registry"])
 def test_push_mounts_what_the_registry_has_and_pulls_back_by_digest(
-        request, make_images, tmp_path, fixture):
+    request, make_images, tmp_path, fixture
+):
     registry = request.getfixturevalue(fixture)
     images = logged_in(make_images, registry)
     pulled = images.pull(f"{registry.address}/test/two")
@@ -83,17 +85,21 @@ def test_push_mounts_what_the_registry_has_and_pulls_back_by_digest(
     elsewhere, back = pulled_back(make_images, registry, tmp_path / "back", target, pushed.digest)
     assert back.id == pulled.id and back.layers == pulled.layers
     assert (elsewhere.layers_root() / back.layers[1] / "hello.txt").read_text() == (
-        "hello from layer two\n")
+        "hello from layer two\n"
+    )
 
 
 @pytest.mark.parametrize("fixture", ["basic_registry", "token_registry"])
 def test_push_uploads_a_local_image_and_skips_blobs_already_there(
-        request, make_images, tmp_path, fixture):
+    request, make_images, tmp_path, fixture
+):
     registry = request.getfixturevalue(fixture)
     images = logged_in(make_images, registry)
     archive = tmp_path / "local.tar"
-    image = Image([imagebuild.busybox_base(), Layer().file("local.txt", b"made here\n")],
-                  cmd=["cat", "/local.txt"])
+    image = Image(
+        [imagebuild.busybox_base(), Layer().file("local.txt", b"made here\n")],
+        cmd=["cat", "/local.txt"],
+    )
     build.write_archive(archive, [("docker.io/library/local:1", *image.build())])
     images.load(archive)
     target = f"{registry.address}/{unique('local')}:1"
@@ -113,7 +119,8 @@ def test_push_uploads_a_local_image_and_skips_blobs_already_there(
 
 
 def test_large_blobs_go_in_chunks_small_ones_in_one_request(
-        registry, make_images, tmp_path, requests_sent):
+    registry, make_images, tmp_path, requests_sent
+):
     images = make_images(push_chunk_size=1 << 16)
     archive = tmp_path / "big.tar"
     data = random.Random(7).randbytes(300_000)  # incompressible: a ~300 KB blob
@@ -137,7 +144,8 @@ def test_large_blobs_go_in_chunks_small_ones_in_one_request(
 
 @pytest.mark.parametrize("fixture", ["basic_registry", "token_registry"])
 def test_push_without_login_is_denied_in_one_line_naming_the_repository(
-        request, make_images, fixture):
+    request, make_images, fixture
+):
     registry = request.getfixturevalue(fixture)
     images = logged_in(make_images, registry)
     images.pull(f"{registry.address}/test/busybox")
@@ -149,9 +157,18 @@ def test_push_without_login_is_denied_in_one_line_naming_the_repository(
     assert "\n" not in message and f"push to {target.rsplit(':', 1)[0]}: access denied" in message
     assert f"try `hyperctl login {registry.address}`" in message
     result = subprocess.run(
-        ["skopeo", "inspect", "--tls-verify=false", "--creds",
-         f"{registry.username}:{registry.password}", f"docker://{target}"],
-        capture_output=True, text=True, timeout=120)
+        [
+            "skopeo",
+            "inspect",
+            "--tls-verify=false",
+            "--creds",
+            f"{registry.username}:{registry.password}",
+            f"docker://{target}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0  # nothing was pushed
 
 

@@ -12,6 +12,7 @@ from tests.support.imagestore import EMPTY, store_state
 
 pytestmark = pytest.mark.registry
 
+
 def flip_byte(path, offset: int = -100) -> None:
     data = bytearray(path.read_bytes())
     data[offset] ^= 0xFF
@@ -28,8 +29,10 @@ def two_layers_digests() -> tuple[str, str, list[str]]:
 def test_tampered_blob_refused_and_nothing_kept(fresh_registry, images, which):
     manifest_digest, config_digest, layer_digests = two_layers_digests()
     target = {
-        "bottom layer": layer_digests[0], "top layer": layer_digests[1],
-        "config": config_digest, "manifest": manifest_digest,
+        "bottom layer": layer_digests[0],
+        "top layer": layer_digests[1],
+        "config": config_digest,
+        "manifest": manifest_digest,
     }[which]
     path = fresh_registry.blob_path("test/two", target)
     if which == "manifest":

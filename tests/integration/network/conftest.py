@@ -13,7 +13,9 @@ from hc_netns import NetNs, host_network
 @pytest.fixture
 def config(tmp_path):
     return Config(
-        state_root=tmp_path / "state", run_root=tmp_path / "run", cache_root=tmp_path / "cache",
+        state_root=tmp_path / "state",
+        run_root=tmp_path / "run",
+        cache_root=tmp_path / "cache",
         network="bridge",
     )
 

@@ -21,8 +21,14 @@ DAEMON_START = 60.0
 
 
 class Daemon:
-    def __init__(self, workdir: Path, network: str, netns: str | None = None,
-                 config: str = "", netns_only: bool = False) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        network: str,
+        netns: str | None = None,
+        config: str = "",
+        netns_only: bool = False,
+    ) -> None:
         """`netns_only`: enter only the namespace's network (nsenter), not the mount
         namespace `ip netns exec` makes: named namespaces this hyperd creates are then
         the machine's, seen by the test and by a hyperd started again."""
@@ -49,9 +55,17 @@ class Daemon:
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [*self.prefix, sys.executable, "-m", "hypercontainer.api.server",
-                 "--config", str(self.config)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                [
+                    *self.prefix,
+                    sys.executable,
+                    "-m",
+                    "hypercontainer.api.server",
+                    "--config",
+                    str(self.config),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
             )
         self._wait_for_socket(self.run_root / "hyperd.sock")
 
@@ -74,9 +88,17 @@ class Daemon:
 
     def _run(self, args: tuple[str, ...]) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [*self.prefix, shutil.which("hyperctl") or "hyperctl", "--config", str(self.config),
-             *args],
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600,
+            [
+                *self.prefix,
+                shutil.which("hyperctl") or "hyperctl",
+                "--config",
+                str(self.config),
+                *args,
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
 
     def hyperctl(self, *args: str, check: bool = True) -> str:

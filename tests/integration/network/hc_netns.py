@@ -50,7 +50,10 @@ class NetNs:
     def popen(self, *command: str) -> subprocess.Popen:
         return subprocess.Popen(
             ["ip", "netns", "exec", self.name, *command],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
 
     def run(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -89,7 +92,8 @@ class NetNs:
     def nft_table(self) -> str | None:
         done = subprocess.run(
             ["ip", "netns", "exec", self.name, "nft", "list", "table", "ip", "hypercontainer"],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         return done.stdout if done.returncode == 0 else None
 

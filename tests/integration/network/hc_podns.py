@@ -40,13 +40,20 @@ class PodNamespace:
     def state(self) -> dict:
         """What the namespace's maker set up: a join and leave must leave it as it was."""
         return {
-            "links": {name: (link.get("linkinfo", {}).get("info_kind", ""), link["mtu"],
-                             link["address"], link["operstate"])
-                      for name, link in self.pod.links().items()},
+            "links": {
+                name: (
+                    link.get("linkinfo", {}).get("info_kind", ""),
+                    link["mtu"],
+                    link["address"],
+                    link["operstate"],
+                )
+                for name, link in self.pod.links().items()
+            },
             "addresses": sorted(  # (without flags such as "tentative", which tick over)
                 (device["ifname"], info["local"], info["prefixlen"], info["scope"])
                 for device in json.loads(self.pod.sh("ip", "-j", "addr"))
-                for info in device["addr_info"]),
+                for info in device["addr_info"]
+            ),
             "routes": self.pod.sh("ip", "route") + self.pod.sh("ip", "-6", "route"),
             "qdiscs": json.loads(self.pod.sh("tc", "-j", "qdisc", "show", "dev", "eth0")),
         }
@@ -56,8 +63,7 @@ def configured(make) -> PodNamespace:
     """Two fresh namespaces (from the `netns` fixture's factory), wired as described above."""
     peer, pod = make("-cnipeer"), make("-cnipod")
     subnet = f"10.{secrets.randbelow(200) + 20}.{secrets.randbelow(250)}"
-    peer.sh("ip", "link", "add", "veth0", "type", "veth", "peer", "name", "eth0",
-            "netns", pod.name)
+    peer.sh("ip", "link", "add", "veth0", "type", "veth", "peer", "name", "eth0", "netns", pod.name)
     peer.sh("ip", "addr", "add", f"{subnet}.1/24", "dev", "veth0")
     peer.sh("ip", "link", "set", "veth0", "mtu", str(MTU), "up")
     pod.sh("ip", "link", "set", "eth0", "mtu", str(MTU), "up")
@@ -65,7 +71,8 @@ def configured(make) -> PodNamespace:
     pod.sh("ip", "route", "add", "default", "via", f"{subnet}.1")
     pod.sh("ip", "route", "add", "10.250.0.0/16", "via", f"{subnet}.1")  # a second route
     namespace = PodNamespace(pod, peer, subnet)
-    peer.sh("ip", "addr", "add", namespace.address6.replace("::5", "::1/64"), "dev", "veth0",
-            "nodad")
+    peer.sh(
+        "ip", "addr", "add", namespace.address6.replace("::5", "::1/64"), "dev", "veth0", "nodad"
+    )
     pod.sh("ip", "addr", "add", f"{namespace.address6}/64", "dev", "eth0", "nodad")
     return namespace

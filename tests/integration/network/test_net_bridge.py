@@ -85,8 +85,13 @@ def test_configured_bridge_and_subnet(config, netns):
 def _attach_many(config, pod_ids):
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(len(pod_ids)) as pool:
-        return pool.starmap(attach, [(config, pod_id, [PortForward("tcp", "", 7000 + i, 80)])
-                                     for i, pod_id in enumerate(pod_ids)])
+        return pool.starmap(
+            attach,
+            [
+                (config, pod_id, [PortForward("tcp", "", 7000 + i, 80)])
+                for i, pod_id in enumerate(pod_ids)
+            ],
+        )
 
 
 def _detach_many(config, attachments):
@@ -119,10 +124,14 @@ def test_port_conflicts_are_refused_before_anything_changes(config, netns):
     ns.run(detach, config, "web", web)
 
     # A host process already listening on the port: refused, and nothing is left behind.
-    listener = ns.popen("python3", "-c", (
-        "import socket,sys; s=socket.socket(); s.bind(('0.0.0.0', 8080)); s.listen();"
-        "print('ready', flush=True); sys.stdin.read()"
-    ))
+    listener = ns.popen(
+        "python3",
+        "-c",
+        (
+            "import socket,sys; s=socket.socket(); s.bind(('0.0.0.0', 8080)); s.listen();"
+            "print('ready', flush=True); sys.stdin.read()"
+        ),
+    )
     try:
         assert listener.stdout.readline().strip() == "ready"
         with pytest.raises(UserError, match="8080/tcp is already in use"):
@@ -187,8 +196,9 @@ def test_adopt_recreates_the_host_side(config, netns):
     assert ns.addresses("hyper0") == ["192.168.123.1/24"]
 
     # A pod whose lease the database lost is taken back from its attachment.
-    lost = NetworkAttachment(kind="tap", mac=mac_for("lost"), tap=tap_name("lost"),
-                             address="192.168.123.9/24")
+    lost = NetworkAttachment(
+        kind="tap", mac=mac_for("lost"), tap=tap_name("lost"), address="192.168.123.9/24"
+    )
     ns.run(_adopt, config, "lost", lost)
     assert tap_name("lost") in ns.links()
     assert ns.run(attach, config, "lost").address == "192.168.123.9/24"

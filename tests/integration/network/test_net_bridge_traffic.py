@@ -44,8 +44,19 @@ def attach(config, pod_id, forwards):
 
 def plug(host, pod, address):
     """A stand-in NIC: veth into `pod`, its host end on the bridge, the leased address."""
-    host.sh("ip", "link", "add", "v" + pod.name[-8:], "type", "veth",
-            "peer", "name", "eth0", "netns", pod.name)
+    host.sh(
+        "ip",
+        "link",
+        "add",
+        "v" + pod.name[-8:],
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        pod.name,
+    )
     host.sh("ip", "link", "set", "v" + pod.name[-8:], "master", "hyper0", "up")
     pod.sh("ip", "addr", "add", address, "dev", "eth0")
     pod.sh("ip", "link", "set", "eth0", "up")
@@ -70,8 +81,9 @@ def test_nat_port_mappings_and_pod_to_pod(config, netns):
     b = host.run(attach, config, "b", [])
     plug(host, pod_a, a.address)
     plug(host, pod_b, b.address)
-    host.sh("ip", "link", "add", "vout", "type", "veth", "peer", "name", "eth0",
-            "netns", outside.name)
+    host.sh(
+        "ip", "link", "add", "vout", "type", "veth", "peer", "name", "eth0", "netns", outside.name
+    )
     host.sh("ip", "addr", "add", "10.99.0.1/24", "dev", "vout")
     host.sh("ip", "link", "set", "vout", "up")
     outside.sh("ip", "addr", "add", "10.99.0.2/24", "dev", "eth0")

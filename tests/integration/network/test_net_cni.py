@@ -20,16 +20,20 @@ from hypercontainer_plugins.network.cni import CniNetwork
 
 pytestmark = [
     pytest.mark.root,
-    pytest.mark.skipif(not Path("/usr/lib/cni/bridge").exists(),
-                       reason="needs containernetworking-plugins"),
+    pytest.mark.skipif(
+        not Path("/usr/lib/cni/bridge").exists(), reason="needs containernetworking-plugins"
+    ),
 ]
 
 
 def cni_config(tmp_path: Path, **cni) -> Config:
-    return Config(state_root=tmp_path / "state", run_root=tmp_path / "run",
-                  cache_root=tmp_path / "cache", network="cni",
-                  cni={"conf_dir": str(tmp_path / "net.d"),
-                       "cache_dir": str(tmp_path / "cnicache"), **cni})
+    return Config(
+        state_root=tmp_path / "state",
+        run_root=tmp_path / "run",
+        cache_root=tmp_path / "cache",
+        network="cni",
+        cni={"conf_dir": str(tmp_path / "net.d"), "cache_dir": str(tmp_path / "cnicache"), **cni},
+    )
 
 
 # Pod namespaces that existed before this module (another hyperd's): not ours to count.
@@ -43,14 +47,16 @@ def leftovers(tmp_path: Path) -> dict:
     return {
         "leases": sorted(p.name for p in data.glob("*/*") if p.name[0].isdigit()),
         "cached": sorted(p.name for p in (tmp_path / "cnicache" / "results").glob("*")),
-        "namespaces": sorted(p.name for p in Path("/run/netns").glob("hc-????????????")
-                             if p.name not in OTHERS),
+        "namespaces": sorted(
+            p.name for p in Path("/run/netns").glob("hc-????????????") if p.name not in OTHERS
+        ),
     }
 
 
 def nat_rules() -> str:
-    return subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True,
-                          check=True).stdout
+    return subprocess.run(
+        ["iptables-save", "-t", "nat"], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def attach_then_detach(config: Config) -> dict:
@@ -60,9 +66,14 @@ def attach_then_detach(config: Config) -> dict:
     seen = {
         "attachment": attachment,
         "pod_ns_exists": pod_ns.exists(),
-        "eth0": json.loads(subprocess.run(
-            ["ip", "-n", pod_ns.name, "-j", "link", "show", "eth0"],
-            capture_output=True, text=True, check=True).stdout)[0],
+        "eth0": json.loads(
+            subprocess.run(
+                ["ip", "-n", pod_ns.name, "-j", "link", "show", "eth0"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )[0],
         "rules": nat_rules(),
         "forwards": network.forwards("web", attachment),
         "held": leftovers(config.state_root.parent),
@@ -98,11 +109,19 @@ def test_a_pod_gets_its_address_from_host_local_and_gives_it_back(netns, tmp_pat
 
 
 FAILING = {
-    "cniVersion": "1.0.0", "name": "failing",
+    "cniVersion": "1.0.0",
+    "name": "failing",
     "plugins": [
-        {"type": "bridge", "bridge": "hc-cnifail", "isGateway": True,
-         "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.124.0.0/24"}]],
-                  "dataDir": "DATA"}},
+        {
+            "type": "bridge",
+            "bridge": "hc-cnifail",
+            "isGateway": True,
+            "ipam": {
+                "type": "host-local",
+                "ranges": [[{"subnet": "10.124.0.0/24"}]],
+                "dataDir": "DATA",
+            },
+        },
         # Runs after the address is taken: its failure must give the address back.
         {"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.no_such_setting": "1"}},
     ],
@@ -156,8 +175,9 @@ def refusals(config: Config) -> list[str]:
 def test_refusals(netns, tmp_path):
     host = netns("-cnihost")
     (tmp_path / "net.d").mkdir()
-    (tmp_path / "net.d" / "20-bad.conflist").write_text(json.dumps(
-        {"cniVersion": "1.0.0", "name": "bad", "plugins": [{"type": "../../bin/sh"}]}))
+    (tmp_path / "net.d" / "20-bad.conflist").write_text(
+        json.dumps({"cniVersion": "1.0.0", "name": "bad", "plugins": [{"type": "../../bin/sh"}]})
+    )
     missing, bad, clash, leases, running = host.run(refusals, cni_config(tmp_path))
     assert missing == f"no CNI network 'missing' in {tmp_path / 'net.d'} (networks there: bad)"
     assert bad.endswith("plugins[0].type '../../bin/sh' is not a plugin name")

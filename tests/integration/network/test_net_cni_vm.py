@@ -22,14 +22,18 @@ from hc_daemon import Daemon, eventually
 from tests.support.daemon import qemu_pids
 
 pytestmark = [
-    pytest.mark.vm, pytest.mark.root,
-    pytest.mark.skipif(not Path("/usr/lib/cni/bridge").exists(),
-                       reason="needs containernetworking-plugins"),
+    pytest.mark.vm,
+    pytest.mark.root,
+    pytest.mark.skipif(
+        not Path("/usr/lib/cni/bridge").exists(), reason="needs containernetworking-plugins"
+    ),
 ]
 
 SERVE = "mkdir -p /w && echo served-over-cni > /w/index.html && httpd -f -p 80 -h /w"
-FETCH = ("import urllib.request, sys\ntry:\n print(urllib.request.urlopen(sys.argv[1], "
-         "timeout=5).read().decode())\nexcept OSError as e:\n print(e)")
+FETCH = (
+    "import urllib.request, sys\ntry:\n print(urllib.request.urlopen(sys.argv[1], "
+    "timeout=5).read().decode())\nexcept OSError as e:\n print(e)"
+)
 FREE_PORT = "import socket; s = socket.socket(); s.bind(('', 0)); print(s.getsockname()[1])"
 SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 1000000 & wait"]
 # Pod namespaces of other hyperds on this machine: not this test's to count.
@@ -37,8 +41,10 @@ OTHERS = {p.name for p in Path("/run/netns").glob("hc-????????????")}
 
 
 def cni_section(tmp_path: Path, network: str = "hypercontainer") -> str:
-    return (f'[cni]\nconf_dir = "{tmp_path / "net.d"}"\ncache_dir = "{tmp_path / "cnicache"}"\n'
-            f'network = "{network}"\n')
+    return (
+        f'[cni]\nconf_dir = "{tmp_path / "net.d"}"\ncache_dir = "{tmp_path / "cnicache"}"\n'
+        f'network = "{network}"\n'
+    )
 
 
 def held(tmp_path: Path) -> dict:
@@ -52,8 +58,9 @@ def held(tmp_path: Path) -> dict:
     return {
         "leases": sorted(p.name for p in data.glob("*/*") if p.name[0].isdigit()),
         "cached": sorted(p.name for p in (tmp_path / "cnicache" / "results").glob("*")),
-        "namespaces": sorted(p.name for p in Path("/run/netns").glob("hc-????????????")
-                             if p.name not in OTHERS),
+        "namespaces": sorted(
+            p.name for p in Path("/run/netns").glob("hc-????????????") if p.name not in OTHERS
+        ),
         "records": records,
     }
 
@@ -70,8 +77,9 @@ def test_pods_get_addresses_reach_each_other_and_publish_ports(host, tmp_path):
     daemon = Daemon(tmp_path, "cni", host.name, config=cni_section(tmp_path), netns_only=True)
     try:
         port = host.sh("python3", "-c", FREE_PORT).strip()
-        daemon.hyperctl("run", "-d", "--name", "server", "--publish", f"{port}:80", "busybox",
-                        "sh", "-c", SERVE)
+        daemon.hyperctl(
+            "run", "-d", "--name", "server", "--publish", f"{port}:80", "busybox", "sh", "-c", SERVE
+        )
         assert "10.123.0.2" in daemon.hyperctl("list")  # host-local's first address
         assert held(tmp_path)["leases"] == ["10.123.0.2"]
 
@@ -79,12 +87,21 @@ def test_pods_get_addresses_reach_each_other_and_publish_ports(host, tmp_path):
             return host.sh("python3", "-c", FETCH, url, check=False)
 
         # portmap's DNAT: the published port answers on the node's addresses.
-        eventually(lambda: "served-over-cni" in fetch(f"http://10.123.0.1:{port}/"),
-                   "the published port")
+        eventually(
+            lambda: "served-over-cni" in fetch(f"http://10.123.0.1:{port}/"), "the published port"
+        )
         assert "served-over-cni" in fetch("http://10.123.0.2/")
 
-        daemon.hyperctl("run", "-d", "--name", "client", "busybox",
-                        "sh", "-c", "wget -qO- http://10.123.0.2/; " + SLEEPER[2])
+        daemon.hyperctl(
+            "run",
+            "-d",
+            "--name",
+            "client",
+            "busybox",
+            "sh",
+            "-c",
+            "wget -qO- http://10.123.0.2/; " + SLEEPER[2],
+        )
         assert "10.123.0.3" in daemon.hyperctl("list")
         eventually(lambda: "served-over-cni" in daemon.logs_of("client"), "pod to pod")
 
@@ -114,10 +131,15 @@ def test_pods_get_addresses_reach_each_other_and_publish_ports(host, tmp_path):
 
 
 FAILING = {
-    "cniVersion": "1.0.0", "name": "failing",
+    "cniVersion": "1.0.0",
+    "name": "failing",
     "plugins": [
-        {"type": "bridge", "bridge": "hc-cnifail", "isGateway": True,
-         "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.124.0.0/24"}]]}},
+        {
+            "type": "bridge",
+            "bridge": "hc-cnifail",
+            "isGateway": True,
+            "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.124.0.0/24"}]]},
+        },
         {"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.no_such_setting": "1"}},
     ],
 }
@@ -128,13 +150,16 @@ def test_a_failing_plugin_is_one_line_and_leaves_nothing(host, tmp_path):
     conf["plugins"][0]["ipam"]["dataDir"] = str(tmp_path / "state" / "cni" / "networks")
     (tmp_path / "net.d").mkdir()
     (tmp_path / "net.d" / "10-failing.conflist").write_text(json.dumps(conf))
-    daemon = Daemon(tmp_path, "cni", host.name, config=cni_section(tmp_path, "failing"),
-                    netns_only=True)
+    daemon = Daemon(
+        tmp_path, "cni", host.name, config=cni_section(tmp_path, "failing"), netns_only=True
+    )
     try:
         error = daemon.refused("run", "-d", "busybox", "true")
         assert len(error.splitlines()) == 1, error
-        assert "CNI plugin tuning (ADD) failed: open /proc/sys/net/ipv4/conf/eth0/" \
-               "no_such_setting" in error
+        assert (
+            "CNI plugin tuning (ADD) failed: open /proc/sys/net/ipv4/conf/eth0/"
+            "no_such_setting" in error
+        )
         assert daemon.hyperctl("list", "-q").split() == []
         assert held(tmp_path) == NOTHING
         assert not [name for name in host.links() if name.startswith("veth")]
@@ -145,9 +170,23 @@ def test_a_failing_plugin_is_one_line_and_leaves_nothing(host, tmp_path):
 def test_hyperd_killed_between_add_and_the_vm_start(host, tmp_path):
     daemon = Daemon(tmp_path, "cni", host.name, config=cni_section(tmp_path), netns_only=True)
     try:
-        run = subprocess.Popen([*daemon.prefix, "hyperctl", "--config", str(daemon.config),
-                                "run", "-d", "--name", "cut", "busybox", *SLEEPER],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        run = subprocess.Popen(
+            [
+                *daemon.prefix,
+                "hyperctl",
+                "--config",
+                str(daemon.config),
+                "run",
+                "-d",
+                "--name",
+                "cut",
+                "busybox",
+                *SLEEPER,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         results = tmp_path / "cnicache" / "results"
         deadline = time.monotonic() + 300
         # The point: CNI ADD done (its result cached), no QEMU started yet.

@@ -48,8 +48,9 @@ def test_join_describes_the_interface_and_mirrors_it_to_a_tap(netns):
     tap = ns.pod.links()[attachment.tap]
     assert tap["linkinfo"]["info_data"]["persist"] and tap["mtu"] == MTU
     for source, target in (("eth0", attachment.tap), (attachment.tap, "eth0")):
-        assert f"Egress Redirect to device {target})" in ns.pod.sh("tc", "filter", "show", "dev",
-                                                         source, "ingress")
+        assert f"Egress Redirect to device {target})" in ns.pod.sh(
+            "tc", "filter", "show", "dev", source, "ingress"
+        )
     # The interface itself keeps its addresses and routes: the namespace is its maker's.
     during = ns.state()
     assert (during["addresses"], during["routes"]) == (before["addresses"], before["routes"])
@@ -64,8 +65,12 @@ def test_frames_cross_the_mirror_both_ways(netns):
     fd = namespaces.open_tap(str(ns.pod.path), attachment.tap)
     try:
         # Peer -> pod address: its ARP request comes out of the tap, not the namespace.
-        ns.peer.sh("python3", "-c", "import socket; socket.socket(socket.AF_INET, "
-                   f"socket.SOCK_DGRAM).sendto(b'x', ('{ns.address}', 9))")
+        ns.peer.sh(
+            "python3",
+            "-c",
+            "import socket; socket.socket(socket.AF_INET, "
+            f"socket.SOCK_DGRAM).sendto(b'x', ('{ns.address}', 9))",
+        )
         request = read_arp(fd, opcode=1)
         assert target_ip(request) == ns.address
         assert ns.pod.sh("ip", "neigh", "show", "dev", "eth0") == ""  # the stack saw nothing
@@ -92,8 +97,9 @@ def test_a_join_cut_short_is_redone_and_a_second_pod_is_refused(netns):
         netjoin.join("other", str(ns.pod.path))
     assert tap_name("other") not in ns.pod.links()
     netjoin.leave("other", str(ns.pod.path))  # owns nothing here: leaves web's mirror alone
-    assert f"Egress Redirect to device {again.tap})" in ns.pod.sh("tc", "filter", "show", "dev",
-                                                         "eth0", "ingress")
+    assert f"Egress Redirect to device {again.tap})" in ns.pod.sh(
+        "tc", "filter", "show", "dev", "eth0", "ingress"
+    )
     netjoin.leave("web", str(ns.pod.path))
     assert ns.state() == before
 
@@ -152,8 +158,10 @@ def read_arp(fd: int, opcode: int, timeout: float = 20.0) -> bytes:
         if not select.select([fd], [], [], left)[0]:
             break
         frame = os.read(fd, 65536)[VNET_HDR:]
-        if struct.unpack("!H", frame[12:14])[0] == ARP and \
-                struct.unpack("!H", frame[20:22])[0] == opcode:
+        if (
+            struct.unpack("!H", frame[12:14])[0] == ARP
+            and struct.unpack("!H", frame[20:22])[0] == opcode
+        ):
             return frame
     raise AssertionError(f"no ARP frame (opcode {opcode}) came out of the tap")
 

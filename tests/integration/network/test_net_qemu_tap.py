@@ -25,9 +25,23 @@ pytestmark = [
 def info_network(netdev: str, mac: str, pass_fds: tuple[int, ...] = ()) -> tuple[int, str]:
     """QEMU's exit code and its monitor's `info network`, for one tap backend."""
     done = subprocess.run(
-        ["qemu-system-x86_64", "-S", "-nodefaults", "-display", "none", "-monitor", "stdio",
-         "-netdev", netdev, "-device", f"virtio-net-pci,netdev=net0,mac={mac}"],
-        input="info network\nquit\n", capture_output=True, text=True, timeout=120,
+        [
+            "qemu-system-x86_64",
+            "-S",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-monitor",
+            "stdio",
+            "-netdev",
+            netdev,
+            "-device",
+            f"virtio-net-pci,netdev=net0,mac={mac}",
+        ],
+        input="info network\nquit\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
         pass_fds=pass_fds,
     )
     return done.returncode, done.stdout + done.stderr
@@ -38,7 +52,8 @@ def open_tap_in_qemu(config):
     attachment = network.attach("vm", [])
     try:
         code, output = info_network(
-            f"tap,id=net0,ifname={attachment.tap},script=no,downscript=no", attachment.mac)
+            f"tap,id=net0,ifname={attachment.tap},script=no,downscript=no", attachment.mac
+        )
     finally:
         network.detach("vm", attachment)
     return attachment, code, output

@@ -65,21 +65,38 @@ def test_user_published_ports(user_daemon, tmp_path):
     first = free_port(2)
     elsewhere = free_port()  # published on 127.0.0.2 only
     pod_file = tmp_path / "ranges.pod"
-    pod_file.write_text(json.dumps({
-        "id": "ranges",
-        "containers": [{
-            "name": "web", "image": "busybox",
-            "command": ["sh", "-c", " && ".join([
-                SERVE.format(port=1300, text="thirteen-hundred"),
-                SERVE.format(port=1301, text="thirteen-oh-one") + " -f",
-            ])],
-        }],
-        "resource": {"vcpu": 1, "memory": 128},
-        "portmappings": [{"containerport": "1300-1301", "hostport": f"{first}-{first + 1}",
-                          "protocol": "tcp"},
-                         {"containerPort": "1300", "hostPort": str(elsewhere),
-                          "hostIP": "127.0.0.2"}],
-    }))
+    pod_file.write_text(
+        json.dumps(
+            {
+                "id": "ranges",
+                "containers": [
+                    {
+                        "name": "web",
+                        "image": "busybox",
+                        "command": [
+                            "sh",
+                            "-c",
+                            " && ".join(
+                                [
+                                    SERVE.format(port=1300, text="thirteen-hundred"),
+                                    SERVE.format(port=1301, text="thirteen-oh-one") + " -f",
+                                ]
+                            ),
+                        ],
+                    }
+                ],
+                "resource": {"vcpu": 1, "memory": 128},
+                "portmappings": [
+                    {
+                        "containerport": "1300-1301",
+                        "hostport": f"{first}-{first + 1}",
+                        "protocol": "tcp",
+                    },
+                    {"containerPort": "1300", "hostPort": str(elsewhere), "hostIP": "127.0.0.2"},
+                ],
+            }
+        )
+    )
     user_daemon.hyperctl("run", "-d", "-p", str(pod_file))
     assert eventually(lambda: fetch(f"http://127.0.0.1:{first}/"), "port 1300") == (
         "thirteen-hundred"
@@ -99,8 +116,9 @@ def test_user_published_ports(user_daemon, tmp_path):
     assert fetch(f"http://127.0.0.1:{extra}/") is None
 
     # A second pod wanting a port the first one holds is refused before it starts.
-    error = user_daemon.refused("run", "-d", "--name", "clash", "--publish", f"{first}:80",
-                                "busybox", "true")
+    error = user_daemon.refused(
+        "run", "-d", "--name", "clash", "--publish", f"{first}:80", "busybox", "true"
+    )
     assert error.endswith(f"host port 127.0.0.1:{first}/tcp is already in use"), error
 
 
@@ -125,12 +143,14 @@ def test_user_container_reaches_the_host(user_daemon):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         port = server.server_address[1]
-        user_daemon.hyperctl("run", "-d", "--name", "client", "busybox",
-                             "wget", "-qO-", f"http://10.0.2.2:{port}/")
+        user_daemon.hyperctl(
+            "run", "-d", "--name", "client", "busybox", "wget", "-qO-", f"http://10.0.2.2:{port}/"
+        )
         assert seen.wait(timeout=300), "the container never reached the host"
         assert requests == ["127.0.0.1"]  # QEMU's user-mode NAT connects from loopback
-        eventually(lambda: "hello from the host" in user_daemon.logs_of("client"),
-                   "the container's output")
+        eventually(
+            lambda: "hello from the host" in user_daemon.logs_of("client"), "the container's output"
+        )
     finally:
         server.shutdown()
         server.server_close()
@@ -141,8 +161,18 @@ def test_bridge_pods_reach_each_other_and_published_ports(tmp_path, netns):
     ns = netns()
     daemon = Daemon(tmp_path, "bridge", ns.name)
     try:
-        daemon.hyperctl("run", "-d", "--name", "server", "--publish", "8080:80", "busybox",
-                        "sh", "-c", SERVE.format(port=80, text="served-over-the-bridge") + " -f")
+        daemon.hyperctl(
+            "run",
+            "-d",
+            "--name",
+            "server",
+            "--publish",
+            "8080:80",
+            "busybox",
+            "sh",
+            "-c",
+            SERVE.format(port=80, text="served-over-the-bridge") + " -f",
+        )
         pods = daemon.hyperctl("list")
         assert "192.168.123.2" in pods
 
@@ -153,24 +183,36 @@ def test_bridge_pods_reach_each_other_and_published_ports(tmp_path, netns):
             return ns.sh("python3", "-c", client, url, check=False)
 
         assert "served-over-the-bridge" in eventually(
-            lambda: from_host("http://127.0.0.1:8080/"), "the published port")
+            lambda: from_host("http://127.0.0.1:8080/"), "the published port"
+        )
         assert "served-over-the-bridge" in from_host("http://192.168.123.1:8080/")
 
         # A second pod reaches the first one directly over the bridge.
         # It stays up after its request: a pod whose containers all exited stops.
-        daemon.hyperctl("run", "-d", "--name", "client", "busybox", "sh", "-c",
-                        "wget -qO- http://192.168.123.2/; exec sleep 1000")
+        daemon.hyperctl(
+            "run",
+            "-d",
+            "--name",
+            "client",
+            "busybox",
+            "sh",
+            "-c",
+            "wget -qO- http://192.168.123.2/; exec sleep 1000",
+        )
         assert "192.168.123.3" in daemon.hyperctl("list")
-        eventually(lambda: "served-over-the-bridge" in daemon.logs_of("client"),
-                   "the second pod's request")
+        eventually(
+            lambda: "served-over-the-bridge" in daemon.logs_of("client"), "the second pod's request"
+        )
         assert "tcp dport 8080 dnat to 192.168.123.2:80" in ns.nft_table()
         # Both VMs are clones of one template (its NIC had the template's MAC), each
         # with its own MAC, the one hyperd gave it, now.
         inspected = json.loads(daemon.hyperctl("inspect", "server", "client"))
         assert len({pod["vm_template"] for pod in inspected}) == 1
         assert inspected[0]["vm_template"]
-        macs = {daemon.hyperctl("exec", name, "cat", "/sys/class/net/eth0/address").strip()
-                for name in ("server", "client")}
+        macs = {
+            daemon.hyperctl("exec", name, "cat", "/sys/class/net/eth0/address").strip()
+            for name in ("server", "client")
+        }
         assert macs == {pod["mac"] for pod in inspected} and len(macs) == 2
     finally:
         daemon.stop()

@@ -26,6 +26,8 @@ class OfflineImages(OciImages):
     def pull(self, reference: str, progress: ProgressCallback | None = None) -> ResolvedImage:
         registry = parse(reference.strip(), self.settings.default_registry).registry
         if registry not in self.settings.pull_from:
-            raise UserError(f"oci-offline: no pulls from {registry}; load the image "
-                            "with hyperctl load, or allow it in pull_from")
+            raise UserError(
+                f"oci-offline: no pulls from {registry}; load the image "
+                "with hyperctl load, or allow it in pull_from"
+            )
         return super().pull(reference, progress)

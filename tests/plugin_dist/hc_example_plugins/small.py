@@ -31,5 +31,7 @@ class SmallQemu(QemuHypervisor):
 
     def _check_size(self, spec: VMSpec) -> None:
         if spec.memory_mb > self.settings.max_memory_mb:
-            raise UserError(f"qemu-small: {spec.memory_mb} MB of memory asked, at most "
-                            f"{self.settings.max_memory_mb} MB allowed")
+            raise UserError(
+                f"qemu-small: {spec.memory_mb} MB of memory asked, at most "
+                f"{self.settings.max_memory_mb} MB allowed"
+            )

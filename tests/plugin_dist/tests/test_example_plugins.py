@@ -15,8 +15,9 @@ def test_a_pod_on_the_isolated_network_has_no_interface(tmp_path):
         pod = engine.runtime.run_pod(engine.pod("sleep", "60"))
         assert engine.host.vm(pod.id).guest.network.interface is None
         with pytest.raises(UserError, match="cannot publish ports"):
-            engine.runtime.run_pod(engine.pod("sleep", "60", portmappings=[
-                {"containerPort": 80, "hostPort": 8080}]))
+            engine.runtime.run_pod(
+                engine.pod("sleep", "60", portmappings=[{"containerPort": 80, "hostPort": 8080}])
+            )
     finally:
         engine.close()
 

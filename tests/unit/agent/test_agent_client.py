@@ -39,8 +39,9 @@ class Agent:
         self.runtime = Runtime(Settings(state_dir=state), self.outbox, Reaper())
         self.server = Server(Handlers(self.runtime), self.outbox)
         self._connections: queue.Queue = queue.Queue()
-        threading.Thread(target=self.server.serve, args=(iter(self._connections.get, None),),
-                         daemon=True).start()
+        threading.Thread(
+            target=self.server.serve, args=(iter(self._connections.get, None),), daemon=True
+        ).start()
 
     def connect(self, recorder: Recorder) -> AgentClient:
         ours, theirs = socket.socketpair()
@@ -86,8 +87,7 @@ def test_output_queued_while_no_host_reaches_a_new_client_attributed(agent):
     # A process's streams opened and written while nobody listens.
     stream = agent.outbox.open_stream("c1", "stdout")
     agent.outbox.data(stream, b"hello while away")
-    agent.outbox.event({"event": "exit", "key": "c1", "container": "c1", "exec": None,
-                        "code": 0})
+    agent.outbox.event({"event": "exit", "key": "c1", "container": "c1", "exec": None, "code": 0})
     agent.outbox.end_stream(stream)
 
     recorder = Recorder()

@@ -22,14 +22,21 @@ print(json.dumps(sorted(n for n in set(sys.modules) - before if not n.startswith
 
 
 def loaded(*modules: str) -> set[str]:
-    out = subprocess.run([sys.executable, "-S", "-c", PROBE, str(AGENT.parent), *modules],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", PROBE, str(AGENT.parent), *modules],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return set(json.loads(out))
 
 
 def test_agent_modules_import_nothing_beyond_imports_py(tmp_path):
-    agent_modules = [f"agent.{p.stem}" for p in sorted(AGENT.glob("*.py"))
-                     if p.stem not in ("__init__", "imports")]
+    agent_modules = [
+        f"agent.{p.stem}"
+        for p in sorted(AGENT.glob("*.py"))
+        if p.stem not in ("__init__", "imports")
+    ]
     # The directory is named "agent" in the guest; here it is core/guest/agent.
     assert AGENT.name == "agent"
     needed = loaded(*agent_modules)

@@ -37,9 +37,13 @@ def ip(monkeypatch, tmp_path):
 def test_the_nic_with_the_mac_gets_mtu_addresses_and_routes_in_order(ip):
     ip.nic("eth0", MAC)
     address = pod.configure_interface(
-        MAC.upper(), "10.88.0.5/16", "10.88.0.1", mtu=1450,
+        MAC.upper(),
+        "10.88.0.5/16",
+        "10.88.0.1",
+        mtu=1450,
         addresses=["10.88.0.5/16", "fd00::5/64"],
-        routes=[{"dst": "10.96.0.1/32"}, {"dst": "0.0.0.0/0", "gateway": "10.88.0.1"}])
+        routes=[{"dst": "10.96.0.1/32"}, {"dst": "0.0.0.0/0", "gateway": "10.88.0.1"}],
+    )
     assert address == "10.88.0.5"
     assert ip == [
         ("link", "set", "dev", "eth0", "mtu", "1450"),
@@ -60,9 +64,11 @@ def test_a_gateway_alone_gives_the_default_route(ip):
 def test_the_only_nic_takes_the_mac_when_none_has_it(ip):
     ip.nic("eth0", "52:54:00:12:34:56")  # e.g. a VM cloned from a template
     pod.configure_interface(MAC, "10.0.0.5/24", None)
-    assert ip[:3] == [("link", "set", "dev", "eth0", "down"),
-                      ("link", "set", "dev", "eth0", "address", MAC),
-                      ("link", "set", "dev", "eth0", "up")]
+    assert ip[:3] == [
+        ("link", "set", "dev", "eth0", "down"),
+        ("link", "set", "dev", "eth0", "address", MAC),
+        ("link", "set", "dev", "eth0", "up"),
+    ]
 
 
 def test_no_nic_to_choose(ip):
@@ -73,19 +79,22 @@ def test_no_nic_to_choose(ip):
     assert ip == []
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"address": "10.0.0.5"}, "needs a prefix length"),
-    ({"address": "10.0.0.500/24"}, "invalid interface address"),
-    ({"addresses": ["fd00::5"]}, "needs a prefix length"),
-    ({"mtu": 67}, "invalid MTU 67"),
-    ({"mtu": 70000}, "invalid MTU 70000"),
-    ({"gateway": "10.0.0"}, "invalid gateway"),
-    ({"routes": [{"dst": "10.0.0.0/8", "dev": "eth9"}]}, "expected dst and gateway"),
-    ({"routes": [{"dst": "10.0.0.1/8"}]}, "has host bits set"),
-    ({"routes": [{"gateway": "10.0.0.1"}]}, "invalid route"),
-    ({"routes": [{"dst": "::/0", "gateway": "10.0.0.1"}]}, "gateway of another IP version"),
-    ({"routes": ["default"]}, "expected dst and gateway"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"address": "10.0.0.5"}, "needs a prefix length"),
+        ({"address": "10.0.0.500/24"}, "invalid interface address"),
+        ({"addresses": ["fd00::5"]}, "needs a prefix length"),
+        ({"mtu": 67}, "invalid MTU 67"),
+        ({"mtu": 70000}, "invalid MTU 70000"),
+        ({"gateway": "10.0.0"}, "invalid gateway"),
+        ({"routes": [{"dst": "10.0.0.0/8", "dev": "eth9"}]}, "expected dst and gateway"),
+        ({"routes": [{"dst": "10.0.0.1/8"}]}, "has host bits set"),
+        ({"routes": [{"gateway": "10.0.0.1"}]}, "invalid route"),
+        ({"routes": [{"dst": "::/0", "gateway": "10.0.0.1"}]}, "gateway of another IP version"),
+        ({"routes": ["default"]}, "expected dst and gateway"),
+    ],
+)
 def test_bad_input_is_refused_before_any_change(ip, kwargs, message):
     ip.nic("eth0", MAC)
     arguments = {"mac": MAC, "address": "10.0.0.5/24", "gateway": None, **kwargs}

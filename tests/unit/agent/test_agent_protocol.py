@@ -12,19 +12,25 @@ from hypercontainer.guest.agent.protocol import Decoder, ProtocolError
 def frames_of(decoder: Decoder, data: bytes, piece: int) -> list[tuple[int, bytes]]:
     out = []
     for start in range(0, len(data), piece):
-        out += decoder.feed(data[start:start + piece])
+        out += decoder.feed(data[start : start + piece])
     return out
 
 
 @pytest.mark.parametrize("piece", [1, 3, 8, 1000])
 def test_frames_survive_any_split(piece):
-    wire = (protocol.encode_message({"id": 1, "op": "ping"})
-            + protocol.encode_frame(7, b"hello")
-            + protocol.encode_frame(7, b"")
-            + protocol.encode_frame(9, bytes(range(256)) * 10))
+    wire = (
+        protocol.encode_message({"id": 1, "op": "ping"})
+        + protocol.encode_frame(7, b"hello")
+        + protocol.encode_frame(7, b"")
+        + protocol.encode_frame(9, bytes(range(256)) * 10)
+    )
     frames = frames_of(Decoder(), wire, piece)
-    assert frames == [(0, b'{"id":1,"op":"ping"}'), (7, b"hello"), (7, b""),
-                      (9, bytes(range(256)) * 10)]
+    assert frames == [
+        (0, b'{"id":1,"op":"ping"}'),
+        (7, b"hello"),
+        (7, b""),
+        (9, bytes(range(256)) * 10),
+    ]
 
 
 def test_header_is_big_endian_stream_then_length():
@@ -67,6 +73,7 @@ def hello_reply(nonce: str) -> bytes:
 def nonce_is(nonce: str):
     def accept(stream: int, payload: bytes) -> bool:
         return stream == 0 and json.loads(payload).get("result", {}).get("nonce") == nonce
+
     return accept
 
 
@@ -77,15 +84,20 @@ def test_sync_skips_stale_bytes_and_foreign_handshakes(piece):
     # marker whose "frame" claims to be long, then the real thing.
     forged = protocol.SYNC + hello_reply("not-yours")
     long_claim = protocol.SYNC + protocol.HEADER.pack(0, 5000) + b"{"
-    wire = (b"\x00\x07tail-of-old-frame" + forged + long_claim
-            + protocol.SYNC + hello_reply("n1") + protocol.encode_frame(5, b"data"))
+    wire = (
+        b"\x00\x07tail-of-old-frame"
+        + forged
+        + long_claim
+        + protocol.SYNC
+        + hello_reply("n1")
+        + protocol.encode_frame(5, b"data")
+    )
     frames = frames_of(Decoder(accept=nonce_is("n1")), wire, piece)
     assert frames == [(0, hello_reply("n1")[8:]), (5, b"data")]
 
 
 def test_sync_marker_with_an_impossible_length_is_skipped():
-    wire = (protocol.SYNC + protocol.HEADER.pack(0, 0xFFFFFFF0)
-            + protocol.SYNC + hello_reply("n1"))
+    wire = protocol.SYNC + protocol.HEADER.pack(0, 0xFFFFFFF0) + protocol.SYNC + hello_reply("n1")
     assert Decoder(accept=nonce_is("n1")).feed(wire) == [(0, hello_reply("n1")[8:])]
 
 
@@ -113,17 +125,35 @@ def is_hello(stream: int, payload: bytes) -> bool:
 @pytest.mark.parametrize("piece", [1, 7, 4096])
 def test_agent_side_takes_a_new_host_at_a_frame_boundary(piece):
     # On virtio-serial a second host can follow the first with no hang-up seen.
-    wire = (protocol.SYNC + hello("a") + protocol.encode_frame(3, b"stdin")
-            + protocol.SYNC + hello("b") + protocol.encode_frame(3, b"more"))
+    wire = (
+        protocol.SYNC
+        + hello("a")
+        + protocol.encode_frame(3, b"stdin")
+        + protocol.SYNC
+        + hello("b")
+        + protocol.encode_frame(3, b"more")
+    )
     frames = frames_of(Decoder(accept=is_hello, resync=True), wire, piece)
     assert [json.loads(p).get("nonce") if s == 0 else p for s, p in frames] == [
-        "a", b"stdin", "b", b"more"]
+        "a",
+        b"stdin",
+        "b",
+        b"more",
+    ]
 
 
 @pytest.mark.parametrize("piece", [1, 4096])
 def test_agent_side_recovers_from_a_host_that_died_mid_frame(piece):
     torn = protocol.encode_frame(3, b"x" * 100)[:50]  # promised 100 bytes, sent 42
-    wire = (protocol.SYNC + hello("a") + torn + protocol.SYNC + hello("b")
-            + protocol.HEADER.pack(0, 0xFFFFFFFF) + protocol.SYNC + hello("c"))
+    wire = (
+        protocol.SYNC
+        + hello("a")
+        + torn
+        + protocol.SYNC
+        + hello("b")
+        + protocol.HEADER.pack(0, 0xFFFFFFFF)
+        + protocol.SYNC
+        + hello("c")
+    )
     frames = frames_of(Decoder(accept=is_hello, resync=True), wire, piece)
     assert [json.loads(p)["nonce"] for _, p in frames] == ["a", "b", "c"]

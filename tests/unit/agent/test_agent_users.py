@@ -21,15 +21,18 @@ def rootfs(tmp_path):
     return str(tmp_path)
 
 
-@pytest.mark.parametrize("spec, expected", [
-    ("", (0, 0, [], "/root")),
-    ("app", (1000, 1000, [50], "/home/app")),
-    ("1000", (1000, 1000, [50], "/home/app")),
-    ("www:staff", (33, 50, [50], "/var/www")),
-    ("app:33", (1000, 33, [50], "/home/app")),
-    ("1234", (1234, 0, [], "/")),  # unknown uid: allowed, group root
-    ("1234:77", (1234, 77, [], "/")),
-])
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("", (0, 0, [], "/root")),
+        ("app", (1000, 1000, [50], "/home/app")),
+        ("1000", (1000, 1000, [50], "/home/app")),
+        ("www:staff", (33, 50, [50], "/var/www")),
+        ("app:33", (1000, 33, [50], "/home/app")),
+        ("1234", (1234, 0, [], "/")),  # unknown uid: allowed, group root
+        ("1234:77", (1234, 77, [], "/")),
+    ],
+)
 def test_user_forms(rootfs, spec, expected):
     user = resolve(rootfs, spec)
     assert (user.uid, user.gid, user.groups, user.home) == expected
@@ -39,11 +42,14 @@ def test_additional_groups_by_name_or_number(rootfs):
     assert resolve(rootfs, "app", ["www", "99", "staff"]).groups == [50, 33, 99]
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("ghost", "unable to find user ghost: no matching entries in passwd file"),
-    ("app:ghosts", "unable to find group ghosts: no matching entries in group file"),
-    ("99999999999", "id 99999999999 out of range"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("ghost", "unable to find user ghost: no matching entries in passwd file"),
+        ("app:ghosts", "unable to find group ghosts: no matching entries in group file"),
+        ("99999999999", "id 99999999999 out of range"),
+    ],
+)
 def test_unknown_names_are_errors(rootfs, spec, message):
     with pytest.raises(Failure, match=message):
         resolve(rootfs, spec)

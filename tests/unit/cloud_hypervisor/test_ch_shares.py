@@ -55,12 +55,21 @@ def test_both_virtiofsd_flavours_get_their_own_options():
     share = Share("hc_layers", Path("/layers"), readonly=True)
     rust = Virtiofsd(Path("/usr/libexec/virtiofsd"), rust=True, has_readonly=True)
     assert rust.argv(5, share) == [
-        "/usr/libexec/virtiofsd", "--fd=5", "--shared-dir=/layers", "--cache=auto",
-        "--sandbox=namespace", "--readonly",
+        "/usr/libexec/virtiofsd",
+        "--fd=5",
+        "--shared-dir=/layers",
+        "--cache=auto",
+        "--sandbox=namespace",
+        "--readonly",
     ]
     qemu = Virtiofsd(Path("/usr/lib/qemu/virtiofsd"), rust=False, has_readonly=False)
     assert qemu.argv(5, share) == [
-        "/usr/lib/qemu/virtiofsd", "--fd=5", "-o", "source=/layers", "-o", "cache=auto",
+        "/usr/lib/qemu/virtiofsd",
+        "--fd=5",
+        "-o",
+        "source=/layers",
+        "-o",
+        "cache=auto",
     ]
 
 

@@ -13,8 +13,14 @@ from hypercontainer_plugins.hypervisors.cloud_hypervisor.vmconfig import net_con
 
 def spec(**fields) -> VMSpec:
     values = dict(
-        pod_id="p", vm_name="vm-p", vcpus=1, memory_mb=128, kernel=Path("/k"),
-        initrd=Path("/i"), kernel_args=["console=ttyS0"], run_dir=Path("/run/p"),
+        pod_id="p",
+        vm_name="vm-p",
+        vcpus=1,
+        memory_mb=128,
+        kernel=Path("/k"),
+        initrd=Path("/i"),
+        kernel_args=["console=ttyS0"],
+        run_dir=Path("/run/p"),
         console_log=Path("/log/p.console"),
     )
     values.update(fields)
@@ -41,7 +47,9 @@ def test_networks():
     assert net_config(None) is None
     assert net_config(NetworkAttachment(kind="none")) is None
     assert net_config(NetworkAttachment(kind="tap", tap="tap0", mac="52:54:00:00:00:01")) == {
-        "tap": "tap0", "id": "net0", "mac": "52:54:00:00:00:01",
+        "tap": "tap0",
+        "id": "net0",
+        "mac": "52:54:00:00:00:01",
     }
     with pytest.raises(UserError, match="no user-mode networking"):
         net_config(NetworkAttachment(kind="user"))

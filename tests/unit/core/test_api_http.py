@@ -45,16 +45,17 @@ def server(tmp_path) -> Iterator[str]:
 def get(path: str, target: str, method: str = "GET") -> bytes:
     with socket.socket(socket.AF_UNIX) as sock:
         sock.connect(path)
-        sock.sendall(f"{method} {target} HTTP/1.1\r\nHost: hyperd\r\n"
-                     "Content-Length: 0\r\nConnection: close\r\n\r\n".encode())
+        sock.sendall(
+            f"{method} {target} HTTP/1.1\r\nHost: hyperd\r\n"
+            "Content-Length: 0\r\nConnection: close\r\n\r\n".encode()
+        )
         answer = b""
         while data := sock.recv(65536):
             answer += data
         return answer
 
 
-@pytest.mark.parametrize("what, error", [("bug", b"internal error: boom"),
-                                         ("user", b"gone away")])
+@pytest.mark.parametrize("what, error", [("bug", b"internal error: boom"), ("user", b"gone away")])
 def test_a_line_stream_that_fails_says_so_in_its_last_line(server, what, error) -> None:
     answer = get(server, f"/lines/{what}")
     assert answer.count(b"HTTP/1.") == 1
@@ -68,12 +69,15 @@ def test_a_raw_stream_that_fails_is_cut_after_what_it_sent(server) -> None:
     assert answer.split(b"\r\n\r\n", 1)[1] == b"chunk"
 
 
-@pytest.mark.parametrize("query, status, body", [
-    ("", b"200", b'{"t": 10.0}'),
-    ("?t=2.5", b"200", b'{"t": 2.5}'),
-    ("?t=", b"400", b"query parameter t: '' is not a number from 0 to 1e+09"),
-    ("?t=nan", b"400", b"query parameter t: 'nan' is not a number"),
-])
+@pytest.mark.parametrize(
+    "query, status, body",
+    [
+        ("", b"200", b'{"t": 10.0}'),
+        ("?t=2.5", b"200", b'{"t": 2.5}'),
+        ("?t=", b"400", b"query parameter t: '' is not a number from 0 to 1e+09"),
+        ("?t=nan", b"400", b"query parameter t: 'nan' is not a number"),
+    ],
+)
 def test_query_numbers_absent_given_or_refused(server, query, status, body) -> None:
     answer = get(server, f"/wait{query}", method="POST")
     assert answer.split(b" ")[1] == status

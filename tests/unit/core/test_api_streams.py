@@ -32,8 +32,9 @@ class Input:
                 raise UserError("unknown signal 99")  # refused, the stream goes on
             self.signals.append(signum)
 
-        return streams.Stdin(write, close, lambda rows, cols: self.sizes.append((rows, cols)),
-                             signal)
+        return streams.Stdin(
+            write, close, lambda rows, cols: self.sizes.append((rows, cols)), signal
+        )
 
 
 class Ended(threading.Event):
@@ -51,7 +52,9 @@ def serving(listener: Listener, stdin: streams.Stdin):
     ended = Ended()
     thread = threading.Thread(
         target=streams.serve,
-        args=(server, server.makefile("rb"), listener, stdin, ended), daemon=True)
+        args=(server, server.makefile("rb"), listener, stdin, ended),
+        daemon=True,
+    )
     thread.start()
     return client, thread, ended
 
@@ -103,8 +106,12 @@ def test_resize_signal_and_detach_from_the_client() -> None:
     listener, given = Listener(), Input()
     client, thread, ended = serving(listener, given.stdin())
     listener.started()
-    client.sendall(control(b'{"resize": [40, 120]}') + control(b'{"signal": 99}')
-                   + control(b'{"signal": 2}') + control(b'{"detach": true}'))
+    client.sendall(
+        control(b'{"resize": [40, 120]}')
+        + control(b'{"signal": 99}')
+        + control(b'{"signal": 2}')
+        + control(b'{"detach": true}')
+    )
     client.close()
     thread.join(5)
     assert given.sizes == [(40, 120)] and given.signals == [2]
@@ -115,6 +122,6 @@ def test_a_malformed_control_frame_ends_the_input_as_a_hang_up() -> None:
     listener, given = Listener(), Input()
     client, thread, ended = serving(listener, given.stdin())
     listener.started()
-    client.sendall(control(b'[1, 2]') + encode_frame(streams.STDIN, b"never"))
+    client.sendall(control(b"[1, 2]") + encode_frame(streams.STDIN, b"never"))
     thread.join(5)
     assert ended.outcome == streams.GONE and given.data == b""

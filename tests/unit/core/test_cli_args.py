@@ -15,27 +15,53 @@ def parse(*argv):
 
 
 def test_run_flags_become_a_pod_spec(tmp_path):
-    args = parse("run", "--name", "web", "--cpu", "2", "--memory", "256", "--env", "A=1",
-                 "--publish", "8080:80", "--publish", "3000-3001:4000-4001/udp",
-                 "-v", f"{tmp_path}:/data:ro", "-t", "--restart", "always",
-                 "busybox", "sh", "-c", "echo hi")
+    args = parse(
+        "run",
+        "--name",
+        "web",
+        "--cpu",
+        "2",
+        "--memory",
+        "256",
+        "--env",
+        "A=1",
+        "--publish",
+        "8080:80",
+        "--publish",
+        "3000-3001:4000-4001/udp",
+        "-v",
+        f"{tmp_path}:/data:ro",
+        "-t",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi",
+    )
     spec = pods.pod_from_args(args)
     assert spec["id"] == "web" and spec["resource"] == {"vcpu": 2, "memory": 256}
     (container,) = spec["containers"]
     assert container["command"] == ["sh", "-c", "echo hi"]
     assert container["envs"] == [{"env": "A", "value": "1"}] and container["tty"]
-    assert spec["portmappings"][1] == {"hostPort": "3000-3001", "containerPort": "4000-4001",
-                                       "protocol": "udp"}
+    assert spec["portmappings"][1] == {
+        "hostPort": "3000-3001",
+        "containerPort": "4000-4001",
+        "protocol": "udp",
+    }
     assert spec["volumes"][0]["source"] == str(tmp_path)
     assert container["volumes"] == [{"volume": "volume0", "path": "/data", "readOnly": True}]
 
 
-@pytest.mark.parametrize("flag, value, message", [
-    ("--env", "NOVALUE", "expected KEY=VALUE"),
-    ("--publish", "80", "expected \\[HOSTIP:\\]HOST:CONTAINER"),
-    ("--publish", ":80:80", "expected \\[HOSTIP:\\]HOST:CONTAINER"),
-    ("-v", "/only", "expected HOSTDIR:PATH"),
-])
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--env", "NOVALUE", "expected KEY=VALUE"),
+        ("--publish", "80", "expected \\[HOSTIP:\\]HOST:CONTAINER"),
+        ("--publish", ":80:80", "expected \\[HOSTIP:\\]HOST:CONTAINER"),
+        ("-v", "/only", "expected HOSTDIR:PATH"),
+    ],
+)
 def test_bad_flags_are_one_line_errors(flag, value, message):
     with pytest.raises(CommandError, match=message):
         pods.pod_from_args(parse("run", flag, value, "busybox"))
@@ -43,15 +69,18 @@ def test_bad_flags_are_one_line_errors(flag, value, message):
 
 def test_publish_takes_a_host_address():
     spec = pods.pod_from_args(parse("run", "--publish", "0.0.0.0:8080:80/udp", "busybox"))
-    assert spec["portmappings"] == [{"hostPort": "8080", "containerPort": "80",
-                                     "protocol": "udp", "hostIp": "0.0.0.0"}]
+    assert spec["portmappings"] == [
+        {"hostPort": "8080", "containerPort": "80", "protocol": "udp", "hostIp": "0.0.0.0"}
+    ]
 
 
 def test_port_mapping_text():
-    assert pods.parse_mapping("127.0.0.1:8080:80/udp") == [{
-        "protocol": "udp", "host_ip": "127.0.0.1", "host_port": 8080, "container_port": 80}]
-    assert [(m["host_port"], m["container_port"]) for m in pods.parse_mapping(
-        "18090-18091:80-81")] == [(18090, 80), (18091, 81)]
+    assert pods.parse_mapping("127.0.0.1:8080:80/udp") == [
+        {"protocol": "udp", "host_ip": "127.0.0.1", "host_port": 8080, "container_port": 80}
+    ]
+    assert [
+        (m["host_port"], m["container_port"]) for m in pods.parse_mapping("18090-18091:80-81")
+    ] == [(18090, 80), (18091, 81)]
     with pytest.raises(CommandError):
         pods.parse_mapping("a:b")
     with pytest.raises(CommandError, match="differ in length"):
@@ -61,8 +90,10 @@ def test_port_mapping_text():
 
 
 def test_tables_are_at_least_twenty_wide():
-    text = table(("POD ID", "POD Name", "VM name", "Status"),
-                 [("nginx-8530075287", "nginx-8530075287", "vm-pqEnBvQVdS", "running")])
+    text = table(
+        ("POD ID", "POD Name", "VM name", "Status"),
+        [("nginx-8530075287", "nginx-8530075287", "vm-pqEnBvQVdS", "running")],
+    )
     header, row = text.splitlines()
     assert header.startswith("POD ID              POD Name            VM name")
     assert row == "nginx-8530075287    nginx-8530075287    vm-pqEnBvQVdS       running"
@@ -71,19 +102,25 @@ def test_tables_are_at_least_twenty_wide():
 def test_validate_reports_one_line_and_exit_1(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"containers": [{"imagee": "busybox"}]}')
-    result = subprocess.run([sys.executable, "-m", "hypercontainer.cli.main", "validate", str(bad)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "hypercontainer.cli.main", "validate", str(bad)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        f"hyperctl ERROR: {bad}: containers[0].imagee: unknown field"]
+        f"hyperctl ERROR: {bad}: containers[0].imagee: unknown field"
+    ]
 
 
 def test_help_does_not_import_the_daemon():
-    code = ("import sys, hypercontainer.cli.main as m\n"
-            "try:\n    m.main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "heavy = [n for n in sys.modules if n.split('.')[0] in "
-            "('pydantic', 'stevedore', 'pluggy', 'structlog', 'requests')"
-            " or n.startswith('hypercontainer.runtime')]\n"
-            "print(heavy, file=sys.stderr)")
+    code = (
+        "import sys, hypercontainer.cli.main as m\n"
+        "try:\n    m.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [n for n in sys.modules if n.split('.')[0] in "
+        "('pydantic', 'stevedore', 'pluggy', 'structlog', 'requests')"
+        " or n.startswith('hypercontainer.runtime')]\n"
+        "print(heavy, file=sys.stderr)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stderr.strip() == "[]"

@@ -20,15 +20,25 @@ def complete(tmp_path, *words: str) -> list[str]:
     script.write_text(completion.bash(build_parser()))
     stub = tmp_path / "bin" / "hyperctl"
     stub.parent.mkdir(exist_ok=True)
-    stub.write_text('#!/bin/sh\ncase "$*" in "list -q") echo pod-a; echo pod-b;; '
-                    '"images "*) echo busybox:latest;; *) echo container-c;; esac\n')
+    stub.write_text(
+        '#!/bin/sh\ncase "$*" in "list -q") echo pod-a; echo pod-b;; '
+        '"images "*) echo busybox:latest;; *) echo container-c;; esac\n'
+    )
     stub.chmod(0o755)
     (tmp_path / "podfile.json").write_text("{}")
     words_array = " ".join(f"'{w}'" for w in ("hyperctl", *words))
-    run = (f"source {script}; COMP_WORDS=({words_array}); COMP_CWORD={len(words)};"
-           ' _hyperctl; printf "%s\\n" "${COMPREPLY[@]}"')
-    result = subprocess.run(["bash", "-c", run], capture_output=True, text=True, check=True,
-                            cwd=tmp_path, env={"PATH": f"{stub.parent}:/usr/bin:/bin"})
+    run = (
+        f"source {script}; COMP_WORDS=({words_array}); COMP_CWORD={len(words)};"
+        ' _hyperctl; printf "%s\\n" "${COMPREPLY[@]}"'
+    )
+    result = subprocess.run(
+        ["bash", "-c", run],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+        env={"PATH": f"{stub.parent}:/usr/bin:/bin"},
+    )
     return sorted(filter(None, result.stdout.splitlines()))
 
 
@@ -59,10 +69,16 @@ def test_every_verb_and_option_of_the_parser_is_in_both_scripts():
 def test_zsh_loads_the_script(tmp_path):
     script = tmp_path / "_hyperctl"
     script.write_text(completion.zsh(build_parser()))
-    check = f"autoload -Uz compinit && compinit -u -d {tmp_path}/dump && source {script}" \
-            " && whence -w _hyperctl && print ${_comps[hyperctl]}"
-    result = subprocess.run(["zsh", "-f", "-c", check], capture_output=True, text=True,
-                            env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    check = (
+        f"autoload -Uz compinit && compinit -u -d {tmp_path}/dump && source {script}"
+        " && whence -w _hyperctl && print ${_comps[hyperctl]}"
+    )
+    result = subprocess.run(
+        ["zsh", "-f", "-c", check],
+        capture_output=True,
+        text=True,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["_hyperctl:", "function", "_hyperctl"]
 

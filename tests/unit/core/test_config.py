@@ -50,8 +50,10 @@ def test_the_core_keeps_only_its_own_keys_and_each_driver_gets_its_table(tmp_pat
 
 def test_configuration_files_of_older_versions_keep_working(tmp_path):
     path = tmp_path / "c.toml"
-    path.write_text('[cloud_hypervisor]\nbinary = "/opt/ch"\n[user_network]\n'
-                    'host_ip = "0.0.0.0"\n[registry]\ninsecure_registries = ["lan:5000"]\n')
+    path.write_text(
+        '[cloud_hypervisor]\nbinary = "/opt/ch"\n[user_network]\n'
+        'host_ip = "0.0.0.0"\n[registry]\ninsecure_registries = ["lan:5000"]\n'
+    )
     cfg = config.load(path, environ={"HYPERCONTAINER_CLOUD_HYPERVISOR__STOP_TIMEOUT": "3"})
     ch = drivers.load("hypervisor", "cloud-hypervisor", cfg)
     assert (ch.settings.binary, ch.settings.stop_timeout) == ("/opt/ch", 3.0)
@@ -63,8 +65,11 @@ def test_configuration_files_of_older_versions_keep_working(tmp_path):
 def test_a_table_no_installed_driver_owns_is_refused(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text("[qemuu]\nbinary = 'x'\n")
-    with pytest.raises(UserError, match=r"unknown table \[qemuu\]: no installed driver is "
-                                        r"called 'qemuu' \(drivers: bridge, cloud-hypervisor"):
+    with pytest.raises(
+        UserError,
+        match=r"unknown table \[qemuu\]: no installed driver is "
+        r"called 'qemuu' \(drivers: bridge, cloud-hypervisor",
+    ):
         config.load(path, environ={})
     with pytest.raises(UserError, match=r"HYPERCONTAINER_\* variables\): unknown table \[qemuu\]"):
         config.load(environ={"HYPERCONTAINER_QEMUU__BINARY": "x", "HOME": str(tmp_path)})
@@ -95,18 +100,24 @@ def test_hyperctl_knows_the_configurations_keys():
     assert set(Config.model_fields) - {"tables"} == KNOWN_KEYS
 
 
-@pytest.mark.parametrize("text, error", [
-    (None, "config file {path} does not exist"),
-    ("hypervisor = \n", "config file {path} is not valid TOML: Invalid value"),
-    ('hypervisr = "qemu"\n', "config file {path}: unknown key 'hypervisr' (keys: cache_root,"),
-])
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        (None, "config file {path} does not exist"),
+        ("hypervisor = \n", "config file {path} is not valid TOML: Invalid value"),
+        ('hypervisr = "qemu"\n', "config file {path}: unknown key 'hypervisr' (keys: cache_root,"),
+    ],
+)
 def test_every_hyperctl_command_refuses_a_config_hyperd_would(tmp_path, text, error):
     path = tmp_path / "config.toml"
     if text is not None:
         path.write_text(text)
     for verb in (["schema"], ["list"], ["validate", "x.json"], ["version"]):
-        result = subprocess.run([sys.executable, "-m", "hypercontainer.cli.main", "--config",
-                                 str(path), *verb], capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "hypercontainer.cli.main", "--config", str(path), *verb],
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 1 and result.stdout == "", verb
         assert result.stderr.startswith("hyperctl ERROR: " + error.format(path=path)), verb
         assert result.stderr.count("\n") == 1

@@ -20,8 +20,7 @@ def test_events_come_from_the_hooks_and_replay_since_a_time():
     hooks.container_post_stop(container, 3)
     assert list(before) == []  # no past asked for
     replayed = list(events.follow(since="1970-01-01T00:00:00+00:00", follow=False))
-    assert [(e["type"], e["action"]) for e in replayed] == [("pod", "start"),
-                                                           ("container", "die")]
+    assert [(e["type"], e["action"]) for e in replayed] == [("pod", "start"), ("container", "die")]
     assert replayed[1]["exit_code"] == 3 and replayed[1]["pod"] == "p"
 
 

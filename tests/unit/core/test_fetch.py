@@ -19,10 +19,16 @@ LOGO = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
 def test_a_pod_file_uri_is_fetched_and_inlined(tmp_path):
     with WebServer({"/test/logo.png": LOGO}) as web:
         pod = tmp_path / "pod.json"
-        pod.write_text(json.dumps({
-            "files": [{"name": "logo", "uri": web.url("/test/logo.png")}],
-            "containers": [{"image": "busybox", "files": [{"filename": "logo", "path": "/x/"}]}],
-        }))
+        pod.write_text(
+            json.dumps(
+                {
+                    "files": [{"name": "logo", "uri": web.url("/test/logo.png")}],
+                    "containers": [
+                        {"image": "busybox", "files": [{"filename": "logo", "path": "/x/"}]}
+                    ],
+                }
+            )
+        )
         spec = load_pod_file(pod, fetch=Fetcher())
     assert spec.files[0].data == LOGO and spec.files[0].uri == ""
     assert spec.containers[0].files[0].destination == "/x/logo"
@@ -30,8 +36,9 @@ def test_a_pod_file_uri_is_fetched_and_inlined(tmp_path):
 
 
 def test_failures_in_the_users_terms():
-    with WebServer({"/big": b"x" * 101, "/away": "file:///etc/passwd",
-                    "/ftp": "ftp://127.0.0.1/x"}) as web:
+    with WebServer(
+        {"/big": b"x" * 101, "/away": "file:///etc/passwd", "/ftp": "ftp://127.0.0.1/x"}
+    ) as web:
         with pytest.raises(UserError, match=r"/gone: the server answered HTTP 404 Not Found$"):
             Fetcher()(web.url("/gone"))
         with pytest.raises(UserError, match="/big: it is larger than 100 bytes$"):
@@ -43,8 +50,9 @@ def test_failures_in_the_users_terms():
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    with pytest.raises(UserError, match=f"cannot fetch http://127.0.0.1:{port}/x: connection "
-                                        "refused$"):
+    with pytest.raises(
+        UserError, match=f"cannot fetch http://127.0.0.1:{port}/x: connection refused$"
+    ):
         Fetcher()(f"http://127.0.0.1:{port}/x")
 
 

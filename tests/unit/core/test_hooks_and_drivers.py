@@ -71,8 +71,12 @@ def test_post_listeners_run_in_pluggys_order():
         return Listener()
 
     hooks = Hooks(load_entry_points=False)
-    for name, opts in (("first", {}), ("second", {}), ("last", {"trylast": True}),
-                       ("early", {"tryfirst": True})):
+    for name, opts in (
+        ("first", {}),
+        ("second", {}),
+        ("last", {"trylast": True}),
+        ("early", {"tryfirst": True}),
+    ):
         hooks.register(listener(name, **opts), name)
     hooks.pod_post_start("p")
     ours = list(order)
@@ -122,8 +126,10 @@ def test_a_crashing_pre_listener_is_a_failure_not_a_veto_and_post_failures_are_r
             raise KeyError("bug")
 
     failures = []
-    hooks = Hooks(load_entry_points=False,
-                  on_failure=lambda hook, plugin, error: failures.append((hook, plugin)))
+    hooks = Hooks(
+        load_entry_points=False,
+        on_failure=lambda hook, plugin, error: failures.append((hook, plugin)),
+    )
     hooks.register(Crash(), "crash")
     hooks.register(Broken(), "broken")
     with pytest.raises(ListenerFailed, match="pod_pre_stop listener failed: 'bug'"):

@@ -10,8 +10,10 @@ from hypercontainer import hostpaths, mounts
 from hypercontainer.errors import UserError
 from hypercontainer.podshare import POD_SHARE_TAG, PodShare, ShareError
 
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(os.geteuid() != 0, reason="bind mounts need root")]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="bind mounts need root"),
+]
 
 
 @pytest.fixture
@@ -85,15 +87,18 @@ def test_a_bind_source_is_checked_again_when_it_is_mounted(host, tmp_path) -> No
     assert mounts.mounted_under(str(share.root)) == []
 
 
-@pytest.mark.parametrize("path, reason", [
-    ("relative/dir", "not an absolute host path"),
-    ("/", "root directory"),
-    ("/proc/cpuinfo", "host's /proc"),
-    ("/sys/kernel", "host's /sys"),
-    ("/dev/sda", "host's /dev"),
-    ("/etc/hypercontainer/config.toml", "hyperd's own files"),
-    ("/nonexistent-shim-test", "does not exist"),
-])
+@pytest.mark.parametrize(
+    "path, reason",
+    [
+        ("relative/dir", "not an absolute host path"),
+        ("/", "root directory"),
+        ("/proc/cpuinfo", "host's /proc"),
+        ("/sys/kernel", "host's /sys"),
+        ("/dev/sda", "host's /dev"),
+        ("/etc/hypercontainer/config.toml", "hyperd's own files"),
+        ("/nonexistent-shim-test", "does not exist"),
+    ],
+)
 def test_host_paths_a_container_may_not_get(path: str, reason: str) -> None:
     with pytest.raises(UserError, match=reason):
         hostpaths.check(path, "bind source", protected=[])

@@ -104,7 +104,8 @@ def _crash_mid_transaction(path):
 def test_the_store_survives_a_process_killed_mid_transaction(store):
     store.add_pod(pod())
     process = multiprocessing.get_context("fork").Process(
-        target=_crash_mid_transaction, args=(store.path,))
+        target=_crash_mid_transaction, args=(store.path,)
+    )
     process.start()
     process.join()
     assert process.exitcode == 9

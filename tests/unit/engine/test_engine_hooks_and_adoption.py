@@ -17,9 +17,11 @@ def engine_with(tmp_path, recorder: Recorder) -> Engine:
 
 def state(engine: Engine) -> tuple:
     store = engine.runtime.store
-    return ([(p.id, p.state, p.vm, p.network) for p in store.pods()],
-            [(c.id, c.state) for c in store.containers()],
-            [vm.id for vm in engine.host.running()])
+    return (
+        [(p.id, p.state, p.vm, p.network) for p in store.pods()],
+        [(c.id, c.state) for c in store.containers()],
+        [vm.id for vm in engine.host.running()],
+    )
 
 
 def test_post_hooks_follow_a_pods_life_in_order(tmp_path):
@@ -31,8 +33,13 @@ def test_post_hooks_follow_a_pods_life_in_order(tmp_path):
     finally:
         engine.close()
     assert recorder.seen == [
-        "pod_post_create", "pod_post_start", "container_post_start",
-        "container_post_stop 143", "pod_post_stop succeeded", "pod_post_remove"]
+        "pod_post_create",
+        "pod_post_start",
+        "container_post_start",
+        "container_post_stop 143",
+        "pod_post_stop succeeded",
+        "pod_post_remove",
+    ]
 
 
 @pytest.mark.parametrize("hook", ["pod_pre_create", "pod_pre_start"])
@@ -47,14 +54,19 @@ def test_a_vetoed_pod_leaves_nothing(tmp_path, hook):
         engine.close()
 
 
-@pytest.mark.parametrize(("hook", "operation"), [
-    ("container_pre_create", lambda e, pod, c: e.runtime.containers.create(
-        pod.id, e.container("sleep", "1"))),
-    ("container_pre_stop", lambda e, pod, c: e.runtime.containers.stop(c.id)),
-    ("container_pre_remove", lambda e, pod, c: e.runtime.containers.remove(c.id)),
-    ("pod_pre_stop", lambda e, pod, c: e.runtime.stop_pod(pod.id)),
-    ("pod_pre_remove", lambda e, pod, c: e.runtime.remove_pod(pod.id)),
-])
+@pytest.mark.parametrize(
+    ("hook", "operation"),
+    [
+        (
+            "container_pre_create",
+            lambda e, pod, c: e.runtime.containers.create(pod.id, e.container("sleep", "1")),
+        ),
+        ("container_pre_stop", lambda e, pod, c: e.runtime.containers.stop(c.id)),
+        ("container_pre_remove", lambda e, pod, c: e.runtime.containers.remove(c.id)),
+        ("pod_pre_stop", lambda e, pod, c: e.runtime.stop_pod(pod.id)),
+        ("pod_pre_remove", lambda e, pod, c: e.runtime.remove_pod(pod.id)),
+    ],
+)
 def test_a_vetoed_operation_on_a_running_pod_changes_nothing(tmp_path, hook, operation):
     recorder = Recorder()
     engine = engine_with(tmp_path, recorder)
@@ -114,8 +126,10 @@ def test_a_vm_gone_while_no_daemon_listened_fails_its_pod(engine):
     engine.host.vm(pod.id).crash()
     runtime = engine.restart()
     failed = runtime.store.pod(pod.id)
-    assert (failed.state, failed.error) == (PodState.FAILED, "the VM was gone when hyperd "
-                                                             "restarted")
+    assert (failed.state, failed.error) == (
+        PodState.FAILED,
+        "the VM was gone when hyperd restarted",
+    )
 
 
 def test_a_removal_cut_short_is_finished_on_restart(engine):

@@ -78,9 +78,13 @@ def test_containers_added_to_a_running_pod_start_stop_and_go(engine):
     assert engine.runtime.store.pod(pod.id).state == PodState.RUNNING
 
 
-@pytest.mark.parametrize(("command", "state", "code"), [
-    (("echo", "done"), PodState.SUCCEEDED, 0), (("sh", "-c", "exit 3"), PodState.FAILED, 3),
-])
+@pytest.mark.parametrize(
+    ("command", "state", "code"),
+    [
+        (("echo", "done"), PodState.SUCCEEDED, 0),
+        (("sh", "-c", "exit 3"), PodState.FAILED, 3),
+    ],
+)
 def test_a_pod_ends_with_its_last_container(engine, command, state, code):
     pod = engine.runtime.run_pod(engine.pod(*command))
     eventually(lambda: engine.runtime.store.pod(pod.id).state == state, f"pod {state}")
@@ -149,8 +153,9 @@ def test_a_container_the_guest_cannot_create_fails_with_the_reason_in_its_log(en
         engine.runtime.containers.start(added.id)
     added = engine.runtime.store.container(added.id)
     assert (added.state, added.exit_code) == (ContainerState.FAILED, 127)
-    assert b"no space left on device" in b"".join(e[2] for e in
-                                                 engine.runtime.containers.logs(added.id))
+    assert b"no space left on device" in b"".join(
+        e[2] for e in engine.runtime.containers.logs(added.id)
+    )
     assert engine.runtime.store.pod(pod.id).state == PodState.RUNNING  # the other still runs
 
 

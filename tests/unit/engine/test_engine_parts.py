@@ -13,12 +13,17 @@ from hypercontainer import containers, pod_session, runtime
 def test_a_part_never_imports_the_runtime(module):
     tree = ast.parse(inspect.getsource(module))
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
-                 for alias in node.names}
+    imported |= {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
     assert not {name for name in imported if name and name.split(".")[-1] == "runtime"}
 
 
 def test_the_runtime_is_given_its_parts():
     parameters = inspect.signature(runtime.Runtime).parameters
     assert {"hypervisor", "images", "network", "hooks"} <= {
-        name for name, p in parameters.items() if p.default is inspect.Parameter.empty}
+        name for name, p in parameters.items() if p.default is inspect.Parameter.empty
+    }

@@ -11,9 +11,12 @@ from hypercontainer.guest import cpio
 
 
 def listing(archive: Path, verbose: bool = True) -> list[str]:
-    done = subprocess.run(["cpio", "-itv" if verbose else "-it", "--quiet"],
-                          input=gzip.decompress(archive.read_bytes()),
-                          capture_output=True, check=True)
+    done = subprocess.run(
+        ["cpio", "-itv" if verbose else "-it", "--quiet"],
+        input=gzip.decompress(archive.read_bytes()),
+        capture_output=True,
+        check=True,
+    )
     return done.stdout.decode().splitlines()
 
 
@@ -37,8 +40,12 @@ def test_files_links_directories_and_devices_round_trip(tmp_path: Path) -> None:
 
     out = tmp_path / "out"
     out.mkdir()
-    subprocess.run(["cpio", "-id", "--quiet", "bin/busybox"], cwd=out, check=True,
-                   input=gzip.decompress(archive.read_bytes()))
+    subprocess.run(
+        ["cpio", "-id", "--quiet", "bin/busybox"],
+        cwd=out,
+        check=True,
+        input=gzip.decompress(archive.read_bytes()),
+    )
     assert (out / "bin/busybox").read_bytes() == (tree / "bin/busybox").read_bytes()
 
 

@@ -47,7 +47,9 @@ def names(paths: list[Path]) -> list[str]:
 
 def test_dependencies_come_first_once(tree: ModuleTree) -> None:
     assert names(tree.load_order(["virtio_pci", "virtio"])) == [
-        "virtio.ko", "virtio_ring.ko", "virtio_pci.ko"
+        "virtio.ko",
+        "virtio_ring.ko",
+        "virtio_pci.ko",
     ]
 
 

@@ -29,18 +29,25 @@ def spec(tmp_path: Path, **changes) -> VMSpec:
     for path in (kernel, initrd):
         if not path.exists():
             path.write_bytes(b"x")
-    fields = dict(pod_id="p", vm_name="vm", vcpus=1, memory_mb=128, kernel=kernel,
-                  initrd=initrd, kernel_args=["quiet"], run_dir=tmp_path / "run",
-                  console_log=tmp_path / "console.log",
-                  shares=[Share("hc_layers", tmp_path)],
-                  network=NetworkAttachment(kind="user", mac="02:00:00:00:00:09"))
+    fields = dict(
+        pod_id="p",
+        vm_name="vm",
+        vcpus=1,
+        memory_mb=128,
+        kernel=kernel,
+        initrd=initrd,
+        kernel_args=["quiet"],
+        run_dir=tmp_path / "run",
+        console_log=tmp_path / "console.log",
+        shares=[Share("hc_layers", tmp_path)],
+        network=NetworkAttachment(kind="user", mac="02:00:00:00:00:09"),
+    )
     fields.update(changes)
     return VMSpec(**fields)
 
 
 def shape_of(vm: VMSpec, vmm: str = "qemu") -> Shape:
-    return Shape.of(vm, vmm, "/bin/true", "QEMU emulator version 7.2", "tcg",
-                    {"tcg_cache_mb": 64})
+    return Shape.of(vm, vmm, "/bin/true", "QEMU emulator version 7.2", "tcg", {"tcg_cache_mb": 64})
 
 
 def fake_make(log: Path, seconds: float = 0.0):
@@ -50,18 +57,27 @@ def fake_make(log: Path, seconds: float = 0.0):
         time.sleep(seconds)  # a slow maker, so that others really wait for it
         (work / MEMORY).write_bytes(b"ram")
         (work / STATE).write_bytes(b"devices")
+
     return make
 
 
 def test_back_ends_are_not_part_of_the_shape_but_devices_are(tmp_path: Path) -> None:
     base = shape_of(spec(tmp_path))
-    other_pod = spec(tmp_path, pod_id="q", run_dir=tmp_path / "elsewhere",
-                     shares=[Share("hc_layers", tmp_path / "other", readonly=False)],
-                     network=NetworkAttachment(kind="user", mac="02:00:00:00:00:0a"))
+    other_pod = spec(
+        tmp_path,
+        pod_id="q",
+        run_dir=tmp_path / "elsewhere",
+        shares=[Share("hc_layers", tmp_path / "other", readonly=False)],
+        network=NetworkAttachment(kind="user", mac="02:00:00:00:00:0a"),
+    )
     assert shape_of(other_pod).key == base.key
-    for changed in (dict(memory_mb=256), dict(vcpus=2), dict(kernel_args=["debug"]),
-                    dict(shares=[Share("hc_layers", tmp_path), Share("hc_vol_0", tmp_path)]),
-                    dict(network=NetworkAttachment(kind="tap", mac="02:00:00:00:00:09"))):
+    for changed in (
+        dict(memory_mb=256),
+        dict(vcpus=2),
+        dict(kernel_args=["debug"]),
+        dict(shares=[Share("hc_layers", tmp_path), Share("hc_vol_0", tmp_path)]),
+        dict(network=NetworkAttachment(kind="tap", mac="02:00:00:00:00:09")),
+    ):
         assert shape_of(spec(tmp_path, **changed)).key != base.key, changed
 
 
@@ -72,10 +88,18 @@ def test_a_new_guest_image_or_qemu_is_a_new_shape(tmp_path: Path) -> None:
     os.utime(vm.initrd, ns=(1, 1))  # the initrd rebuilt
     assert not before.inputs_current()
     assert shape_of(vm).key != before.key
-    assert Shape.of(vm, "qemu", "/bin/true", "QEMU emulator version 8.2", "tcg",
-                    {"tcg_cache_mb": 64}).key != shape_of(vm).key
-    assert Shape.of(vm, "qemu", "/bin/true", "QEMU emulator version 7.2", "tcg",
-                    {"tcg_cache_mb": 128}).key != shape_of(vm).key
+    assert (
+        Shape.of(
+            vm, "qemu", "/bin/true", "QEMU emulator version 8.2", "tcg", {"tcg_cache_mb": 64}
+        ).key
+        != shape_of(vm).key
+    )
+    assert (
+        Shape.of(
+            vm, "qemu", "/bin/true", "QEMU emulator version 7.2", "tcg", {"tcg_cache_mb": 128}
+        ).key
+        != shape_of(vm).key
+    )
     helper = tmp_path / "virtiofsd"
     helper.write_bytes(b"v1")
     with_helper = Shape.of(vm, "qemu", "/bin/true", "v", "kvm", helpers=(str(helper),))
@@ -105,16 +129,19 @@ def test_made_once_then_found(tmp_path: Path) -> None:
 
 
 def _get_in_another_process(root: str, log: str, tmp: str) -> None:
-    TemplateStore(Path(root), "qemu").get(shape_of(spec(Path(tmp))),
-                                          fake_make(Path(log), 0.5), FILES)
+    TemplateStore(Path(root), "qemu").get(
+        shape_of(spec(Path(tmp))), fake_make(Path(log), 0.5), FILES
+    )
 
 
 def test_concurrent_first_uses_make_it_once(tmp_path: Path) -> None:
     root, log = tmp_path / "templates", tmp_path / "makes"
     shape_of(spec(tmp_path))  # kernel and initrd exist before the others look
     context = multiprocessing.get_context("fork")
-    workers = [context.Process(target=_get_in_another_process,
-                               args=(str(root), str(log), str(tmp_path))) for _ in range(4)]
+    workers = [
+        context.Process(target=_get_in_another_process, args=(str(root), str(log), str(tmp_path)))
+        for _ in range(4)
+    ]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -135,8 +162,7 @@ def test_a_failed_make_leaves_nothing(tmp_path: Path) -> None:
         store.get(shape_of(spec(tmp_path)), broken, FILES)
     assert [p.name for p in store.root.iterdir()] == []
     with pytest.raises(DriverError, match="no state file"):
-        store.get(shape_of(spec(tmp_path)), lambda work: (work / MEMORY).write_bytes(b"r"),
-                  FILES)
+        store.get(shape_of(spec(tmp_path)), lambda work: (work / MEMORY).write_bytes(b"r"), FILES)
 
 
 def test_discarded_and_stale_templates_go(tmp_path: Path) -> None:
@@ -153,8 +179,10 @@ def test_discarded_and_stale_templates_go(tmp_path: Path) -> None:
 
 def test_at_most_keep_templates_least_recently_used_go_first(tmp_path: Path) -> None:
     store, log = TemplateStore(tmp_path / "templates", "qemu"), tmp_path / "makes"
-    made = [store.get(shape_of(spec(tmp_path, memory_mb=128 + i)), fake_make(log), FILES)
-            for i in range(templates_module.KEEP)]
+    made = [
+        store.get(shape_of(spec(tmp_path, memory_mb=128 + i)), fake_make(log), FILES)
+        for i in range(templates_module.KEEP)
+    ]
     store.hit(made[0])  # the oldest is the most recently used now
     os.utime(made[0].directory / "hits", (time.time() + 10, time.time() + 10))
     store.get(shape_of(spec(tmp_path, memory_mb=1024)), fake_make(log), FILES)

@@ -35,8 +35,13 @@ def unpack_layer(tmp_path, layer_dir, work_dir) -> Callable[..., LayerResult]:
         path = tmp_path / "blob"
         path.write_bytes(blob.data)
         return unpack(
-            path, layer_dir, work_dir, limit, "layer test",
-            expected_diff_id=expected_diff_id, privileged=privileged,
+            path,
+            layer_dir,
+            work_dir,
+            limit,
+            "layer test",
+            expected_diff_id=expected_diff_id,
+            privileged=privileged,
         )
 
     return run

@@ -16,11 +16,14 @@ from hypercontainer_plugins.images.auth import (
 
 
 def test_docker_hub_bearer_challenge():
-    header = ('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",'
-              'scope="repository:library/busybox:pull"')
+    header = (
+        'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",'
+        'scope="repository:library/busybox:pull"'
+    )
     (challenge,) = parse_challenges(header)
     assert challenge.params == {
-        "realm": "https://auth.docker.io/token", "service": "registry.docker.io",
+        "realm": "https://auth.docker.io/token",
+        "service": "registry.docker.io",
         "scope": "repository:library/busybox:pull",
     }
 
@@ -53,12 +56,21 @@ def test_login_credentials_stored_mode_0600_and_read_back(tmp_path):
 
 def test_docker_config_json_used_when_we_have_nothing(tmp_path):
     docker = tmp_path / "config.json"
-    docker.write_text(json.dumps({"auths": {
-        "https://index.docker.io/v1/": {"auth": base64.b64encode(b"hubuser:hubpw").decode()},
-        "http://reg.local:5000": {"username": "u", "password": "p"},
-        "broken.example": {"auth": "%%%not-base64"},
-        "nocolon.example": {"auth": base64.b64encode(b"justuser").decode()},
-    }, "credsStore": "desktop"}))
+    docker.write_text(
+        json.dumps(
+            {
+                "auths": {
+                    "https://index.docker.io/v1/": {
+                        "auth": base64.b64encode(b"hubuser:hubpw").decode()
+                    },
+                    "http://reg.local:5000": {"username": "u", "password": "p"},
+                    "broken.example": {"auth": "%%%not-base64"},
+                    "nocolon.example": {"auth": base64.b64encode(b"justuser").decode()},
+                },
+                "credsStore": "desktop",
+            }
+        )
+    )
     store = CredentialStore(tmp_path / "auth.json", docker_config=docker)
     assert store.get("docker.io") == Credentials("hubuser", "hubpw")
     assert store.get("reg.local:5000") == Credentials("u", "p")

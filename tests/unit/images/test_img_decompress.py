@@ -24,7 +24,7 @@ def read_all(reader, step: int = 1 << 16) -> bytes:
 
 @pytest.mark.parametrize("step", [1, 4096, 1 << 20, 10 << 20])
 def test_gunzip_reads_what_gzip_wrote(step):
-    data = DATA[: 200_000] if step == 1 else DATA
+    data = DATA[:200_000] if step == 1 else DATA
     assert read_all(Gunzip(io.BytesIO(gzip.compress(data))), step) == data
 
 
@@ -46,7 +46,8 @@ def test_gunzip_refuses_truncated_and_corrupt_data():
 
 
 @pytest.mark.parametrize(
-    "encode", [gzip.compress, zstandard.ZstdCompressor().compress, lambda d: d],
+    "encode",
+    [gzip.compress, zstandard.ZstdCompressor().compress, lambda d: d],
     ids=["gzip", "zstd", "plain"],
 )
 def test_tar_stream_sniffs_counts_and_hashes(encode):

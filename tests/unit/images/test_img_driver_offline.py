@@ -82,11 +82,16 @@ def test_layers_shared_between_images_and_listed(driver, tmp_path):
 
 
 def test_remove_untags_deletes_and_collects(driver, tmp_path):
-    driver.load(archive(tmp_path / "a.tar", {
-        "x.io/one:latest": Image([BASE], cmd=["one"]),
-        "x.io/one:alias": Image([BASE], cmd=["one"]),
-        "x.io/two:latest": Image([BASE, TOP]),
-    }))
+    driver.load(
+        archive(
+            tmp_path / "a.tar",
+            {
+                "x.io/one:latest": Image([BASE], cmd=["one"]),
+                "x.io/one:alias": Image([BASE], cmd=["one"]),
+                "x.io/two:latest": Image([BASE, TOP]),
+            },
+        )
+    )
     two = driver.resolve("x.io/two")
     assert driver.remove("x.io/one:alias") == ["Untagged: x.io/one:alias"]
     one = driver.resolve("x.io/one")
@@ -105,9 +110,7 @@ def test_remove_refused_while_in_use_unless_forced(driver, tmp_path):
     with pytest.raises(Conflict, match="used by a container"):
         driver.remove("x.io/one", in_use=[image.id])
     assert driver.resolve("x.io/one").id == image.id
-    assert driver.remove("x.io/one", in_use=[image.id], force=True) == [
-        "Untagged: x.io/one:latest"
-    ]
+    assert driver.remove("x.io/one", in_use=[image.id], force=True) == ["Untagged: x.io/one:latest"]
     # The container keeps its layers: the image stays, untagged, until removed by id.
     assert driver.resolve(image.id).layers == image.layers
     assert [(r.repository, r.tag) for r in driver.list()] == [("<none>", "<none>")]
@@ -135,16 +138,34 @@ def test_save_by_id_loads_untagged(driver, tmp_path):
 
 def test_docker_archive_loads(driver, tmp_path):
     base_tar, top_tar = BASE.tar(), TOP.tar()
-    config = build.canonical_json({
-        "architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
-        "rootfs": {"type": "layers", "diff_ids": [digests.of_bytes(base_tar),
-                                                  digests.of_bytes(top_tar)]},
-    })
-    manifest = [{"Config": "cfg.json", "RepoTags": ["old/app:1"],
-                 "Layers": ["l1/layer.tar", "l2/layer.tar"]}]
+    config = build.canonical_json(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Cmd": ["sh"]},
+            "rootfs": {
+                "type": "layers",
+                "diff_ids": [digests.of_bytes(base_tar), digests.of_bytes(top_tar)],
+            },
+        }
+    )
+    manifest = [
+        {
+            "Config": "cfg.json",
+            "RepoTags": ["old/app:1"],
+            "Layers": ["l1/layer.tar", "l2/layer.tar"],
+        }
+    ]
     path = tmp_path / "docker.tar"
-    write_tar(path, {"manifest.json": json.dumps(manifest).encode(), "cfg.json": config,
-                     "l1/layer.tar": base_tar, "l2/layer.tar": top_tar})
+    write_tar(
+        path,
+        {
+            "manifest.json": json.dumps(manifest).encode(),
+            "cfg.json": config,
+            "l1/layer.tar": base_tar,
+            "l2/layer.tar": top_tar,
+        },
+    )
     assert driver.load(path) == ["docker.io/old/app:1"]
     image = driver.resolve("old/app:1")
     assert image.id == digests.of_bytes(config) and len(image.layers) == 2
@@ -155,7 +176,6 @@ def test_compressed_archive_loads(driver, tmp_path):
     (tmp_path / "a.tar.gz").write_bytes(gzip.compress(plain.read_bytes()))
     assert driver.load(tmp_path / "a.tar.gz") == ["x.io/one:latest"]
     assert contents(driver)["tmp"] == []
-
 
 
 def tampered(path: Path, member_prefix: str, change) -> Path:
@@ -201,8 +221,10 @@ HOSTILE = {
     "layer blob tampered": lambda p: tampered(p, blob_member(p, "layer"), flip_last_byte),
     "config blob tampered": lambda p: tampered(p, blob_member(p, "config"), flip_last_byte),
     "manifest does not match its digest": lambda p: tampered(
-        p, blob_member(p, "manifest"),
-        lambda d: d.replace(b'"schemaVersion":2', b'"schemaVersion":3')),
+        p,
+        blob_member(p, "manifest"),
+        lambda d: d.replace(b'"schemaVersion":2', b'"schemaVersion":3'),
+    ),
     "layer blob missing": lambda p: without(p, blob_member(p, "layer")),
     "not an archive": lambda p: p.write_bytes(os.urandom(4096)),
     "truncated gzip archive": lambda p: p.write_bytes(truncated(gzip.compress(p.read_bytes()))),

@@ -61,7 +61,8 @@ def self_signed_port(tmp_path) -> Iterator[int]:
 
 def test_refused_connection():
     assert explain(failure(f"http://127.0.0.1:{free_port()}/v2/"), 15, 120) == (
-        "connection refused")
+        "connection refused"
+    )
 
 
 def test_no_answer(silent_port):
@@ -71,13 +72,15 @@ def test_no_answer(silent_port):
 
 def test_tls_to_a_plain_http_server(plain_http_port):
     assert explain(failure(f"https://127.0.0.1:{plain_http_port}/v2/"), 15, 120) == (
-        "TLS handshake failed (wrong version number): does it speak plain HTTP?")
+        "TLS handshake failed (wrong version number): does it speak plain HTTP?"
+    )
 
 
 def test_untrusted_certificate(self_signed_port):
     error = failure(f"https://127.0.0.1:{self_signed_port}/v2/", verify=True)
     assert explain(error, 15, 120) == (
-        "its TLS certificate is not trusted (self-signed certificate)")
+        "its TLS certificate is not trusted (self-signed certificate)"
+    )
 
 
 def test_unresolvable_name_and_unknown_failures():
@@ -114,4 +117,5 @@ def test_a_login_to_a_silent_registry_is_one_line(tmp_path, silent_port, monkeyp
     with pytest.raises(UserError) as error:
         images.login(f"127.0.0.1:{silent_port}", "u", "p")
     assert str(error.value) == (
-        f"cannot reach registry 127.0.0.1:{silent_port}: no answer within 0.3 s")
+        f"cannot reach registry 127.0.0.1:{silent_port}: no answer within 0.3 s"
+    )

@@ -41,8 +41,9 @@ def test_terminal_shows_one_line_per_layer_updated_in_place():
         renderer.update({"id": layer, "status": "waiting", "current": 0, "total": 2_000_000})
     for event in events("bbbbbbbbbbbb", 2_000_000, "downloading"):
         renderer.update(event)
-    for event in events("aaaaaaaaaaaa", 2_000_000, "downloading", "verifying", "extracting",
-                        "done"):
+    for event in events(
+        "aaaaaaaaaaaa", 2_000_000, "downloading", "verifying", "extracting", "done"
+    ):
         renderer.update(event)
     renderer.update({"id": "cccccccccccc", "status": "exists", "current": 5, "total": 5})
     renderer.close()
@@ -92,8 +93,13 @@ def test_push_lines_on_a_terminal_and_its_summary_elsewhere():
         {"id": "cccccccccccc", "status": "preparing", "current": 0, "total": 700},
         {"id": "aaaaaaaaaaaa", "status": "pushing", "current": 1_000_000, "total": 2_000_000},
         {"id": "bbbbbbbbbbbb", "status": "present", "current": 500, "total": 500},
-        {"id": "cccccccccccc", "status": "mounted", "current": 700, "total": 700,
-         "from": "team/base"},
+        {
+            "id": "cccccccccccc",
+            "status": "mounted",
+            "current": 700,
+            "total": 700,
+            "from": "team/base",
+        },
     ]
     out = io.StringIO()
     renderer = ProgressRenderer(out, tty=True, width=120, verb="pushed")
@@ -106,8 +112,10 @@ def test_push_lines_on_a_terminal_and_its_summary_elsewhere():
     ]
     quiet = io.StringIO()
     renderer = ProgressRenderer(quiet, tty=False, verb="pushed")
-    for event in [*pushes, {"id": "aaaaaaaaaaaa", "status": "pushed", "current": 2_000_000,
-                            "total": 2_000_000}]:
+    for event in [
+        *pushes,
+        {"id": "aaaaaaaaaaaa", "status": "pushed", "current": 2_000_000, "total": 2_000_000},
+    ]:
         renderer.update(event)
     renderer.close()
     assert quiet.getvalue() == "1 layer(s) pushed (2 MB), 2 already present\n"

@@ -51,10 +51,23 @@ def test_default_registry_is_configurable():
 @pytest.mark.parametrize(
     "text",
     [
-        "", "Busybox", "busybox:", "busybox:-bad", "busybox@sha256:short",
+        "",
+        "Busybox",
+        "busybox:",
+        "busybox:-bad",
+        "busybox@sha256:short",
         "busybox@md5:" + "a" * 32,
-        "a//b", "/busybox", "busybox/", "-a/b", "bad host!/x", "x:" + "t" * 200, "a" * 300,
-        "busybox@" + DIGEST.upper(), "a/../b", "a:b:c", "a__b.c-d/e",
+        "a//b",
+        "/busybox",
+        "busybox/",
+        "-a/b",
+        "bad host!/x",
+        "x:" + "t" * 200,
+        "a" * 300,
+        "busybox@" + DIGEST.upper(),
+        "a/../b",
+        "a:b:c",
+        "a__b.c-d/e",
     ],
 )
 def test_invalid_references_refused_in_one_line(text):
@@ -78,9 +91,15 @@ def test_familiar_names_as_hyperctl_images_shows_them(ref, shown):
 @pytest.mark.parametrize(
     "registry, loopback",
     [
-        ("localhost", True), ("localhost:5000", True), ("127.0.0.1:5000", True),
-        ("127.8.9.10", True), ("[::1]:5000", True), ("::1", True),
-        ("10.0.0.1:5000", False), ("docker.io", False), ("localhost.example.com", False),
+        ("localhost", True),
+        ("localhost:5000", True),
+        ("127.0.0.1:5000", True),
+        ("127.8.9.10", True),
+        ("[::1]:5000", True),
+        ("::1", True),
+        ("10.0.0.1:5000", False),
+        ("docker.io", False),
+        ("localhost.example.com", False),
     ],
 )
 def test_loopback_registries(registry, loopback):
@@ -99,8 +118,10 @@ def test_insecure_registries_by_name_host_or_cidr():
 @pytest.mark.parametrize(
     "text, name",
     [
-        ("https://index.docker.io/v1/", "docker.io"), ("docker.io", "docker.io"),
-        ("localhost:5000", "localhost:5000"), ("http://127.0.0.1:5000/", "127.0.0.1:5000"),
+        ("https://index.docker.io/v1/", "docker.io"),
+        ("docker.io", "docker.io"),
+        ("localhost:5000", "localhost:5000"),
+        ("http://127.0.0.1:5000/", "127.0.0.1:5000"),
     ],
 )
 def test_registry_names_for_login(text, name):

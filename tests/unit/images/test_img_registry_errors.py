@@ -89,8 +89,9 @@ class Scripted(http.server.BaseHTTPRequestHandler):
             return self._send(200, blob.data, "application/octet-stream")
         return self._send(404, b"{}")
 
-    def _send(self, status: int, body: bytes, content_type: str = "application/json",
-              digest: str = "") -> None:
+    def _send(
+        self, status: int, body: bytes, content_type: str = "application/json", digest: str = ""
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -120,8 +121,12 @@ def images(tmp_path) -> OciImages:
 
 def nothing_stored(images: OciImages) -> bool:
     root = images.store.root
-    return (not list(images.store.blobs.all()) and not images.store.index.refs()
-            and not list((root / "layers").glob("*/*")) and not list((root / "tmp").glob("*")))
+    return (
+        not list(images.store.blobs.all())
+        and not images.store.index.refs()
+        and not list((root / "layers").glob("*/*"))
+        and not list((root / "tmp").glob("*"))
+    )
 
 
 @pytest.mark.parametrize(

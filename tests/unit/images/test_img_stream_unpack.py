@@ -12,8 +12,13 @@ from hypercontainer_plugins.images import build, digests
 from hypercontainer_plugins.images.build import Layer
 from hypercontainer_plugins.images.store import Store
 
-LAYER = (Layer().dir("etc").file("etc/motd", b"hello\n")
-         .file("data.bin", bytes(range(256)) * 4000).symlink("motd", "etc/motd"))
+LAYER = (
+    Layer()
+    .dir("etc")
+    .file("etc/motd", b"hello\n")
+    .file("data.bin", bytes(range(256)) * 4000)
+    .symlink("motd", "etc/motd")
+)
 TAR = LAYER.tar()
 BLOB = build.compress(TAR, "gzip").data
 DIFF_ID = digests.of_bytes(TAR)
@@ -47,8 +52,9 @@ def left(store: Store) -> dict[str, list[str]]:
 NOTHING = {"blobs": [], "layers": [], "tmp": [], "layer_sizes": []}
 
 
-def download(store: Store, source: Iterator[bytes], size: int = len(BLOB),
-             diff_id: str = DIFF_ID) -> int:
+def download(
+    store: Store, source: Iterator[bytes], size: int = len(BLOB), diff_id: str = DIFF_ID
+) -> int:
     with store.blobs.writer(DIGEST, size, "layer test") as blob:
         return store.unpack_download(source, blob, diff_id, 64 << 20, "layer test")
 
@@ -70,16 +76,19 @@ def flipped(data: bytes, offset: int) -> bytes:
     return bytes(changed)
 
 
-@pytest.mark.parametrize(("name", "source", "message"), [
-    # A byte changed in the middle: inflating fails first, the blob's digest says why.
-    ("mismatch mid-stream", lambda: chunks(flipped(BLOB, len(BLOB) // 2)), "digest mismatch"),
-    # The gzip header's MTIME changed: the content unpacks whole and right, the blob is wrong.
-    ("mismatch after a good unpack", lambda: chunks(flipped(BLOB, 4)), "digest mismatch"),
-    ("truncated blob", lambda: chunks(BLOB[: len(BLOB) // 3]), "size mismatch"),
-    ("connection cut", lambda: cut_after(BLOB, len(BLOB) // 2), "download failed"),
-    ("connection cut at the very end", lambda: cut_after(BLOB, len(BLOB)), "download failed"),
-    ("more than announced", lambda: chunks(BLOB + b"\0" * 10), "more data than the announced"),
-])
+@pytest.mark.parametrize(
+    ("name", "source", "message"),
+    [
+        # A byte changed in the middle: inflating fails first, the blob's digest says why.
+        ("mismatch mid-stream", lambda: chunks(flipped(BLOB, len(BLOB) // 2)), "digest mismatch"),
+        # The gzip header's MTIME changed: the content unpacks whole and right, the blob is wrong.
+        ("mismatch after a good unpack", lambda: chunks(flipped(BLOB, 4)), "digest mismatch"),
+        ("truncated blob", lambda: chunks(BLOB[: len(BLOB) // 3]), "size mismatch"),
+        ("connection cut", lambda: cut_after(BLOB, len(BLOB) // 2), "download failed"),
+        ("connection cut at the very end", lambda: cut_after(BLOB, len(BLOB)), "download failed"),
+        ("more than announced", lambda: chunks(BLOB + b"\0" * 10), "more data than the announced"),
+    ],
+)
 def test_a_bad_download_leaves_nothing(store, name, source, message):
     with pytest.raises(UserError, match=message) as error:
         download(store, source())

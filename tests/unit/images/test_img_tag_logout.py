@@ -37,16 +37,22 @@ def test_tag_names_the_image_again_and_rmi_of_one_name_only_untags(driver, tmp_p
     tagged = driver.resolve("127.0.0.1:5000/team/app:2")
     assert (tagged.id, tagged.layers) == (original.id, original.layers)
     assert {(i.repository, i.tag) for i in driver.list()} == {
-        ("app", "1"), ("127.0.0.1:5000/team/app", "2")}
+        ("app", "1"),
+        ("127.0.0.1:5000/team/app", "2"),
+    }
     assert driver.remove("app:1") == ["Untagged: app:1"]
     assert driver.resolve(original.id).id == original.id
 
 
 def test_tag_by_id_prefix_defaults_to_latest_and_moves_the_tag(driver, tmp_path):
-    load(driver, tmp_path / "a.tar", {
-        "docker.io/library/one:1": Image([Layer().file("one", b"1")]),
-        "docker.io/library/two:1": Image([Layer().file("two", b"2")]),
-    })
+    load(
+        driver,
+        tmp_path / "a.tar",
+        {
+            "docker.io/library/one:1": Image([Layer().file("one", b"1")]),
+            "docker.io/library/two:1": Image([Layer().file("two", b"2")]),
+        },
+    )
     one, two = driver.resolve("one:1").id, driver.resolve("two:1").id
     assert driver.tag(one[7:19], "moving") == "docker.io/library/moving:latest"
     assert driver.tag("two:1", "moving") == "docker.io/library/moving:latest"
@@ -95,13 +101,15 @@ def test_logout_removes_every_spelling_login_would_match(driver):
 
 
 def test_logout_says_when_dockers_config_still_logs_in(driver, tmp_path):
-    path = docker_config(tmp_path, {"https://index.docker.io/v1/": {
-        "auth": base64.b64encode(b"hub:pw").decode()}})
+    path = docker_config(
+        tmp_path, {"https://index.docker.io/v1/": {"auth": base64.b64encode(b"hub:pw").decode()}}
+    )
     message = driver.logout("docker.io")
     assert message.startswith("Not logged in to docker.io; ")
     assert f"{path} still holds credentials" in message and "docker logout docker.io" in message
-    assert path.read_text() == json.dumps({"auths": {"https://index.docker.io/v1/": {
-        "auth": base64.b64encode(b"hub:pw").decode()}}})  # Docker's file is never written
+    assert path.read_text() == json.dumps(
+        {"auths": {"https://index.docker.io/v1/": {"auth": base64.b64encode(b"hub:pw").decode()}}}
+    )  # Docker's file is never written
 
 
 def test_logout_of_an_invalid_name_is_a_user_error(driver):

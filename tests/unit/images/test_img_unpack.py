@@ -146,38 +146,46 @@ def hostile_layers(outside: Path) -> dict[str, tuple[Layer, str]]:
         "nested dotdot": (Layer().file("a/../../outside/evil", b"x"), "'..'"),
         "absolute path": (Layer().file(str(outside / "evil"), b"x"), "absolute"),
         "write through absolute symlink": (
-            Layer().symlink("link", str(outside)).file("link/evil", b"x"), "symlink"),
+            Layer().symlink("link", str(outside)).file("link/evil", b"x"),
+            "symlink",
+        ),
         "write through relative symlink": (
-            Layer().symlink("link", "../outside").file("link/evil", b"x"), "symlink"),
-        "directory through symlink": (
-            Layer().symlink("d", str(outside)).dir("d/sub"), "symlink"),
+            Layer().symlink("link", "../outside").file("link/evil", b"x"),
+            "symlink",
+        ),
+        "directory through symlink": (Layer().symlink("d", str(outside)).dir("d/sub"), "symlink"),
         "hard link to host file": (
-            Layer().hardlink("h", "/etc/passwd"), "hard link 'h' to '/etc/passwd' has an absolute"),
+            Layer().hardlink("h", "/etc/passwd"),
+            "hard link 'h' to '/etc/passwd' has an absolute",
+        ),
         "hard link with dotdot": (Layer().hardlink("h", "../outside/secret"), "'..'"),
         "hard link through symlink": (
-            Layer().symlink("s", str(outside)).hardlink("h", "s/secret"), "symlink"),
+            Layer().symlink("s", str(outside)).hardlink("h", "s/secret"),
+            "symlink",
+        ),
         "hard link to missing file": (Layer().hardlink("h", "nothing"), "missing"),
         "hard link to a directory": (Layer().dir("d").hardlink("h", "d"), "directory"),
         "hard link to the root": (Layer().hardlink("h", "./"), "directory"),
         "whiteout of dotdot": (Layer().file("a/.wh..", b""), "whiteout"),
         "whiteout of dotdot at top": (Layer().file(".wh..", b""), "whiteout"),
         "whiteout through symlink": (
-            Layer().symlink("s", str(outside)).file("s/.wh.secret", b""), "symlink"),
-        "opaque through symlink": (
-            Layer().symlink("s", str(outside)).opaque("s"), "symlink"),
+            Layer().symlink("s", str(outside)).file("s/.wh.secret", b""),
+            "symlink",
+        ),
+        "opaque through symlink": (Layer().symlink("s", str(outside)).opaque("s"), "symlink"),
         "root replaced by a file": (Layer().raw(entry("."), b"x"), "root"),
         "overlong name": (Layer().file("a" * 300, b"x"), "too long"),
         "unknown entry type": (Layer().raw(entry("odd", b"Z")), "unsupported type"),
         "huge PAX header": (
-            Layer().raw(entry("x", pax_headers={"comment": "c" * (2 << 20)}), b""), "too large"),
+            Layer().raw(entry("x", pax_headers={"comment": "c" * (2 << 20)}), b""),
+            "too large",
+        ),
         "huge GNU long name": (gnu_long_name(2 << 20), "too large"),
     }
 
 
 @pytest.mark.parametrize("case", list(hostile_layers(Path("/x"))))
-def test_hostile_layer_refused_without_trace(
-    case, unpack_layer, outside, layer_dir, work_dir
-):
+def test_hostile_layer_refused_without_trace(case, unpack_layer, outside, layer_dir, work_dir):
     layer, mention = hostile_layers(outside)[case]
     with pytest.raises(UserError) as error:
         unpack_layer(layer)

@@ -51,8 +51,10 @@ def calls(tmp_path: Path) -> list[dict]:
 
 
 def network(*plugins: dict, version: str = "1.0.0", **extra) -> conflist.NetworkList:
-    return conflist.parse(json.dumps({"cniVersion": version, "name": "net1",
-                                      "plugins": list(plugins), **extra}), "test")
+    return conflist.parse(
+        json.dumps({"cniVersion": version, "name": "net1", "plugins": list(plugins), **extra}),
+        "test",
+    )
 
 
 def invocation(bin_dir: Path) -> Invocation:
@@ -62,45 +64,73 @@ def invocation(bin_dir: Path) -> Invocation:
 def test_add_chains_results_and_gives_capabilities_only_to_who_declares_them(bin_dir, tmp_path):
     ports = {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}
     result = operations.add(
-        network({"type": "first", "mtu": 1400},
-                {"type": "second", "capabilities": {"portMappings": True}}),
-        invocation(bin_dir), ports)
+        network(
+            {"type": "first", "mtu": 1400},
+            {"type": "second", "capabilities": {"portMappings": True}},
+        ),
+        invocation(bin_dir),
+        ports,
+    )
     assert result["seen"] == "second"
     first, second = calls(tmp_path)
-    assert first["env"] == {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c0ffee",
-                            "CNI_NETNS": "/run/netns/hc-c0ffee", "CNI_IFNAME": "eth0",
-                            "CNI_PATH": f"/nonexistent:{bin_dir}"}
-    assert first["config"] == {"type": "first", "mtu": 1400, "name": "net1",
-                               "cniVersion": "1.0.0"}
+    assert first["env"] == {
+        "CNI_COMMAND": "ADD",
+        "CNI_CONTAINERID": "c0ffee",
+        "CNI_NETNS": "/run/netns/hc-c0ffee",
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": f"/nonexistent:{bin_dir}",
+    }
+    assert first["config"] == {"type": "first", "mtu": 1400, "name": "net1", "cniVersion": "1.0.0"}
     assert second["config"]["prevResult"]["seen"] == "first"
     assert second["config"]["runtimeConfig"] == ports
     assert first["pdeathsig"] == second["pdeathsig"] == 9  # SIGKILL: dies with hyperd
 
 
 def test_del_runs_in_reverse_with_the_cached_result_and_goes_on_past_a_failure(bin_dir, tmp_path):
-    failing = {"DEL": {"cniVersion": "1.0.0", "code": 11, "msg": "cannot\nrelease",
-                       "details": "try again"}}
+    failing = {
+        "DEL": {"cniVersion": "1.0.0", "code": 11, "msg": "cannot\nrelease", "details": "try again"}
+    }
     cached = {"cniVersion": "1.0.0", "ips": [{"address": "10.1.0.2/24"}]}
     with pytest.raises(PluginError) as failure:
-        operations.delete(network({"type": "first"}, {"type": "second", "answer": failing}),
-                          invocation(bin_dir), {}, cached)
+        operations.delete(
+            network({"type": "first"}, {"type": "second", "answer": failing}),
+            invocation(bin_dir),
+            {},
+            cached,
+        )
     assert str(failure.value) == "CNI plugin second (DEL) failed: cannot release: try again"
     assert [c["type"] for c in calls(tmp_path)] == ["second", "first"]
-    assert all(c["config"]["prevResult"] == cached and c["env"]["CNI_COMMAND"] == "DEL"
-               for c in calls(tmp_path))
+    assert all(
+        c["config"]["prevResult"] == cached and c["env"]["CNI_COMMAND"] == "DEL"
+        for c in calls(tmp_path)
+    )
 
 
 def test_check_exists_from_0_4_0_unless_disabled(bin_dir, tmp_path):
     cached = {"cniVersion": "0.4.0"}
-    assert operations.check(network({"type": "first"}, version="0.3.1"),
-                            invocation(bin_dir), {}, cached) == []
-    assert operations.check(network({"type": "first"}, version="0.4.0", disableCheck=True),
-                            invocation(bin_dir), {}, cached) == []
+    assert (
+        operations.check(
+            network({"type": "first"}, version="0.3.1"), invocation(bin_dir), {}, cached
+        )
+        == []
+    )
+    assert (
+        operations.check(
+            network({"type": "first"}, version="0.4.0", disableCheck=True),
+            invocation(bin_dir),
+            {},
+            cached,
+        )
+        == []
+    )
     assert calls(tmp_path) == []
     failing = {"CHECK": {"code": 7, "msg": "not as added"}}
-    failures = operations.check(network({"type": "first", "answer": failing},
-                                        {"type": "second"}, version="0.4.0"),
-                                invocation(bin_dir), {}, cached)
+    failures = operations.check(
+        network({"type": "first", "answer": failing}, {"type": "second"}, version="0.4.0"),
+        invocation(bin_dir),
+        {},
+        cached,
+    )
     assert [str(f) for f in failures] == ["CNI plugin first (CHECK) failed: not as added"]
     assert [c["env"]["CNI_COMMAND"] for c in calls(tmp_path)] == ["CHECK", "CHECK"]
 

@@ -39,9 +39,7 @@ def test_user_network_needs_user_networking(config):
     attachment = user.attach("p", [])
     attachment.requires |= {Cap.HOST_FORWARDS}
     with pytest.raises(UserError, match="lacks host-forwards"):
-        drivers.check_combination(
-            hypervisor(config, Cap.USER_NETWORK), user, attachment.requires
-        )
+        drivers.check_combination(hypervisor(config, Cap.USER_NETWORK), user, attachment.requires)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the root check passes only as root")
@@ -54,9 +52,13 @@ def test_bridge_network_needs_taps(config):
 
 @pytest.mark.parametrize(
     ("section", "value", "message"),
-    [("name", "a-very-long-bridge-name", "bridge name"), ("name", "br 0", "bridge name"),
-     ("subnet", "10.0.0.0/31", "too small"), ("subnet", "banana", "bridge subnet"),
-     ("host_ip", "::1", "IPv4")],
+    [
+        ("name", "a-very-long-bridge-name", "bridge name"),
+        ("name", "br 0", "bridge name"),
+        ("subnet", "10.0.0.0/31", "too small"),
+        ("subnet", "banana", "bridge subnet"),
+        ("host_ip", "::1", "IPv4"),
+    ],
 )
 def test_bridge_config_is_checked(config, section, value, message):
     config = config.with_table("bridge", **{section: value})
@@ -71,13 +73,17 @@ def test_cni_network_needs_a_tap_in_another_namespace(config):
     with pytest.raises(UserError, match="cannot serve network cni: it lacks netns-tap"):
         drivers.check_combination(hypervisor(config, Cap.TAP_NETWORK), cni)
     assert drivers.load("hypervisor", "cloud-hypervisor", config).capabilities.isdisjoint(
-        {Cap.NETNS_TAP})
+        {Cap.NETNS_TAP}
+    )
 
 
-@pytest.mark.parametrize(("section", "value", "message"), [
-    ("bin_dir", "relative/bin", "cni.bin_dir 'relative/bin': absolute directories"),
-    ("host_ip", "banana", "host address 'banana'"),
-])
+@pytest.mark.parametrize(
+    ("section", "value", "message"),
+    [
+        ("bin_dir", "relative/bin", "cni.bin_dir 'relative/bin': absolute directories"),
+        ("host_ip", "banana", "host address 'banana'"),
+    ],
+)
 def test_cni_config_is_checked(config, section, value, message):
     config = config.with_table("cni", **{section: value})
     with pytest.raises(UserError, match=message):

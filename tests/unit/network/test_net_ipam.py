@@ -121,8 +121,9 @@ def test_concurrent_claims_of_one_host_port(tmp_path):
     db = tmp_path / "state.db"
     ctx = multiprocessing.get_context("fork")
     start, results = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_claim_port, args=(db, f"p{i}", start, results))
-             for i in range(WORKERS)]
+    procs = [
+        ctx.Process(target=_claim_port, args=(db, f"p{i}", start, results)) for i in range(WORKERS)
+    ]
     for p in procs:
         p.start()
     start.set()

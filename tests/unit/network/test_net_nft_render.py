@@ -11,10 +11,15 @@ def chain(script: str, name: str) -> list[str]:
 
 
 PODS = [
-    nft.PodRules("web", "hcaaaaaaaaaaaa", "192.168.123.2", [
-        PortForward("tcp", "0.0.0.0", 8080, 80),
-        PortForward("udp", "127.0.0.1", 5353, 53),
-    ]),
+    nft.PodRules(
+        "web",
+        "hcaaaaaaaaaaaa",
+        "192.168.123.2",
+        [
+            PortForward("tcp", "0.0.0.0", 8080, 80),
+            PortForward("udp", "127.0.0.1", 5353, 53),
+        ],
+    ),
     nft.PodRules("db", "hcbbbbbbbbbbbb", "192.168.123.3", []),
 ]
 
@@ -27,8 +32,10 @@ def test_script_replaces_only_our_table_atomically():
         "delete table ip hypercontainer",
         "table ip hypercontainer {",
     ]
-    assert all(not line.startswith(("flush", "delete table inet", "delete table ip filter"))
-               for line in lines)
+    assert all(
+        not line.startswith(("flush", "delete table inet", "delete table ip filter"))
+        for line in lines
+    )
     assert sum(line.startswith("table ") for line in lines) == 1
 
 

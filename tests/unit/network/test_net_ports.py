@@ -11,8 +11,9 @@ def test_duplicates_refused_across_addresses():
     with pytest.raises(UserError, match="mapped twice"):
         ports.check_unique([a], taken=[PortForward("tcp", "0.0.0.0", 8080, 90)])
     # Another protocol or another specific address is a different socket.
-    ports.check_unique([a, PortForward("udp", "127.0.0.1", 8080, 80),
-                        PortForward("tcp", "127.0.0.2", 8080, 80)])
+    ports.check_unique(
+        [a, PortForward("udp", "127.0.0.1", 8080, 80), PortForward("tcp", "127.0.0.2", 8080, 80)]
+    )
 
 
 def test_too_many_forwards():
@@ -25,7 +26,8 @@ def test_too_many_forwards():
 def test_normalise_fills_default_and_validates():
     given = [PortForward("TCP", "", 8080, 80), PortForward("udp", "10.0.0.1", 53, 53)]
     assert ports.normalise(given, "127.0.0.1") == [
-        PortForward("tcp", "127.0.0.1", 8080, 80), PortForward("udp", "10.0.0.1", 53, 53)
+        PortForward("tcp", "127.0.0.1", 8080, 80),
+        PortForward("udp", "10.0.0.1", 53, 53),
     ]
 
 

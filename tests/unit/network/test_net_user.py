@@ -18,7 +18,9 @@ def test_attach_without_forwards(config):
     assert attachment.kind == "user"
     assert attachment.mac == mac_for("pod-1")
     assert (attachment.address, attachment.gateway, attachment.dns) == (
-        "10.0.2.15/24", "10.0.2.2", ["10.0.2.3"]
+        "10.0.2.15/24",
+        "10.0.2.2",
+        ["10.0.2.3"],
     )
     assert attachment.forwards == []
     assert attachment.requires == {Cap.USER_NETWORK}
@@ -32,8 +34,9 @@ def test_forwards_get_the_configured_host_ip(config):
     assert attachment.requires == {Cap.USER_NETWORK, Cap.HOST_FORWARDS}
 
 
-@pytest.mark.parametrize(("kind", "protocol"), [(socket.SOCK_STREAM, "tcp"),
-                                                (socket.SOCK_DGRAM, "udp")])
+@pytest.mark.parametrize(
+    ("kind", "protocol"), [(socket.SOCK_STREAM, "tcp"), (socket.SOCK_DGRAM, "udp")]
+)
 def test_port_in_use_is_refused(config, kind, protocol):
     with socket.socket(socket.AF_INET, kind) as busy:
         busy.bind(("127.0.0.1", 0))

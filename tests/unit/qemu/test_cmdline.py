@@ -13,9 +13,14 @@ from hypercontainer_plugins.hypervisors.qemu import cmdline
 @pytest.fixture
 def spec(tmp_path: Path) -> VMSpec:
     return VMSpec(
-        pod_id="pod-1", vm_name="vm-pod-1", vcpus=2, memory_mb=256,
-        kernel=tmp_path / "vmlinux", initrd=tmp_path / "initrd.img",
-        kernel_args=["panic=-1", "quiet"], run_dir=tmp_path / "run",
+        pod_id="pod-1",
+        vm_name="vm-pod-1",
+        vcpus=2,
+        memory_mb=256,
+        kernel=tmp_path / "vmlinux",
+        initrd=tmp_path / "initrd.img",
+        kernel_args=["panic=-1", "quiet"],
+        run_dir=tmp_path / "run",
         console_log=tmp_path / "console.log",
     )
 
@@ -64,8 +69,10 @@ def test_agent_port_and_monitor_are_sockets_in_the_run_dir(spec: VMSpec) -> None
 def test_one_9p_export_per_share_readonly_honoured(spec: VMSpec, tmp_path: Path) -> None:
     (tmp_path / "layers").mkdir()
     (tmp_path / "vol").mkdir()
-    spec.shares = [Share("hc_layers", tmp_path / "layers"),
-                   Share("hc_vol_0", tmp_path / "vol", readonly=False)]
+    spec.shares = [
+        Share("hc_layers", tmp_path / "layers"),
+        Share("hc_vol_0", tmp_path / "vol", readonly=False),
+    ]
     argv = cmdline.build(spec, "qemu", "tcg")
     assert option(argv, "-fsdev") == [
         f"local,id=fs0,path={tmp_path}/layers,security_model=passthrough,readonly=on",
@@ -105,9 +112,12 @@ def test_a_share_must_be_an_existing_directory(spec: VMSpec, tmp_path: Path) -> 
 
 def test_user_network_forwards_host_ports(spec: VMSpec) -> None:
     spec.network = NetworkAttachment(
-        kind="user", mac="52:54:00:aa:bb:cc",
-        forwards=[PortForward("tcp", "127.0.0.1", 8080, 80),
-                  PortForward("udp", "0.0.0.0", 5353, 53)],
+        kind="user",
+        mac="52:54:00:aa:bb:cc",
+        forwards=[
+            PortForward("tcp", "127.0.0.1", 8080, 80),
+            PortForward("udp", "0.0.0.0", 5353, 53),
+        ],
     )
     argv = cmdline.build(spec, "qemu", "tcg")
     assert option(argv, "-netdev") == [
@@ -123,8 +133,9 @@ def test_tap_network_attaches_the_named_device(spec: VMSpec) -> None:
 
 
 def test_a_tap_in_another_namespace_is_passed_open(spec: VMSpec) -> None:
-    spec.network = NetworkAttachment(kind="tap", mac="52:54:00:aa:bb:cc", tap="hc0123",
-                                     netns="/run/netns/cni-1")
+    spec.network = NetworkAttachment(
+        kind="tap", mac="52:54:00:aa:bb:cc", tap="hc0123", netns="/run/netns/cni-1"
+    )
     argv = cmdline.build(spec, "qemu", "tcg", tap_fd=7)
     assert option(argv, "-netdev") == ["tap,id=net0,fd=7"]
     with pytest.raises(UserError, match="needs an open file descriptor"):
@@ -193,18 +204,21 @@ def test_a_run_dir_too_long_for_a_socket_is_refused(spec: VMSpec) -> None:
 
 
 def test_a_template_boots_paused_with_its_ram_on_a_shared_file(
-        spec: VMSpec, tmp_path: Path) -> None:
+    spec: VMSpec, tmp_path: Path
+) -> None:
     spec.network = NetworkAttachment(kind="tap", mac="02:00:00:00:00:01", tap="hctap0")
     argv = cmdline.build(spec, "q", "tcg", boot=cmdline.Boot("template", tmp_path / "ram"))
-    assert f"memory-backend-file,id=pc.ram,size=256M,mem-path={tmp_path}/ram,share=on" in \
-        option(argv, "-object")
+    assert f"memory-backend-file,id=pc.ram,size=256M,mem-path={tmp_path}/ram,share=on" in option(
+        argv, "-object"
+    )
     assert option(argv, "-machine") == ["pc,memory-backend=pc.ram"] and "-S" in argv
     # A template holds no host tap: a hub port stands in for it.
     assert option(argv, "-netdev") == ["hubport,id=net0,hubid=0"]
 
 
 def test_a_clone_maps_the_template_privately_and_waits_for_its_state(
-        spec: VMSpec, tmp_path: Path) -> None:
+    spec: VMSpec, tmp_path: Path
+) -> None:
     spec.network = NetworkAttachment(kind="tap", mac="02:00:00:00:00:01", tap="hctap0")
     cold = cmdline.build(spec, "q", "tcg")
     clone = cmdline.build(spec, "q", "tcg", boot=cmdline.Boot("clone", tmp_path / "ram"))

@@ -32,8 +32,13 @@ def test_garbage_pidfiles_name_nothing(tmp_path: Path) -> None:
 def test_the_process_given_the_run_dirs_pidfile_is_found_and_waited_for(tmp_path) -> None:
     # A stand-in for QEMU: its arguments name the run dir's pid file, as QEMU's do.
     child = subprocess.Popen(
-        [sys.executable, "-c", "import sys; sys.stdin.read()", "-pidfile",
-         str(tmp_path / "qemu.pid")],
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.stdin.read()",
+            "-pidfile",
+            str(tmp_path / "qemu.pid"),
+        ],
         stdin=subprocess.PIPE,
     )
     try:

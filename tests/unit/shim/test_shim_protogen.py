@@ -13,7 +13,7 @@ CRI_PROTO = Path(__file__).resolve().parents[2] / "data" / "specs" / "cri"
 
 
 def test_gogoproto_imports_and_options_go_and_other_options_stay() -> None:
-    text = '''syntax = "proto3";
+    text = """syntax = "proto3";
 import weak "gogoproto/gogo.proto";
 import "github.com/gogo/protobuf/gogoproto/gogo.proto";
 import "google/protobuf/any.proto";
@@ -24,7 +24,7 @@ message M {
   int64 t = 2 [(gogoproto.stdtime) = true, deprecated = true, (gogoproto.nullable) = false];
   repeated string s = 3;
 }
-'''
+"""
     stripped = strip_gogo(text)
     assert "gogo" not in stripped
     assert 'import "google/protobuf/any.proto";' in stripped
@@ -36,12 +36,35 @@ def test_every_shipped_proto_compiles_and_the_shim_messages_exist(tmp_path) -> N
     data = descriptor_set(protogen.PROTO_ROOT, proto_files(protogen.PROTO_ROOT), tmp_path)
     protos = Protos(data)
     methods = set(protos.service("containerd.task.v2.Task").methods_by_name)
-    assert {"Create", "Start", "State", "Kill", "Wait", "Delete", "Exec", "ResizePty",
-            "CloseIO", "Pids", "Pause", "Resume", "Stats", "Update", "Connect",
-            "Shutdown"} <= methods
+    assert {
+        "Create",
+        "Start",
+        "State",
+        "Kill",
+        "Wait",
+        "Delete",
+        "Exec",
+        "ResizePty",
+        "CloseIO",
+        "Pids",
+        "Pause",
+        "Resume",
+        "Stats",
+        "Update",
+        "Connect",
+        "Shutdown",
+    } <= methods
     assert protos.service("containerd.services.events.ttrpc.v1.Events").methods_by_name["Forward"]
-    for name in ("TaskCreate", "TaskStart", "TaskExit", "TaskDelete", "TaskExecAdded",
-                 "TaskExecStarted", "TaskPaused", "TaskResumed"):
+    for name in (
+        "TaskCreate",
+        "TaskStart",
+        "TaskExit",
+        "TaskDelete",
+        "TaskExecAdded",
+        "TaskExecStarted",
+        "TaskPaused",
+        "TaskResumed",
+    ):
         protos.message(f"containerd.events.{name}")
     protos.message("runtimeoptions.v1.Options")
 

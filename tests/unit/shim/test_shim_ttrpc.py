@@ -23,12 +23,14 @@ P = shim_protos()
 
 def test_a_frame_is_length_stream_type_flags_then_data() -> None:
     assert frames.encode(7, frames.REQUEST, b"ab", flags=frames.FLAG_REMOTE_CLOSED) == (
-        b"\x00\x00\x00\x02" b"\x00\x00\x00\x07" b"\x01" b"\x01" b"ab")
+        b"\x00\x00\x00\x02\x00\x00\x00\x07\x01\x01ab"
+    )
 
 
 def test_frames_read_back_in_order_and_end_cleanly_between_frames() -> None:
-    stream = io.BytesIO(frames.encode(1, frames.REQUEST, b"one")
-                        + frames.encode(3, frames.RESPONSE, b""))
+    stream = io.BytesIO(
+        frames.encode(1, frames.REQUEST, b"one") + frames.encode(3, frames.RESPONSE, b"")
+    )
     assert frames.read_frame(stream) == frames.Frame(1, frames.REQUEST, 0, b"one")
     assert frames.read_frame(stream) == frames.Frame(3, frames.RESPONSE, 0, b"")
     assert frames.read_frame(stream) is None
@@ -43,8 +45,11 @@ def test_a_stream_cut_inside_a_frame_is_an_error(cut: int) -> None:
 
 def test_an_oversized_frame_is_skipped_whole_and_the_next_one_is_read() -> None:
     big = frames.MAX_DATA + 1
-    stream = io.BytesIO(struct.pack(">IIBB", big, 5, frames.REQUEST, 0) + b"x" * big
-                        + frames.encode(7, frames.REQUEST, b"next"))
+    stream = io.BytesIO(
+        struct.pack(">IIBB", big, 5, frames.REQUEST, 0)
+        + b"x" * big
+        + frames.encode(7, frames.REQUEST, b"next")
+    )
     with pytest.raises(frames.FrameTooLarge) as caught:
         frames.read_frame(stream)
     assert (caught.value.stream_id, caught.value.length) == (5, big)
@@ -111,8 +116,11 @@ def test_a_unary_call_gets_its_response(server) -> None:
 def test_calls_on_one_connection_run_at_once(server) -> None:
     with Client(P, server) as client:
         results = []
-        waiter = threading.Thread(target=lambda: results.append(
-            client.call(TASK, "Wait", request("WaitRequest", id="t"), timeout=10)))
+        waiter = threading.Thread(
+            target=lambda: results.append(
+                client.call(TASK, "Wait", request("WaitRequest", id="t"), timeout=10)
+            )
+        )
         waiter.start()
         client.call(TASK, "Kill", request("KillRequest", id="t", signal=9), timeout=10)
         waiter.join(10)
@@ -151,8 +159,9 @@ class RawPeer:
         return frame.stream_id, response.status.code, response.status.message
 
     def request(self, stream_id: int, service: str, method: str, payload: bytes) -> None:
-        data = P.message("ttrpc.Request")(service=service, method=method,
-                                          payload=payload).SerializeToString()
+        data = P.message("ttrpc.Request")(
+            service=service, method=method, payload=payload
+        ).SerializeToString()
         self.send(frames.encode(stream_id, frames.REQUEST, data))
 
 

@@ -143,8 +143,10 @@ def test_insert_file_with_local_uris(examples: Path, tmp_path: Path) -> None:
     assert refs["logo"].destination == "/root/test/logo.png"
     # The deliberately corrupt base64: what the original's Go decoder made of it (its
     # own integration test expects this file's md5 to be 5c9b8281...).
-    assert files["corrupt"].decoded() == (b'V\xc6\xc6\xf2\xc0\xd0\xa6\x87\x97\x06W"\x10\xd0\xa0',
-                                          False)
+    assert files["corrupt"].decoded() == (
+        b'V\xc6\xc6\xf2\xc0\xd0\xa6\x87\x97\x06W"\x10\xd0\xa0',
+        False,
+    )
     assert hashlib.md5(files["corrupt"].data).hexdigest() == "5c9b82816aafe7b8c3b1aa910b736355"
     assert refs["corrupt"].mode == 0 and refs["logo"].user == "1000"
 

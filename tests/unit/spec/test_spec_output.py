@@ -67,8 +67,10 @@ def test_schema_names_the_original_keys(schema: dict) -> None:
     container = schema["$defs"]["Container"]["properties"]
     assert {"restartPolicy", "readOnly", "stopSignal", "envs", "ulimits"} <= set(container)
     assert schema["$defs"]["Service"]["properties"].keys() >= {"serviceIP", "servicePort"}
-    assert schema["$defs"]["Container"]["oneOf"] == [{"required": ["image"]},
-                                                      {"required": ["rootfs"]}]
+    assert schema["$defs"]["Container"]["oneOf"] == [
+        {"required": ["image"]},
+        {"required": ["rootfs"]},
+    ]
 
 
 def test_schema_refuses_what_the_loader_refuses(schema: dict) -> None:

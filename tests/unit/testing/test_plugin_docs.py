@@ -15,9 +15,14 @@ BLOCK = re.compile(r"```(?:python|toml)\n# (tests/plugin_dist/\S+)\n(.*?)```", r
 
 def test_every_example_is_shown_as_it_is_in_tests_plugin_dist():
     shown = {path: text for path, text in BLOCK.findall(DOC)}
-    examples = {str(p.relative_to(REPO)) for p in (REPO / "tests" / "plugin_dist").rglob("*")
-                if p.suffix in (".py", ".toml") and p.name != "__init__.py"
-                and "build" not in p.parts and ".egg-info" not in str(p)}
+    examples = {
+        str(p.relative_to(REPO))
+        for p in (REPO / "tests" / "plugin_dist").rglob("*")
+        if p.suffix in (".py", ".toml")
+        and p.name != "__init__.py"
+        and "build" not in p.parts
+        and ".egg-info" not in str(p)
+    }
     assert set(shown) == examples
     for path, text in shown.items():
         assert text == (REPO / path).read_text(), f"docs/plugins.md shows another {path}"
