@@ -68,7 +68,7 @@ class PodSession:
             try:
                 self._event(event)
             except Exception as e:  # noqa: BLE001 - a bad event must not stop the next ones
-                self.log.error("agent event failed", event=event, error=str(e))
+                self.log.error("agent event failed", agent_event=event, error=str(e))
 
     def _event(self, event: dict[str, Any]) -> None:
         if event.get("event") != "exit":

@@ -116,9 +116,10 @@ class QemuHypervisor(TemplatingHypervisor):
     ) -> VMHandle:
         log = get_logger(pod_id=spec.pod_id, component="qemu")
         files = RunFiles(spec.run_dir)
-        argv = cmdline.build(
-            spec, self.binary, accelerator, self.settings.tcg_cache_mb, tap_fd=tap_fd, boot=boot
+        tcg_cache = (
+            self.settings.clone_tcg_cache_mb if boot.mode == "clone" else self.settings.tcg_cache_mb
         )
+        argv = cmdline.build(spec, self.binary, accelerator, tcg_cache, tap_fd=tap_fd, boot=boot)
         spec.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         spec.console_log.parent.mkdir(parents=True, exist_ok=True)
         if (running := Vmm.from_pidfile(files.pidfile, spec.run_dir)) and running.alive():
