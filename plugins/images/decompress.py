@@ -12,18 +12,19 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import types
 import zlib
 from typing import Any, Protocol, cast
 
 import zstandard
 from hypercontainer.errors import UserError
 
+inflate_module: types.ModuleType
 try:
     from isal import isal_zlib as inflate_module
-    from isal.isal_zlib import error as _inflate_error
 except ImportError:  # pragma: no cover - isal is a dependency; zlib does the same, slower
     inflate_module = zlib
-    _inflate_error = zlib.error
+_inflate_error = cast("type[Exception]", inflate_module.error)
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
