@@ -265,6 +265,15 @@ class Containers:
                 log_file.append(fd, data)
         self.subscribers.output(key, fd, data)
 
+    def pod_of(self, container_id: str) -> str | None:
+        """The pod of the container whose id is exactly `container_id` (a guest names
+        containers: never by a name or a prefix), or None if there is none."""
+        try:
+            container = self.store.container(container_id)
+        except HyperError:
+            return None
+        return container.pod_id if container.id == container_id else None
+
     def exec_exited(self, key: str, code: int | None) -> None:
         """An exec'd process ended: whoever is attached to it learns its code."""
         self.subscribers.exit(key, code)
@@ -503,10 +512,11 @@ class Containers:
         if container.state != ContainerState.RUNNING or session is None:
             raise Conflict(f"container {container.name} is not running")
         state = session.agent.state()["containers"].get(container.id) or {}
+        found = state.get("execs")
         execs = {
             eid: e.get("pid")
-            for eid, e in (state.get("execs") or {}).items()
-            if e.get("status") == "running"
+            for eid, e in (found if isinstance(found, dict) else {}).items()
+            if isinstance(e, dict) and e.get("status") == "running"
         }
         return {"pid": state.get("pid"), "execs": execs}
 

@@ -1,21 +1,21 @@
 """The daemon's live link to one pod's guest agent.
 
-Events from the agent arrive on the client's reader thread; they are handed
-to a worker thread here, because handling an exit takes store transactions
-and may wake an operation that holds the pod's lock while it waits for
-exactly that exit.
+Events and output arrive on the agent client's delivery thread, in order. The
+guest is not trusted: an exit or output is taken only for a container of this
+very pod (named by its exact id), with a valid exit code; anything else is
+ignored. A guest that breaks the protocol, or whose agent link ends while its
+VM keeps running, fails the pod with the reason, and its VM is stopped.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import AgentError
-from .guest.agent.protocol import process_key
+from .guest.agent.protocol import KEY_SEPARATOR, process_key
 from .log import get_logger
 
 if TYPE_CHECKING:
@@ -31,6 +31,14 @@ class SessionCallbacks:
     container_exited: Callable[[str, int | None], None]  # container id, exit code
     exec_exited: Callable[[str, int | None], None]  # process key, exit code
     vm_lost: Callable[[str, str], None]  # pod id, why
+    pod_of: Callable[[str], str | None]  # the pod of the container with exactly this id
+
+
+# An agent link that ends with no protocol violation: the VM is given this long to
+# be seen exiting (the link's end is then the VM's), before the pod is failed.
+VM_EXIT_GRACE = 10.0
+STRANGERS_KEPT = 256  # container ids the guest named that are not this pod's
+EXIT_CODES = range(-(2**31), 2**32)
 
 
 class PodSession:
@@ -45,56 +53,87 @@ class PodSession:
         self.callbacks = callbacks
         self.stopping = False  # the VM is going away on purpose
         self._closed = False
-        self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._vm_exited = threading.Event()
+        self._members: set[str] = set()  # ids of this pod's containers the guest named
+        self._strangers: list[str] = []  # ids it named that are not
         self.log = get_logger(pod_id=pod_id)
 
     def connect(self, timeout: float) -> None:
         from .agent.client import AgentClient
 
         stream = self.hypervisor.connect_agent(self.handle, timeout)
-        self.agent = AgentClient(stream, on_event=self._events.put, on_output=self._output)
+        self.agent = AgentClient(
+            stream, on_event=self._event, on_output=self._output, pod_id=self.pod_id
+        )
         self.agent.wait_ready(timeout)
-        threading.Thread(
-            target=self._handle_events, name=f"events-{self.pod_id}", daemon=True
-        ).start()
         threading.Thread(target=self._watch, name=f"watch-{self.pod_id}", daemon=True).start()
-        self.hypervisor.watch(self.handle, lambda: self._lost("the VM exited"))
+        self.hypervisor.watch(self.handle, self._vm_exit)
+
+    # -- what the guest sends (on the client's delivery thread) ---------------
 
     def _output(self, key: str, fd: str, data: bytes) -> None:
-        self.callbacks.output(key, fd, data)
-
-    def _handle_events(self) -> None:
-        while (event := self._events.get()) is not None:
-            try:
-                self._event(event)
-            except Exception as e:  # noqa: BLE001 - a bad event must not stop the next ones
-                self.log.error("agent event failed", agent_event=event, error=str(e))
+        if self._owns(key.split(KEY_SEPARATOR)[0]):
+            self.callbacks.output(key, fd, data)
+        else:
+            self.agent.oddity("output for a container not in this pod", key=key[:80])
 
     def _event(self, event: dict[str, Any]) -> None:
         if event.get("event") != "exit":
+            self.agent.oddity("an unknown event", name=str(event.get("event"))[:80])
             return
-        if event.get("exec"):
-            key = process_key(event["container"], event["exec"])
-            self.callbacks.exec_exited(key, event.get("code"))
-        elif event.get("container"):
-            self.callbacks.container_exited(event["container"], event.get("code"))
+        container, exec_id, code = event.get("container"), event.get("exec"), event.get("code")
+        if (
+            not isinstance(container, str)
+            or not self._owns(container)
+            or not isinstance(exec_id, str | None)
+            or not valid_exit_code(code)
+        ):
+            self.agent.oddity(
+                "an exit that is not of this pod's processes", container=str(container)[:80]
+            )
+            return
+        if exec_id:
+            self.callbacks.exec_exited(process_key(container, exec_id), code)
+        else:
+            self.callbacks.container_exited(container, code)
+
+    def _owns(self, container_id: str) -> bool:
+        """Whether `container_id` is exactly the id of one of this pod's containers."""
+        if container_id in self._members:
+            return True
+        if container_id in self._strangers:
+            return False
+        if self.callbacks.pod_of(container_id) != self.pod_id:
+            self._strangers = [*self._strangers[-STRANGERS_KEPT + 1 :], container_id]
+            return False
+        self._members.add(container_id)
+        return True
+
+    # -- the end of the link --------------------------------------------------
+
+    def _vm_exit(self) -> None:
+        self._vm_exited.set()
+        self._lost("the VM exited")
 
     def _watch(self) -> None:
-        self.agent.closed.wait()
-        self._lost("the guest agent connection closed")
+        self.agent.finished.wait()  # what came before the end was delivered
+        if self.agent.failure:
+            self._lost(f"guest agent misbehaved: {self.agent.failure}")
+        elif not self._vm_exited.wait(VM_EXIT_GRACE):  # the link's end is not the VM's
+            self._lost("the guest agent connection closed")
 
     def _lost(self, reason: str) -> None:
         if self._closed or self.stopping:
             return
-        if self.hypervisor.is_running(self.handle):
-            self.log.warning("agent link lost, VM still running", reason=reason)
-            return
         self._closed = True
-        # Exits already received are applied before the pod is marked failed.
-        self._events.put(None)
-        threading.Thread(
-            target=self.callbacks.vm_lost, args=(self.pod_id, reason), daemon=True
-        ).start()
+        if self.hypervisor.is_running(self.handle):
+            self.log.error("guest agent lost; stopping its VM", reason=reason)
+        threading.Thread(target=self._fail, args=(reason,), daemon=True).start()
+
+    def _fail(self, reason: str) -> None:
+        # Exits the guest sent before its end are applied before the pod is failed.
+        self.agent.finished.wait(VM_EXIT_GRACE)
+        self.callbacks.vm_lost(self.pod_id, reason)
 
     def reconcile(self, running: Iterable[str]) -> None:
         """After re-adoption: apply the exits of `running` (the containers recorded
@@ -105,7 +144,10 @@ class PodSession:
             if seen is None:
                 self.callbacks.container_exited(container_id, None)
             elif seen.get("status") == "exited":
-                self.callbacks.container_exited(container_id, seen.get("code"))
+                code = seen.get("code")
+                self.callbacks.container_exited(
+                    container_id, code if valid_exit_code(code) else None
+                )
 
     def forget(self, container_id: str) -> None:
         """Remove the container from the guest if it is there (before a fresh start)."""
@@ -125,7 +167,11 @@ class PodSession:
 
     def close(self) -> None:
         self._closed = True
-        self._events.put(None)
         agent: AgentClient | None = getattr(self, "agent", None)
         if agent is not None:
             agent.close()
+
+
+def valid_exit_code(code: Any) -> bool:
+    """None (no code: the process was lost) or an int a process can exit with."""
+    return code is None or (type(code) is int and code in EXIT_CODES)

@@ -85,6 +85,7 @@ class Runtime:
             container_exited=self.containers.exited,
             exec_exited=self.containers.exec_exited,
             vm_lost=self.vm_lost,
+            pod_of=self.containers.pod_of,
         )
         self._guest_image: GuestImage | None = None
         self._guest_lock = threading.Lock()

@@ -2,9 +2,18 @@
 
 One reader thread decodes everything the agent sends. Replies wake the thread
 that made the request; events and process output go to the callbacks given at
-construction, called from the reader thread: they must be quick and must not
-call the client back (a request from a callback would wait for the reader that
-is running it, so it raises instead).
+construction, called in order from a delivery thread (deliveries.py); a reply
+wakes its waiter once what the agent sent before it is queued there. A
+callback must not call the client back (it raises instead): a request from it
+would hold up every delivery behind it.
+
+The guest is not trusted. Whatever it sends is checked before use; what breaks
+the protocol (a frame that is not one, an oversized frame, a malformed reply,
+output beyond flow control, a connection cut in the middle of a frame) ends the
+connection, and `failure` says why. Oddities a correct agent may cause (a reply
+that comes after its request timed out, output of a stream a new connection
+does not know) are ignored and counted, and so is everything else the host
+has no use for; logging them is rate-limited.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from typing import Any
 from ..errors import AgentError, AgentTimeout
 from ..guest.agent import protocol
 from ..log import get_logger
+from .deliveries import BacklogExceeded, Deliveries, Delivery
 
 EventCallback = Callable[[dict], None]
 OutputCallback = Callable[[str, str, bytes], None]  # key, "stdout" | "stderr", data (b"" = EOF)
@@ -30,6 +40,17 @@ SLOW_TIMEOUT = 120.0  # mounting, starting crun, tearing down: slow under TCG
 FILE_CHUNK = 256 << 10  # raw bytes per write_file request (base64 keeps it under a frame)
 READ_LIMIT = 64 << 20
 SEND_TIMEOUT = 30.0  # seconds a write may wait for a guest that takes nothing
+# Output the daemon has not delivered yet: beyond OUTPUT_HOLD bytes it stops
+# acknowledging (the agent holds at most 8 MiB unacknowledged, then its producers
+# wait); beyond BACKLOG_LIMIT the guest is ignoring that, which ends the connection.
+OUTPUT_HOLD = 1 << 20
+BACKLOG_LIMIT = 32 << 20
+MAX_STREAMS = 4096  # open streams one guest may announce
+ERROR_CHARS = 300  # of a guest's error message, shown to the user as one line
+ODDITIES_LOGGED = 10  # then only every ODDITIES_EVERY-th is logged
+ODDITIES_EVERY = 1000
+FD_NAMES = ("stdin", "stdout", "stderr")
+CLOSE_WAIT = 5.0  # seconds close() waits for the reader and the deliveries to end
 
 
 class _Call:
@@ -67,14 +88,24 @@ class AgentClient:
         self._send_lock = threading.Lock()
         self._pending: dict[int, _Call] = {}
         self._outputs: dict[int, tuple[str, str]] = {}  # stream -> (key, fd)
-        self._deliveries: list[tuple[Callable, tuple]] = []  # callbacks of the current read
+        self._batch: list[Delivery] = []  # deliveries of the current read
         self._stdin: dict[str, int] = {}  # key -> stdin stream
         self.closed = threading.Event()
+        self.failure: str | None = None  # how the guest broke the protocol, if it did
+        self.oddities = 0  # messages and frames ignored
         self.agent_version: int | None = None
         # The agent numbers its events and output frames; we acknowledge what we
         # have, and it sends what we did not acknowledge again to a new client.
         self._received = 0
         self._acknowledged = 0
+        self._ack_lock = threading.Lock()
+        self._deliveries = Deliveries(
+            "agent-deliveries",
+            OUTPUT_HOLD,
+            BACKLOG_LIMIT,
+            on_drained=self._acknowledge,
+            **log_context,
+        )
 
         self._nonce = secrets.token_hex(16)
         self._hello = _Call("hello")
@@ -92,14 +123,20 @@ class AgentClient:
         """Wait for the agent's handshake (the VM may still be booting)."""
         self._wait(self._hello, timeout)
 
+    @property
+    def finished(self) -> threading.Event:
+        """Set once the connection is closed and everything received was delivered."""
+        return self._deliveries.finished
+
     def close(self) -> None:
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
         self._sock.close()
-        if threading.current_thread() is not self._reader:
-            self._reader.join(5)
+        if threading.current_thread() not in (self._reader, self._deliveries.thread):
+            self._reader.join(CLOSE_WAIT)
+            self._deliveries.thread.join(CLOSE_WAIT)  # nothing delivered after close()
 
     def __enter__(self) -> AgentClient:
         return self
@@ -219,10 +256,16 @@ class AgentClient:
         data = bytearray()
         while True:
             result = self._call("read_file", timeout, container=cid, path=path, offset=len(data))
-            data += base64.b64decode(result["data_b64"])
+            try:
+                data += base64.b64decode(result["data_b64"], validate=True)
+                eof = result["eof"]
+            except (TypeError, KeyError, ValueError):
+                raise AgentError(
+                    f"guest agent sent a malformed reply to read_file {path}"
+                ) from None
             if len(data) > limit:
                 raise AgentError(f"{path}: larger than {limit} bytes")
-            if result["eof"]:
+            if eof is True:
                 return bytes(data)
 
     def remove_container(self, cid: str, timeout: float = SLOW_TIMEOUT) -> None:
@@ -230,7 +273,13 @@ class AgentClient:
 
     def state(self, timeout: float = DEFAULT_TIMEOUT) -> dict:
         """{"containers": {cid: {"status", "code", "pid", "execs": {id: {...}}}}, "hostname"}."""
-        return self._call("state", timeout)
+        result = self._call("state", timeout)
+        containers = result.get("containers") if isinstance(result, dict) else None
+        if not isinstance(containers, dict) or not all(
+            isinstance(entry, dict) for entry in containers.values()
+        ):
+            raise AgentError("guest agent sent a malformed state")
+        return result
 
     def destroy_pod(self, timeout: float = SLOW_TIMEOUT) -> None:
         """Stop every container; the VM powers off after answering."""
@@ -246,7 +295,7 @@ class AgentClient:
         return stream
 
     def _call(self, op: str, timeout: float, **args: Any) -> Any:
-        if threading.current_thread() is self._reader:
+        if threading.current_thread() in (self._reader, self._deliveries.thread):
             raise RuntimeError("agent client called from its own callback")
         call = _Call(op)
         with self._lock:
@@ -265,8 +314,8 @@ class AgentClient:
         reply = call.reply
         if reply is None:
             raise AgentError(f"guest agent connection closed during {call.op}")
-        if not reply.get("ok"):
-            raise AgentError(str(reply.get("error") or f"{call.op} failed"))
+        if reply.get("ok") is not True:
+            raise AgentError(one_line(reply.get("error")) or f"{call.op} failed")
         return reply.get("result")
 
     def _send(self, data: bytes) -> None:
@@ -276,8 +325,10 @@ class AgentClient:
             with self._send_lock:
                 self._sock.sendall(data)
         except (BlockingIOError, TimeoutError):
+            message = f"guest agent took nothing for {self._send_timeout:g} s"
+            self.failure = self.failure or message
             self.close()  # part of a frame may have gone: the stream is unusable now
-            raise AgentTimeout(f"guest agent took nothing for {self._send_timeout:g} s") from None
+            raise AgentTimeout(message) from None
         except OSError as exc:
             raise AgentError(f"guest agent connection lost: {exc}") from None
 
@@ -307,20 +358,15 @@ class AgentClient:
             while data := self._sock.recv(1 << 16):
                 for stream, payload in self._decoder.feed(data):
                     if stream == protocol.CONTROL:
-                        self._control(protocol.decode_message(payload))
+                        self._control(protocol.decode_message(payload), len(payload))
                     else:
                         self._received += 1
                         self._output(stream, payload)
-                # Acknowledge before the callbacks run: whatever a callback's reader
-                # asks the agent next is then sure to follow the acknowledgement.
-                if self._received != self._acknowledged:
-                    self._acknowledged = self._received
-                    self._send_quietly(protocol.encode_message({"ack": self._received}))
-                deliveries, self._deliveries = self._deliveries, []
-                for callback, args in deliveries:
-                    self._callback(callback, *args)
+                self._queue_batch()
+            if self._decoder.synced and self._decoder.pending:
+                raise protocol.ProtocolError("connection closed in the middle of a frame")
         except protocol.ProtocolError as exc:
-            self._log.error("agent protocol error", error=str(exc))
+            self._violation(str(exc))
         except OSError:
             pass
         finally:
@@ -330,38 +376,111 @@ class AgentClient:
                 self._pending.clear()
             for call in calls:
                 call.done.set()
+            try:  # what came before the end is still delivered
+                self._deliveries.put(self._batch)
+            except BacklogExceeded:
+                pass
+            self._deliveries.close()
 
-    def _control(self, message: dict) -> None:
+    def _violation(self, reason: str) -> None:
+        self.failure = self.failure or reason
+        self._log.error("guest agent broke the protocol; closing its connection", error=reason)
+        try:  # the guest learns at once: a sender blocked on a full socket fails
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _queue_batch(self) -> None:
+        batch, self._batch = self._batch, []
+        size = sum(item[0] for item in batch)
+        # Acknowledge before the callbacks run, while little waits: whatever a
+        # callback's reader asks the agent next is then sure to follow the
+        # acknowledgement. Beyond that the acknowledgement waits for the deliveries.
+        if self._deliveries.waiting + size <= OUTPUT_HOLD:
+            self._acknowledge()
+        try:
+            self._deliveries.put(batch)
+        except BacklogExceeded as exc:
+            raise protocol.ProtocolError(f"output beyond flow control: {exc}") from None
+
+    def _acknowledge(self) -> None:
+        with self._ack_lock:
+            if self._received == self._acknowledged:
+                return
+            self._acknowledged = self._received
+            self._send_quietly(protocol.encode_message({"ack": self._received}))
+
+    def oddity(self, what: str, **detail: Any) -> None:
+        """Something the guest sent that is ignored: counted, logged at a limited rate."""
+        self.oddities += 1
+        if self.oddities <= ODDITIES_LOGGED or self.oddities % ODDITIES_EVERY == 0:
+            self._log.warning(
+                "ignoring what the guest agent sent",
+                what=what,
+                ignored_so_far=self.oddities,
+                **detail,
+            )
+
+    def _control(self, message: dict, size: int) -> None:
         if "reply" in message:
-            if message["reply"] == self._hello_id:
-                self._handshake(message.get("result") or {})
-            with self._lock:
-                call = self._pending.pop(message["reply"], None)
-            if call is not None:
-                call.reply = message
-                call.done.set()
+            self._reply(message)
             return
         self._received += 1
-        if message.get("event") == "stream":
+        event = message.get("event")
+        if event == "stream":
             self._announce(message)
             return
-        if message.get("event") == "exit":
+        if not isinstance(event, str):
+            self.oddity("a message that is neither a reply nor an event")
+            return
+        if event == "exit":
             with self._lock:
                 self._stdin.pop(str(message.get("key")), None)
-        self._deliveries.append((self._on_event, (message,)))
+        self._batch.append((size, self._on_event, (message,)))
 
-    def _handshake(self, result: dict) -> None:
+    def _reply(self, message: dict) -> None:
+        request_id = message["reply"]
+        if type(request_id) is not int:
+            raise protocol.ProtocolError("a reply without a request number")
+        if self._batch:  # what came before the reply is queued before its waiter wakes
+            self._queue_batch()
+        with self._lock:
+            call = self._pending.pop(request_id, None)
+        if call is None:  # also a late reply to a request that timed out
+            self.oddity("a reply to no pending request", reply=request_id)
+            return
+        try:
+            if call is self._hello:
+                self._handshake(message.get("result"))
+            call.reply = message
+        finally:
+            call.done.set()  # a malformed handshake fails its wait: reply None
+
+    def _handshake(self, result: Any) -> None:
+        if not isinstance(result, dict):
+            raise protocol.ProtocolError("malformed handshake")
+        seq, streams = result.get("seq", 1), result.get("streams") or []
+        if type(seq) is not int or not 1 <= seq < 2**63 or not isinstance(streams, list):
+            raise protocol.ProtocolError("malformed handshake")
         self.agent_version = result.get("version")
-        self._received = self._acknowledged = int(result.get("seq", 1)) - 1
-        for entry in result.get("streams") or []:
+        self._received = self._acknowledged = seq - 1
+        for entry in streams:
             self._announce(entry)
 
-    def _announce(self, entry: dict) -> None:
+    def _announce(self, entry: Any) -> None:
+        if not isinstance(entry, dict):
+            raise protocol.ProtocolError("malformed stream announcement")
         stream, key, fd = entry.get("stream"), entry.get("key"), entry.get("fd")
-        if not isinstance(stream, int) or not isinstance(key, str) or not isinstance(fd, str):
-            self._log.warning("malformed stream announcement", entry=entry)
-            return
+        if (
+            type(stream) is not int
+            or not 0 < stream <= 0xFFFFFFFF
+            or not isinstance(key, str)
+            or fd not in FD_NAMES
+        ):
+            raise protocol.ProtocolError("malformed stream announcement")
         with self._lock:
+            if len(self._outputs) + len(self._stdin) >= MAX_STREAMS:
+                raise protocol.ProtocolError(f"more than {MAX_STREAMS} streams open")
             if fd == "stdin":
                 self._stdin[key] = stream
             else:
@@ -371,12 +490,15 @@ class AgentClient:
         with self._lock:
             owner = self._outputs.get(stream) if data else self._outputs.pop(stream, None)
         if owner is None:
-            self._log.debug("output on an unknown stream", stream=stream)  # e.g. resent
+            self.oddity("output on an unknown stream", stream=stream)  # e.g. resent
             return
-        self._deliveries.append((self._on_output, (*owner, data)))
+        self._batch.append((len(data), self._on_output, (*owner, data)))
 
-    def _callback(self, callback: Callable, *args: Any) -> None:
-        try:
-            callback(*args)
-        except Exception:  # noqa: BLE001 - a callback's bug must not stop the reader
-            self._log.exception("agent client callback failed")
+
+def one_line(text: Any) -> str:
+    """A guest's message as the user may see it: one line of printable text, short."""
+    if not isinstance(text, str):
+        return ""
+    printable = "".join(c if c.isprintable() else " " for c in text)
+    line = " ".join(printable.split())
+    return line if len(line) <= ERROR_CHARS else line[:ERROR_CHARS] + "..."

@@ -64,7 +64,7 @@ def serve(
     reader: threading.Thread | None = None
     try:
         while True:
-            item = listener.items.get()
+            item = listener.take()
             if item[0] == "gone":
                 log.debug("stream client went away")
                 return

@@ -272,6 +272,15 @@ class FakeGuest:
 
     # -- fault injection --------------------------------------------------------
 
+    def write_raw(self, data: bytes) -> None:
+        """Bytes on the current connection as they are, after what the outbox queued:
+        what a compromised guest may write, framed or not, flow control or not."""
+        self.outbox.flush(5)
+        current = self._current
+        if current is None:
+            raise OSError("no host is connected")
+        current.write(data)
+
     def fail_next(self, op: str, error: str = "injected failure") -> None:
         """The next request `op` fails with `error`, as a real guest reports one."""
         self._faults.setdefault(op, []).append(error)

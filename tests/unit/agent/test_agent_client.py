@@ -136,18 +136,21 @@ def test_connection_closed_while_waiting(agent):
 
 def test_callbacks_may_not_call_the_client(agent):
     errors = []
+    called = threading.Event()
 
     def on_event(event):
         try:
             client.ping()
         except RuntimeError as exc:
             errors.append(str(exc))
+        called.set()
 
     ours, theirs = socket.socketpair()
     agent._connections.put(SocketConnection(ours))
     client = AgentClient(theirs, on_event, lambda k, f, d: None)
     client.wait_ready(10)
     agent.outbox.event({"event": "exit", "key": "x"})
-    client.ping()  # ordered after the event
+    assert called.wait(10)
+    client.ping()  # the client still serves
     assert errors == ["agent client called from its own callback"]
     client.close()
