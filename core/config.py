@@ -55,6 +55,16 @@ class FetchConfig(Section):
     timeout: float = Field(default=30.0, gt=0, le=3600)
 
 
+class AdmissionConfig(Section):
+    """What a pod may take of the host's memory (core/admission.py)."""
+
+    enabled: bool = True
+    reserve_mb: int = Field(default=512, ge=0)  # host memory never given to pods
+    # A VM's host memory beyond its guest's: the TCG translation cache ([qemu]
+    # tcg_cache_mb) and QEMU itself, measured at about 100 MiB (docs/benchmarks.md).
+    vm_overhead_mb: int = Field(default=100, ge=0)
+
+
 class Config(Section):
     hypervisor: str = "qemu"
     network: str = "user"
@@ -67,6 +77,7 @@ class Config(Section):
     disabled_hooks: list[str] = Field(default_factory=list)
     guest: GuestConfig = Field(default_factory=GuestConfig)
     fetch: FetchConfig = Field(default_factory=FetchConfig)
+    admission: AdmissionConfig = Field(default_factory=AdmissionConfig)
     # Every other table is a driver's settings, by the driver's name ([qemu], [bridge], a
     # third party's [mydriver]): kept as written, validated by that driver's own model
     # when it loads (driver_settings.py).

@@ -61,6 +61,7 @@ KNOWN_KEYS = frozenset(
         "disabled_hooks",
         "guest",
         "fetch",
+        "admission",
     }
 )
 # Every other table is the settings of the driver it names ([qemu], [bridge], [mydriver]).

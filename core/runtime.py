@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import drivers, events, names, netjoin, netns
 from . import spec as podspec
+from .admission import Admission
 from .config import Config
 from .container_config import LAYERS_TAG, check_runnable, volume_shares
 from .containers import Containers
@@ -66,6 +67,7 @@ class Runtime:
         self.hypervisor, self.images, self.network = hypervisor, images, network
         drivers.check_combination(self.hypervisor, self.network)
         self.subscribers = Subscribers()
+        self.admission = Admission(config.admission)
         self.sessions: dict[str, PodSession] = {}
         self.files = PodFiles(config)
         self.lock = PodLocks()
@@ -121,6 +123,8 @@ class Runtime:
         network namespace (core/netjoin.py) instead of the network driver's.
         """
         self.hooks.pod_pre_create(spec)
+        if transient:  # started at once: refused before anything is made if it cannot be
+            self.admission.check(None, spec.resource.memory, self.store.pods(), self._memory)
         check_runnable(spec)  # refuse a missing host directory now, not at boot
         if netns_path is not None:
             self._check_netns(spec, netns_path)
@@ -181,17 +185,15 @@ class Runtime:
         pod = self.store.pod(ref)
         with self.lock(pod.id):
             pod = self.store.pod(pod.id)
-            if pod.state in (PodState.SUCCEEDED, PodState.FAILED):
-                pod = self._reset(pod)
-            if pod.state != PodState.PENDING:
+            if pod.state not in (PodState.PENDING, PodState.SUCCEEDED, PodState.FAILED):
                 raise Conflict(f"pod {pod.name} is already {pod.state}")
             try:
                 self.hooks.pod_pre_start(pod)
+                pod = self._admit(pod)
             except UserError:
-                if pod.transient:  # a vetoed `run` leaves no pod either
+                if pod.transient:  # a vetoed or refused `run` leaves no pod either
                     self.remove_pod(pod.id)
                 raise
-            self.store.update_pod(pod.id, lambda p: setattr(p, "starting", True))
             try:
                 self._boot(pod)
             except BaseException as e:
@@ -208,6 +210,20 @@ class Runtime:
             self.hooks.pod_post_start(pod)
             self._start_pending_containers(pod)
             return self.store.pod(pod.id)
+
+    def _admit(self, pod: Pod) -> Pod:
+        """The pod counted as starting (reset first if it ran before), or refused with
+        nothing changed if the host cannot hold it (core/admission.py)."""
+        with self.admission.lock:  # until the pod counts as starting
+            self.admission.check(pod.id, self._memory(pod), self.store.pods(), self._memory)
+            if pod.state in (PodState.SUCCEEDED, PodState.FAILED):
+                pod = self._reset(pod)
+            return self.store.update_pod(pod.id, lambda p: setattr(p, "starting", True))
+
+    @staticmethod
+    def _memory(pod: Pod) -> int:
+        """The pod's memory in MB, from its recorded (normalised, valid) spec."""
+        return int((pod.spec.get("resource") or {}).get("memory", podspec.Resource().memory))
 
     def _start_pending_containers(self, pod: Pod) -> None:
         """The containers waiting for this start; then the start is complete."""

@@ -105,7 +105,10 @@ def test_hyperctl_knows_the_configurations_keys():
     [
         (None, "config file {path} does not exist"),
         ("hypervisor = \n", "config file {path} is not valid TOML: Invalid value"),
-        ('hypervisr = "qemu"\n', "config file {path}: unknown key 'hypervisr' (keys: cache_root,"),
+        (
+            'hypervisr = "qemu"\n',
+            "config file {path}: unknown key 'hypervisr' (keys: admission, cache_root,",
+        ),
     ],
 )
 def test_every_hyperctl_command_refuses_a_config_hyperd_would(tmp_path, text, error):
