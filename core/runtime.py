@@ -537,9 +537,11 @@ class Runtime:
             self.hooks.pod_post_remove(pod)
             return
         if pod.state == PodState.PENDING:
-            if pod.starting or pod.vm or pod.network or self.files.run_dir(pod.id).exists():
-                # The daemon died while booting this pod: undo the boot entirely,
-                # and the pod too if only that start made it (a cut `run`).
+            booting = pod.starting or pod.vm or pod.network or self.files.run_dir(pod.id).exists()
+            if booting or pod.transient:
+                # The daemon died while booting this pod, or before the start of a `run`
+                # (which creates, then starts): undo the boot entirely, and the pod too
+                # if only that start made it (a cut `run`).
                 self.hypervisor.reap(self.files.run_dir(pod.id))
                 self._teardown(pod.id)
                 if pod.transient:

@@ -149,3 +149,14 @@ def test_a_run_cut_short_while_booting_is_undone_on_restart(engine):
     runtime = engine.restart()
     assert runtime.store.pods() == []
     assert not runtime.files.run_dir(pod.id).exists()
+
+
+def test_a_run_cut_before_its_start_began_is_undone_on_restart(engine):
+    # `hyperctl run` creates the pod, prints its id, then asks for the start: a daemon
+    # killed in between leaves a transient pod that nothing will ever start.
+    pod = engine.runtime.create_pod(engine.pod("sleep", "60"), transient=True)
+    created = engine.runtime.create_pod(engine.pod("sleep", "60"))  # `create`: it stays
+    engine.runtime.shutdown()
+    runtime = engine.restart()
+    assert [p.id for p in runtime.store.pods()] == [created.id]
+    assert runtime.store.containers(pod.id) == []
