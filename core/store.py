@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -24,7 +23,7 @@ from .model import (
     check_container_transition,
     check_pod_transition,
 )
-from .sqlitedb import use_wal, write_transaction
+from .sqlitedb import Connections, use_wal, write_transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pods (
@@ -45,29 +44,27 @@ CREATE INDEX IF NOT EXISTS containers_by_pod ON containers(pod_id);
 Record = TypeVar("Record", Pod, Container)
 
 
+def _setup(db: sqlite3.Connection) -> None:
+    use_wal(db)
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA foreign_keys=ON")
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._local = threading.local()
+        self._connections = Connections(str(path), _setup)
         with self._transaction() as db:
             for statement in SCHEMA.split(";"):
                 db.execute(statement)
 
     # -- plumbing -----------------------------------------------------------
 
-    def _connection(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            use_wal(db)
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            self._local.db = db
-        return db
-
-    def _transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        return write_transaction(self._connection())
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._connections.use() as db, write_transaction(db):
+            yield db
 
     # -- pods ---------------------------------------------------------------
 
@@ -83,12 +80,14 @@ class Store:
         return pod
 
     def pods(self) -> list[Pod]:
-        rows = self._connection().execute("SELECT record FROM pods ORDER BY rowid")
+        with self._connections.use() as db:
+            rows = db.execute("SELECT record FROM pods ORDER BY rowid").fetchall()
         return [Pod.model_validate_json(r[0]) for r in rows]
 
     def pod(self, ref: str) -> Pod:
         """A pod by id or name, or a unique prefix of either."""
-        return self._resolve(self._connection(), "pods", "pod", ref, Pod)
+        with self._connections.use() as db:
+            return self._resolve(db, "pods", "pod", ref, Pod)
 
     def update_pod(self, pod_id: str, change: Callable[[Pod], None]) -> Pod:
         """Apply `change` to the current record in one transaction."""
@@ -127,17 +126,18 @@ class Store:
         return container
 
     def containers(self, pod_id: str | None = None) -> list[Container]:
-        db = self._connection()
-        if pod_id is None:
-            rows = db.execute("SELECT record FROM containers ORDER BY rowid")
-        else:
-            rows = db.execute(
-                "SELECT record FROM containers WHERE pod_id = ? ORDER BY rowid", (pod_id,)
-            )
+        with self._connections.use() as db:
+            if pod_id is None:
+                rows = db.execute("SELECT record FROM containers ORDER BY rowid").fetchall()
+            else:
+                rows = db.execute(
+                    "SELECT record FROM containers WHERE pod_id = ? ORDER BY rowid", (pod_id,)
+                ).fetchall()
         return [Container.model_validate_json(r[0]) for r in rows]
 
     def container(self, ref: str) -> Container:
-        return self._resolve(self._connection(), "containers", "container", ref, Container)
+        with self._connections.use() as db:
+            return self._resolve(db, "containers", "container", ref, Container)
 
     def update_container(self, container_id: str, change: Callable[[Container], None]) -> Container:
         with self._transaction() as db:

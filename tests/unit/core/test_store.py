@@ -1,7 +1,9 @@
 """The state store: transitions checked in one transaction, lookups by id, name or prefix."""
 
 import multiprocessing
+import os
 import sqlite3
+import threading
 
 import pytest
 from hypercontainer.errors import Conflict, NotFound, UserError
@@ -111,3 +113,30 @@ def test_the_store_survives_a_process_killed_mid_transaction(store):
     assert process.exitcode == 9
     reopened = Store(store.path)
     assert reopened.pod("busybox-0000000001").state == PodState.PENDING
+
+
+def _open_files(path) -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}") == str(path)
+        except OSError:  # the listing's own descriptor, gone by now
+            pass
+    return count
+
+
+def test_threads_share_connections_so_open_files_do_not_grow(tmp_path):
+    # hyperd serves every request in a thread of its own (the soak test found this).
+    path = tmp_path / "state.db"
+    store = Store(path)
+
+    def request(number: int) -> None:
+        store.add_pod(pod(f"pod-{number:010d}", f"vm-{number:010d}"))
+        store.pods()
+
+    for number in range(200):
+        thread = threading.Thread(target=request, args=(number,))
+        thread.start()
+        thread.join()
+    assert len(store.pods()) == 200
+    assert _open_files(path) == 1
