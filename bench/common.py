@@ -258,9 +258,10 @@ def write_results(directory: Path, name: str, data: dict[str, object]) -> Path:
     return path
 
 
-def write_section(heading: str, section: str) -> None:
-    """Replace (or append) the section of docs/benchmarks.md that starts with `heading`."""
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+def write_section(heading: str, section: str, docs: Path = DOCS) -> None:
+    """Replace (or append) the section of `docs` (docs/benchmarks.md) that starts with
+    `heading`."""
+    text = docs.read_text() if docs.exists() else "# Benchmarks\n"
     section = section.rstrip("\n") + "\n"
     if heading in text:
         start = text.index(heading)
@@ -268,4 +269,4 @@ def write_section(heading: str, section: str) -> None:
         text = text[:start] + section + ("\n" + text[end + 1 :] if end != -1 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section
-    DOCS.write_text(text)
+    docs.write_text(text)

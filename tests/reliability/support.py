@@ -4,6 +4,7 @@ from outside, to kill it at a chosen point."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -12,9 +13,13 @@ import sqlite3
 import stat
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pytest
+
+from tests.integration.network.hc_daemon import Daemon
+from tests.integration.network.hc_netns import NetNs, host_network
 from tests.support.daemon import HYPERCTL, Hyperd, qemu_pids
 
 
@@ -117,3 +122,24 @@ def cut_short(
             process.kill()
     daemon.start()
     return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+@contextlib.contextmanager
+def bridged_daemon(workdir: Path, name: str) -> Iterator[tuple[Daemon, NetNs]]:
+    """A hyperd on the bridge network, run inside a network namespace made for it (its
+    bridge, taps and nftables rules live and die there); every pod is removed after,
+    and the machine's own network must be as it was. Needs root (pytest skips)."""
+    if os.geteuid() != 0:
+        pytest.skip("the bridge network needs root")
+    before = host_network()
+    ns = NetNs.create(f"-reliability-{name}")
+    hyperd = None
+    try:
+        hyperd = Daemon(workdir, "bridge", ns.name)
+        yield hyperd, ns
+    finally:
+        if hyperd is not None:
+            hyperd.stop()
+            assert qemu_pids(hyperd.run_root) == []
+        ns.delete()
+        assert host_network() == before

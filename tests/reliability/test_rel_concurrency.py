@@ -1,5 +1,5 @@
-"""Many requests at once: ten `hyperctl run -d` together, then creates and removals racing
-on one pod.
+"""Many requests at once: twenty `hyperctl run -d` together, then creates and removals
+racing on one pod.
 
 The pods use the bridge network, inside a network namespace the test makes
 (hyperd runs in it, so its bridge, taps and nftables rules live and die
@@ -9,7 +9,6 @@ machine's own network is checked unchanged afterwards.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -19,13 +18,12 @@ import pytest
 from hypercontainer.cli.client import Client
 
 from tests.integration.network.hc_daemon import Daemon
-from tests.integration.network.hc_netns import NetNs, host_network
-from tests.reliability.support import SLEEPER
+from tests.reliability.support import SLEEPER, bridged_daemon
 from tests.support.daemon import HYPERCTL, announced_pod, qemu_pids
 
 pytestmark = [pytest.mark.vm, pytest.mark.root]
 
-PODS = 10
+PODS = 20  # 128 MB each: 20 × (128 + ~100) MiB of host memory
 
 
 def hyperctl(daemon: Daemon, *args: str) -> subprocess.CompletedProcess:
@@ -67,20 +65,8 @@ def store_is_consistent(daemon: Daemon) -> None:
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    if os.geteuid() != 0:
-        pytest.skip("the bridge network needs root")
-    before = host_network()
-    ns = NetNs.create("-c")
-    hyperd = None
-    try:
-        hyperd = Daemon(tmp_path_factory.mktemp("concurrency"), "bridge", ns.name)
+    with bridged_daemon(tmp_path_factory.mktemp("concurrency"), "concurrency") as (hyperd, _):
         yield hyperd
-    finally:
-        if hyperd is not None:
-            hyperd.stop()
-            assert qemu_pids(hyperd.run_root) == []
-        ns.delete()
-        assert host_network() == before
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +82,7 @@ def api(daemon: Daemon, path: str):
     return Client(str(daemon.config), autostart=False).request("GET", path)
 
 
-def test_ten_runs_at_once_give_ten_distinct_running_pods(daemon, pods):
+def test_twenty_runs_at_once_give_twenty_distinct_running_pods(daemon, pods):
     assert len(pods) == PODS
     assert all(p["state"] == "running" for p in pods)
     for key in ("id", "name", "vm_name", "address"):
