@@ -297,6 +297,13 @@ ROUTES: list[Case] = [
         body=shaped({"spec": container_spec, "start": NOT_TRUE, "stdin_open": st.booleans()}),
     ),
     Case("GET", "/containers/{ref}", kind="container"),
+    Case("GET", "/containers/{ref}/processes", kind="container"),
+    # Never following: a followed event stream only ends when the client leaves.
+    Case(
+        "GET",
+        "/events",
+        query=queries(since=text, until=text).map(lambda query: {**query, "follow": "0"}),
+    ),
     Case("POST", "/containers/{ref}/start", kind="container", destructive=True),
     Case(
         "POST",

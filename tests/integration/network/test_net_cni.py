@@ -32,7 +32,8 @@ def cni_config(tmp_path: Path, **cni) -> Config:
         run_root=tmp_path / "run",
         cache_root=tmp_path / "cache",
         network="cni",
-        cni={"conf_dir": str(tmp_path / "net.d"), "cache_dir": str(tmp_path / "cnicache"), **cni},
+    ).with_table(
+        "cni", conf_dir=str(tmp_path / "net.d"), cache_dir=str(tmp_path / "cnicache"), **cni
     )
 
 
