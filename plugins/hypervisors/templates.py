@@ -220,12 +220,19 @@ class TemplateStore:
             if template.key != keep_for.key:
                 log.info("removing template", key=template.key)
                 self.discard(template.key)
-        for entry in self.root.iterdir():
+        self.remove_leftovers()
+
+    def remove_leftovers(self) -> None:
+        """Remove what no template is: directories of makers that died (a killed one's
+        holds its guest's RAM, in the tmpfs), of discards cut short, and of an older
+        format."""
+        for entry in self.root.iterdir() if self.root.is_dir() else ():
             owner = entry.name.split(".making-")[-1] if ".making-" in entry.name else None
             # Looked at now, not in `templates`: another shape's may have been renamed in since.
             unreadable = "." not in entry.name and self._load(entry) is None
             leftover = ".discarded-" in entry.name or (owner and not _alive(owner)) or unreadable
             if leftover and entry.is_dir():
+                log.info("removing the leftover of a template", path=str(entry))
                 shutil.rmtree(entry, ignore_errors=True)
 
     def _prepare_root(self) -> None:
@@ -281,10 +288,12 @@ class TemplatingHypervisor(Hypervisor):
         return [template.describe() for template in self.template_store.list()]
 
     def recover(self) -> None:
-        """Stop the template guests of makers that died before they saved them."""
+        """Stop the template guests of makers that died before they saved them, and
+        remove what those makers left in the templates directory."""
         for run_dir in abandoned_run_dirs(self.config.run_root, self.name):
             self.reap(run_dir)
             shutil.rmtree(run_dir, ignore_errors=True)
+        self.template_store.remove_leftovers()
 
 
 def maker_run_dir(run_root: Path, vmm: str, key: str) -> Path:

@@ -12,15 +12,19 @@ import signal
 import sqlite3
 import stat
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypercontainer import config as hc_config
+from hypercontainer import mounts
+from hypercontainer.guest.image import ensure_image
 
 from tests.integration.network.hc_daemon import Daemon
 from tests.integration.network.hc_netns import NetNs, host_network
-from tests.support.daemon import HYPERCTL, Hyperd, qemu_pids
+from tests.support.daemon import HYPERCTL, Hyperd, processes_matching, qemu_pids
 
 
 def finish(daemon: Hyperd) -> None:
@@ -143,3 +147,36 @@ def bridged_daemon(workdir: Path, name: str) -> Iterator[tuple[Daemon, NetNs]]:
             assert qemu_pids(hyperd.run_root) == []
         ns.delete()
         assert host_network() == before
+
+
+@contextlib.contextmanager
+def templating_daemon() -> Iterator[Hyperd]:
+    """A started hyperd with the busybox image whose VM templates are its own: a cache
+    root of its own (its templates tmpfs mounted there by hyperd, unmounted after), the
+    machine's guest image named in [guest] (not rebuilt), TCG (no KVM probe)."""
+    image = ensure_image(hc_config.load(environ={}))
+    cache = Path(tempfile.mkdtemp(prefix="hcc", dir="/tmp"))
+    daemon = Hyperd(
+        config=f'cache_root = "{cache}"\n'
+        f'[guest]\nkernel = "{image.kernel}"\ninitrd = "{image.initrd}"\n'
+        '[qemu]\naccelerator = "tcg"\n'
+    )
+    try:
+        daemon.start()
+        daemon.load_busybox()
+        yield daemon
+    finally:
+        try:
+            finish(daemon)
+        finally:
+            mounts.unmount_all(str(cache))
+            shutil.rmtree(cache, ignore_errors=True)
+
+
+def template_qemu_pids(daemon: Hyperd) -> list[int]:
+    """The QEMU processes of template guests this daemon boots (or booted)."""
+    return processes_matching(b"qemu-system", str(daemon.run_root / "templates").encode())
+
+
+def templates_dir(daemon: Hyperd) -> Path:
+    return hc_config.load(daemon.config_file).cache_root / "templates"

@@ -238,3 +238,17 @@ def test_run_directories_of_dead_makers_are_found(tmp_path: Path) -> None:
     for directory in (mine, dead, another_drivers):
         directory.mkdir(parents=True)
     assert templates_module.abandoned_run_dirs(tmp_path, "qemu") == [dead]
+
+
+def test_leftovers_of_dead_makers_go_and_a_live_maker_s_work_stays(tmp_path: Path) -> None:
+    store = TemplateStore(tmp_path / "templates", "qemu")
+    template = store.get(shape_of(spec(tmp_path)), fake_make(tmp_path / "makes"), FILES)
+    dead = store.root / "0123456789abcdef.making-999999999"
+    live = store.root / f"fedcba9876543210.making-{os.getpid()}"
+    for directory in (dead, live):
+        directory.mkdir()
+        (directory / MEMORY).write_bytes(b"ram")
+    store.remove_leftovers()
+    assert sorted(p.name for p in store.root.iterdir()) == sorted([template.key, live.name])
+    store.remove_leftovers()  # and again, with nothing to do
+    TemplateStore(tmp_path / "none", "qemu").remove_leftovers()  # no directory yet
