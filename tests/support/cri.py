@@ -129,19 +129,22 @@ class Pod:
 
 
 def nothing_left(containerd: Containerd) -> None:
-    # containerd cleans up after a dead shim in the background (`delete` per task): wait
-    # for that, then nothing of the pod may remain.
-    until(
-        lambda: (
-            not (
-                containerd.qemu_pids()
-                or containerd.shim_pids()
-                or mounts.mounted_under(str(containerd.root))
-            )
-        ),
-        "the VM, the shim and every mount to go",
-    )
-    assert not list((containerd.hyperd_root / "s" / "pods").glob("*"))
+    # containerd cleans up after a dead shim in the background: `delete` per task (which
+    # ends the VM), then it removes the task's bundle. Wait for all of it, then nothing of
+    # the pod may remain.
     bundles = containerd.root / "state" / "io.containerd.runtime.v2.task" / NAMESPACE
-    assert not list(bundles.glob("*")) if bundles.exists() else True
+
+    def leftovers() -> list[str]:
+        return (
+            [f"qemu {pid}" for pid in containerd.qemu_pids()]
+            + [f"shim {pid}" for pid in containerd.shim_pids()]
+            + [f"mount {path}" for path in mounts.mounted_under(str(containerd.root))]
+            + [f"bundle {path.name}" for path in bundles.glob("*")]
+        )
+
+    deadline = time.monotonic() + 90
+    while left := leftovers():
+        assert time.monotonic() < deadline, f"left 90 s after the pod's removal: {left}"
+        time.sleep(0.2)
+    assert not list((containerd.hyperd_root / "s" / "pods").glob("*"))
     assert containerd.hyperctl("list").stdout.strip().splitlines()[1:] == []
