@@ -27,6 +27,7 @@ class Benchmark(NamedTuple):
     options: list[str]
     runs: int  # for a publishable figure
     quick_runs: int
+    quick_options: list[str] = []
 
 
 BENCHMARKS = {
@@ -35,8 +36,17 @@ BENCHMARKS = {
     "list_latency": Benchmark("list_latency.py", [], 30, 5),
     "list_latency_running": Benchmark("list_latency.py", ["--running"], 30, 5),
     "pull": Benchmark("pull.py", [], 5, 1),
+    "clone_cache": Benchmark("clone_cache.py", [], 8, 1, ["--sizes", "36"]),
+    "pods_at_scale": Benchmark("pods_at_scale.py", [], 5, 1, ["--pods", "3"]),
 }
-WRITES_JSON = {"pod_start.py", "pod_memory.py", "list_latency.py", "pull.py"}
+WRITES_JSON = {
+    "pod_start.py",
+    "pod_memory.py",
+    "list_latency.py",
+    "pull.py",
+    "clone_cache.py",
+    "pods_at_scale.py",
+}
 
 
 def command(benchmark: Benchmark, quick: bool, scratch: Path) -> list[str]:
@@ -44,6 +54,7 @@ def command(benchmark: Benchmark, quick: bool, scratch: Path) -> list[str]:
         sys.executable,
         str(HERE / benchmark.script),
         *benchmark.options,
+        *(benchmark.quick_options if quick else []),
         "--runs",
         str(benchmark.quick_runs if quick else benchmark.runs),
     ]

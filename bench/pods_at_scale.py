@@ -1,0 +1,171 @@
+"""Benchmark: 1 to 50 pods running at once: each new pod's start time and hyperd's own
+latency (`hyperctl list`) as the host fills up.
+
+    sudo python3 bench/pods_at_scale.py [--pods 50] [--runs 5] [--memory 128] [--write-docs]
+
+One private hyperd on the defaults (VM templates on, user network). Pods are started
+one after another with `hyperctl run -d` (1 vCPU, `--memory` MB, a container that
+waits; an untimed first pod makes the template of their shape) and all stay running.
+After each start `hyperctl list` is timed `--runs` times, and the host is sampled:
+its load average, the share of its CPUs the running QEMU processes used over two
+seconds (an idle guest is not free under TCG: its timer ticks are emulated), its
+available memory, hyperd's resident memory and threads. The first pod that does not
+start ends the run, and its one line is reported: that is where this machine's limit
+was.
+
+Results: bench/results/pods_at_scale.json; `--write-docs` updates docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from pathlib import Path
+
+from common import (
+    arguments,
+    conditions,
+    entry_point,
+    hyperctl_command,
+    machine,
+    private_daemon,
+    qemu_pids,
+    run_pod,
+    timed,
+    write_results,
+    write_section,
+)
+
+HEADING = "## Pods at once, 1 to 50 (bench/pods_at_scale.py)"
+CHECKPOINTS = (1, 5, 10, 20, 30, 40, 50)
+CPU_WINDOW = 2.0
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time the processes have used so far (those gone count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICKS
+
+
+def qemu_cpu_share(run_root: Path) -> float:
+    """Percent of the machine's CPUs the pods' QEMU processes used over CPU_WINDOW."""
+    pids = qemu_pids(run_root)
+    before = cpu_seconds(pids)
+    time.sleep(CPU_WINDOW)
+    used = cpu_seconds(pids) - before
+    return 100 * used / (CPU_WINDOW * (os.cpu_count() or 1))
+
+
+def status_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def available_mib() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    raise KeyError("MemAvailable")
+
+
+def measure(pods: int, runs: int, memory_mb: int) -> dict:
+    samples: list[dict] = []
+    stopped = None
+    with private_daemon() as (daemon, _guest):
+        assert daemon.process is not None
+        hyperd = daemon.process.pid
+        listing = [*hyperctl_command(), "list"]
+        # The first pod of a shape makes its template: not what the count is about.
+        daemon.hyperctl(
+            "run", "--rm", "--cpu", "1", "--memory", str(memory_mb), "busybox", "true", check=True
+        )
+        for count in range(1, pods + 1):
+            try:
+                start_s = run_pod(daemon, memory_mb)[0]
+            except SystemExit as refused:  # the one line hyperctl (or the check) gave
+                stopped = {"pod": count, "reason": str(refused)}
+                print(f"pod {count} did not start: {refused}", flush=True)
+                break
+            list_s = statistics.median(timed(listing, daemon.env)[0] for _ in range(runs))
+            sample = {
+                "pods": count,
+                "start_s": start_s,
+                "list_s": list_s,
+                "load_average": os.getloadavg()[0],
+                "qemu_cpu_percent": qemu_cpu_share(daemon.run_root),
+                "available_mib": available_mib(),
+                "hyperd_rss_mib": status_kib(hyperd, "VmRSS") / 1024,
+                "hyperd_threads": status_kib(hyperd, "Threads"),
+            }
+            samples.append(sample)
+            print(
+                f"pod {count}: started in {start_s:.2f} s, list {1000 * list_s:.0f} ms, "
+                f"QEMUs {sample['qemu_cpu_percent']:.0f}% of the CPUs, "
+                f"load {sample['load_average']:.1f}",
+                flush=True,
+            )
+    return {"samples": samples, "stopped": stopped, "memory_mb": memory_mb, "runs": runs}
+
+
+def report(result: dict) -> str:
+    by_count = {s["pods"]: s for s in result["samples"]}
+    shown = [by_count[c] for c in CHECKPOINTS if c in by_count]
+    if result["samples"] and result["samples"][-1] not in shown:
+        shown.append(result["samples"][-1])
+    lines = [
+        HEADING,
+        "",
+        f"Pods started one after another on one hyperd (templates on, user network, "
+        f"1 vCPU and {result['memory_mb']} MB each), all left running; `hyperctl list` "
+        f"is the median of {result['runs']} runs after each start. "
+        + conditions(result["machine_start"], result["machine_end"]),
+        "",
+        "| pods running | start of the last pod (s) | hyperctl list (ms) | QEMUs' CPU "
+        "(% of the machine) | load average | available memory (MiB) | hyperd RSS (MiB) "
+        "| hyperd threads |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s in shown:
+        lines.append(
+            f"| {s['pods']} | {s['start_s']:.2f} | {1000 * s['list_s']:.0f} "
+            f"| {s['qemu_cpu_percent']:.0f} | {s['load_average']:.1f} "
+            f"| {s['available_mib']:.0f} | {s['hyperd_rss_mib']:.1f} | {s['hyperd_threads']} |"
+        )
+    stopped = result["stopped"]
+    lines += [
+        "",
+        f"Pod {stopped['pod']} did not start: `{stopped['reason']}`."
+        if stopped
+        else f"All {len(result['samples'])} pods started.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = arguments(__doc__, runs=5)
+    parser.add_argument("--pods", type=int, default=50)
+    parser.add_argument("--memory", type=int, default=128, help="MB per pod")
+    args = parser.parse_args()
+    start = machine()
+    result = measure(args.pods, args.runs, args.memory)
+    result.update(machine_start=start, machine_end=machine())
+    path = write_results(args.results_dir, "pods_at_scale", result)
+    section = report(result)
+    print(section + f"\n(results: {path})")
+    if args.write_docs:
+        write_section(HEADING, section)
+
+
+if __name__ == "__main__":
+    entry_point(main)
