@@ -14,7 +14,7 @@ CONFIG = "hypercontainer-config"  # the config file `start` was given (runtime o
 @dataclass
 class TaskRecord:
     pod: str | None
-    container: str
+    container: str  # "" while the sandbox's pod is being made
     sandbox: bool
     config: str | None
     vm_pid: int = 0

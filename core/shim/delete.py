@@ -28,7 +28,8 @@ def delete(args: argparse.Namespace) -> int:
     if record is not None:
         hyperd = Hyperd(load_config(bundle) or record.config)
         try:
-            hyperd.remove_container(record.container)
+            if record.container:  # none yet: the shim died while the pod was made
+                hyperd.remove_container(record.container)
             if record.sandbox and record.pod:
                 hyperd.remove_pod(record.pod)
         except RpcError as e:  # told to containerd as a cleanup warning

@@ -108,7 +108,7 @@ class TaskService:
                 if self.pod_id is not None:
                     raise RpcError(Code.ALREADY_EXISTS, f"this shim already runs pod {self.pod_id}")
                 self._check(spec, request.id)  # a refusal must not cost a VM boot
-                self._create_pod(spec, request.id)
+                self._create_pod(spec, request.id, request.bundle)
             elif group.sandbox_id != self.sandbox_id or self.pod_id is None:
                 raise RpcError(
                     Code.FAILED_PRECONDITION,
@@ -119,6 +119,7 @@ class TaskService:
             except BaseException:
                 if group.is_sandbox:
                     self._remove_pod()
+                    TaskRecord.remove(request.bundle)
                 raise
             self.tasks[request.id] = task
         self.events.publish(
@@ -148,9 +149,16 @@ class TaskService:
         except UserError as e:
             raise RpcError(Code.INVALID_ARGUMENT, str(e)) from None
 
-    def _create_pod(self, spec: dict[str, Any], task_id: str) -> None:
+    def _create_pod(self, spec: dict[str, Any], task_id: str, bundle: str) -> None:
         body, pod_id = ocispec.pod_spec(spec, self.namespace, task_id)
-        pod = self.hyperd.create_pod(body, ocispec.network_namespace(spec))
+        # Recorded before hyperd is asked: a shim killed while the VM boots leaves
+        # containerd's `delete` the pod to remove (it has no container yet).
+        TaskRecord(pod=pod_id, container="", sandbox=True, config=self.config_file).save(bundle)
+        try:
+            pod = self.hyperd.create_pod(body, ocispec.network_namespace(spec))
+        except BaseException:
+            TaskRecord.remove(bundle)
+            raise
         self.pod_id, self.sandbox_id = pod["id"], task_id
         self.vm_pid = int((pod.get("vm") or {}).get("pid") or 0)
         log.info("pod running", pod_id=pod_id, vm_pid=self.vm_pid)

@@ -96,13 +96,25 @@ def states(daemon: Hyperd, table: str) -> set[str]:
     return {record["state"] for record in recorded(daemon, table)}
 
 
-def kill_when(daemon: Hyperd, point: Callable[[Hyperd], bool], command: subprocess.Popen) -> None:
-    """kill -9 the daemon as soon as `point` holds, while `command` is still under way."""
+def background(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`command` started, its output (text) kept for communicate()."""
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def reach(point: Callable[[], bool], command: subprocess.Popen) -> None:
+    """Return as soon as `point` holds, while `command` is still under way."""
     deadline = time.monotonic() + 300
-    while not point(daemon):
+    while not point():
         assert command.poll() is None, "the command finished before the point was reached"
         assert time.monotonic() < deadline, "the point was never reached"
         time.sleep(POLL)
+
+
+def kill_when(daemon: Hyperd, point: Callable[[Hyperd], bool], command: subprocess.Popen) -> None:
+    """kill -9 the daemon as soon as `point` holds, while `command` is still under way."""
+    reach(lambda: point(daemon), command)
     daemon.process.send_signal(signal.SIGKILL)
     daemon.process.wait(30)
 
@@ -115,9 +127,7 @@ def cut_short(
     Returns what the cut command printed and how it exited.
     """
     command = [*HYPERCTL, *args]
-    process = subprocess.Popen(
-        command, env=daemon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    process = background(command, daemon.env)
     try:
         kill_when(daemon, point, process)
         out, err = process.communicate(timeout=120)

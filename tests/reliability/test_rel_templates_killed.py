@@ -18,16 +18,15 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.reliability.support import (
-    POLL,
     SLEEPER,
+    background,
     cut_short,
+    reach,
     template_qemu_pids,
     templates_dir,
     templating_daemon,
@@ -112,19 +111,9 @@ def test_hyperd_killed_while_it_makes_a_template(daemon: Hyperd) -> None:
 def test_the_template_guest_killed_still_starts_the_pod(daemon: Hyperd) -> None:
     # Its own shape (256 MB): the module's other test made the 128 MB one.
     before = {t["key"] for t in daemon.api("GET", "/info")["templates"]}
-    run = subprocess.Popen(
-        [*HYPERCTL, "run", "-d", "--memory", "256", "busybox", *SLEEPER],
-        env=daemon.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    run = background([*HYPERCTL, "run", "-d", "--memory", "256", "busybox", *SLEEPER], daemon.env)
     try:
-        deadline = time.monotonic() + 300
-        while not template_booting(daemon):
-            assert run.poll() is None, "the run finished before its template guest booted"
-            assert time.monotonic() < deadline, "no template guest booted"
-            time.sleep(POLL)
+        reach(lambda: template_booting(daemon), run)
         maker = template_guest(daemon)
         assert maker is not None
         os.kill(maker, signal.SIGKILL)

@@ -7,6 +7,7 @@ Paths are short (under /tmp) because unix socket paths are limited to 108 bytes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -14,14 +15,25 @@ import subprocess
 import sysconfig
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from hypercontainer import mounts
 from hypercontainer_plugins.images import busybox as busybox_image
 from hypercontainer_plugins.images.build import Image, write_archive
 
 from .daemon import processes_matching, qemu_pids
 
+# The marks of a test that drives the shim through Debian's containerd.
+SHIM_TESTS = [
+    pytest.mark.vm,
+    pytest.mark.root,
+    pytest.mark.skipif(
+        os.geteuid() != 0 or not shutil.which("containerd"),
+        reason="needs root and Debian's containerd",
+    ),
+]
 BUSYBOX = "docker.io/library/busybox:latest"
 PAUSE = "hypercontainer.test/pause:1"  # the CRI sandbox image, built here
 RUNTIME = "io.containerd.hyper.v2"
@@ -117,7 +129,7 @@ class Containerd:
         input: bytes | None = None,
     ) -> subprocess.CompletedProcess:
         result = subprocess.run(
-            ["ctr", "--address", self.address, "--namespace", namespace, *args],
+            self.ctr_command(*args, namespace=namespace),
             capture_output=True,
             timeout=timeout,
             env=self.env,
@@ -130,6 +142,14 @@ class Containerd:
                 f"{result.stderr.decode(errors='replace')}"
             )
         return result
+
+    def ctr_command(self, *args: str, namespace: str = "default") -> list[str]:
+        """ctr's command line for `args` against this containerd."""
+        return ["ctr", "--address", self.address, "--namespace", namespace, *args]
+
+    def runtime_options(self) -> list[str]:
+        """`ctr run`'s options for a task on the shim, with this containerd's hyperd."""
+        return ["--runtime", RUNTIME, "--runtime-config-path", str(self.hyperd_config)]
 
     def import_images(self, namespace: str = "default") -> None:
         """busybox (from busybox-static) and the pause image, offline."""
@@ -188,6 +208,17 @@ class Containerd:
             if hyperd_log.exists():
                 shutil.copy(hyperd_log, keep + ".hyperd")
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def started_containerd(namespace: str = "default") -> Iterator[Containerd]:
+    """A started containerd holding the test images in `namespace`; stopped after."""
+    daemon = Containerd().start()
+    try:
+        daemon.import_images(namespace=namespace)
+        yield daemon
+    finally:
+        daemon.stop()
 
 
 def _kill(pid: int) -> None:

@@ -128,11 +128,11 @@ class Pod:
         )
 
 
-def nothing_left(containerd: Containerd) -> None:
+def nothing_left(containerd: Containerd, namespace: str = NAMESPACE) -> None:
     # containerd cleans up after a dead shim in the background: `delete` per task (which
     # ends the VM), then it removes the task's bundle. Wait for all of it, then nothing of
-    # the pod may remain.
-    bundles = containerd.root / "state" / "io.containerd.runtime.v2.task" / NAMESPACE
+    # the pod may remain (bundles: of containerd `namespace`).
+    bundles = containerd.root / "state" / "io.containerd.runtime.v2.task" / namespace
 
     def leftovers() -> list[str]:
         return (

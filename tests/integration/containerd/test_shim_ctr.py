@@ -11,7 +11,6 @@ import json
 import os
 import pty
 import re
-import shutil
 import signal
 import socket
 import struct
@@ -27,16 +26,9 @@ from hypercontainer.shim.protogen import shim_protos
 from hypercontainer.shim.status import Code, RpcError
 from hypercontainer.shim.ttrpc_client import Client
 
-from tests.support.containerd import BUSYBOX, RUNTIME, Containerd
+from tests.support.containerd import BUSYBOX, RUNTIME, SHIM_TESTS, Containerd
 
-pytestmark = [
-    pytest.mark.vm,
-    pytest.mark.root,
-    pytest.mark.skipif(
-        os.geteuid() != 0 or not shutil.which("containerd"),
-        reason="needs root and Debian's containerd",
-    ),
-]
+pytestmark = SHIM_TESTS
 
 TASK = "containerd.task.v2.Task"
 P = shim_protos()
