@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.reliability.support import finish
+from tests.reliability.support import BULKY, finish, registry_with
 from tests.support.daemon import Hyperd
+from tests.support.imagebuild import write_archive
 
 
 @pytest.fixture
@@ -37,3 +39,16 @@ def busybox_daemon() -> Iterator[Hyperd]:
         yield hyperd
     finally:
         finish(hyperd)
+
+
+@pytest.fixture(scope="module")
+def bulky_archive(tmp_path_factory, bulky_image) -> Path:
+    """The module's `bulky_image` as an OCI archive, named BULKY."""
+    return write_archive(tmp_path_factory.mktemp("archive") / "bulky.tar", {BULKY: bulky_image})
+
+
+@pytest.fixture(scope="module")
+def bulky_registry(tmp_path_factory, bulky_image):
+    """A registry on loopback holding the module's `bulky_image` as `bulky:1`."""
+    with registry_with(tmp_path_factory.mktemp("registry"), {"bulky": bulky_image}) as registry:
+        yield registry

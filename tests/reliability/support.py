@@ -1,6 +1,6 @@
 """Helpers of the reliability tests: a teardown that always leaves the machine clean,
-snapshots of directory trees for "nothing changed" checks, and a daemon's store read
-from outside, to kill it at a chosen point."""
+snapshots of directory trees for "nothing changed" checks, a daemon's store read
+from outside, to kill it at a chosen point, and small file systems to fill."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ from hypercontainer.guest.image import ensure_image
 from tests.integration.network.hc_daemon import Daemon
 from tests.integration.network.hc_netns import NetNs, host_network
 from tests.support.daemon import HYPERCTL, Hyperd, processes_matching, qemu_pids
+from tests.support.imagebuild import Built, write_layout
+from tests.support.registry import Registry
 
 
 def finish(daemon: Hyperd) -> None:
@@ -75,6 +77,8 @@ def tree(root: Path, skip: Callable[[Path], bool] = lambda path: False) -> dict[
             )
     return entries
 
+
+BULKY = "docker.io/library/bulky:latest"  # what a module's `bulky_image` is named (conftest)
 
 # A container that runs until it is stopped, and stops at once on SIGTERM.
 SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 1000000 & wait"]
@@ -136,6 +140,74 @@ def cut_short(
             process.kill()
     daemon.start()
     return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+@contextlib.contextmanager
+def registry_with(workdir: Path, images: dict[str, Built]) -> Iterator[Registry]:
+    """Debian's docker-registry on loopback holding `images` (by repository, tag `1`),
+    pushed there by skopeo; stopped after the block."""
+    registry = Registry.start(workdir)
+    try:
+        layout = write_layout(workdir / "layout", images)
+        for repository in images:
+            registry.push(layout, repository, f"{repository}:1")
+        yield registry
+    finally:
+        registry.stop()
+
+
+@contextlib.contextmanager
+def small_filesystem(path: Path, megabytes: int) -> Iterator[Path]:
+    """A tmpfs of `megabytes` mounted at `path` (made if need be) for the block: a disk
+    that fills up. Needs root (pytest skips)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a file system needs root")
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m,mode=0700", "hc-small", str(path)],
+        check=True,
+    )
+    try:
+        yield path
+    finally:
+        # Lazily: a VM's 9p export of it may still be closing.
+        subprocess.run(["umount", "--lazy", str(path)], check=True)
+
+
+def entries(directory: Path) -> set[str]:
+    """Every path below `directory`, relative to it."""
+    return (
+        {str(p.relative_to(directory)) for p in directory.rglob("*")}
+        if directory.exists()
+        else set()
+    )
+
+
+def free_bytes(path: Path) -> int:
+    info = os.statvfs(path)
+    return info.f_bavail * info.f_frsize
+
+
+@contextlib.contextmanager
+def filled(filesystem: Path, leave: int = 0, databases: tuple[Path, ...] = ()) -> Iterator[None]:
+    """`filesystem` with only `leave` bytes free during the block: a file of the test's
+    takes the rest, and is removed after. The write-ahead logs of `databases` (SQLite,
+    WAL) are emptied first, as a checkpoint would: without that, a write could reuse
+    their space and a full disk would never be seen by them."""
+    for database in databases:
+        with contextlib.closing(sqlite3.connect(database, timeout=30)) as db:
+            busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            assert not busy, f"{database} is in use: its log cannot be emptied"
+    filler = filesystem / "hc-filler"
+    assert free_bytes(filesystem) >= leave, f"{filesystem} has less than {leave} bytes free"
+    try:
+        subprocess.run(
+            ["fallocate", "-l", str(free_bytes(filesystem) - leave), str(filler)], check=True
+        )
+        assert free_bytes(filesystem) <= leave
+        yield
+    finally:
+        filler.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

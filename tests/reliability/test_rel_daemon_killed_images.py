@@ -12,25 +12,12 @@ works. (Cuts during `run`, `rm` and `stop`: the other test_rel_daemon_killed*.)
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-from tests.reliability.support import cut_short
+from tests.reliability.support import BULKY, cut_short, entries
 from tests.support.daemon import Hyperd
-from tests.support.imagebuild import bulky, write_archive, write_layout
-from tests.support.registry import Registry
-
-NAME = "docker.io/library/bulky:latest"
-
-
-def entries(directory: Path) -> set[str]:
-    """Every path below `directory`, relative to it."""
-    return (
-        {str(p.relative_to(directory)) for p in directory.rglob("*")}
-        if directory.exists()
-        else set()
-    )
+from tests.support.imagebuild import bulky
 
 
 def staged(daemon: Hyperd) -> bool:
@@ -54,32 +41,16 @@ CUTS: dict[str, tuple[str, Callable[[Hyperd], bool]]] = {
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory):
+def bulky_image():
     # Incompressible data, so that moving and unpacking it take long enough to be cut.
     return bulky(megabytes=96, layers=3)
-
-
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory, image) -> Path:
-    return write_archive(tmp_path_factory.mktemp("archive") / "bulky.tar", {NAME: image})
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory, image):
-    workdir = tmp_path_factory.mktemp("registry")
-    registry = Registry.start(workdir)
-    try:
-        registry.push(write_layout(workdir / "layout", {"bulky": image}), "bulky", "bulky:1")
-        yield registry
-    finally:
-        registry.stop()
 
 
 def arguments(verb: str, request) -> tuple[list[str], str]:
     """The command line of the cut verb, and the reference it stores."""
     if verb == "load":
-        return ["load", "-i", str(request.getfixturevalue("archive"))], NAME
-    reference = f"{request.getfixturevalue('registry').address}/bulky:1"
+        return ["load", "-i", str(request.getfixturevalue("bulky_archive"))], BULKY
+    reference = f"{request.getfixturevalue('bulky_registry').address}/bulky:1"
     return ["pull", reference], reference
 
 
