@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from hypercontainer.sqlitedb import use_wal, write_transaction
+from hypercontainer.sqlitedb import Connections, use_wal, write_transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (id TEXT PRIMARY KEY, record TEXT NOT NULL);
@@ -69,17 +69,15 @@ class ImageRecord:
 class Index:
     def __init__(self, path: Path) -> None:
         self.path = path
+        # Kept open between operations: when its last connection closes, SQLite removes
+        # the database's WAL and shared-memory files, and on a full disk the next
+        # connection could not make them again: no image could even be listed.
+        self._connections = Connections(str(path), use_wal)
         with self._connect() as db:
             db.executescript(SCHEMA)
 
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        try:
-            use_wal(db)
-            yield db
-        finally:
-            db.close()
+    def _connect(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return self._connections.use()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
