@@ -29,3 +29,7 @@ class AgentError(DriverError):
 
 class AgentTimeout(AgentError):
     """The guest agent did not answer in time."""
+
+
+class NoSpace(DriverError):
+    """A disk hyperd writes to is full (or its quota reached): says which store."""

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import Conflict, HyperError, NotFound, UserError
+from ..errors import Conflict, HyperError, NoSpace, NotFound, UserError
 from ..log import get_logger
 from ..validation import one_line
 
@@ -158,6 +158,8 @@ def status_of(error: Exception) -> int:
         return 409
     if isinstance(error, UserError):
         return 400
+    if isinstance(error, NoSpace):
+        return 507  # Insufficient Storage
     return 500
 
 
@@ -202,6 +204,10 @@ class Handler(BaseHTTPRequestHandler):
             "internal error", path=self.path, error=str(error), traceback=traceback.format_exc()
         )
 
+    def _warn_if_full(self, error: Exception) -> None:
+        if isinstance(error, NoSpace):  # the host's operator has to act: in hyperd's log too
+            log.warning("no space left", path=self.path, error=str(error))
+
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Errors http.server finds itself (a bad request line, too many headers): JSON too."""
         text = message or self.responses.get(code, ("error",))[0]
@@ -209,6 +215,7 @@ class Handler(BaseHTTPRequestHandler):
         self._json(code, {"error": text.splitlines()[0] if text else f"HTTP {code}"})
 
     def _error(self, error: Exception) -> None:
+        self._warn_if_full(error)
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         if not isinstance(error, HyperError):
             message = f"internal error: {message}"
@@ -235,6 +242,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(json.dumps(_plain(item)).encode() + b"\n")
                 self.wfile.flush()
         except HyperError as e:  # an error after the headers: the last line says it
+            self._warn_if_full(e)
             self.wfile.write(json.dumps({"error": str(e)}).encode() + b"\n")
         except (BrokenPipeError, ConnectionResetError):
             pass

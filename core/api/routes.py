@@ -12,6 +12,7 @@ from typing import Any
 
 from .. import __version__, drivers, events
 from .. import spec as podspec
+from ..diskspace import space_on
 from ..drivers import PortForward
 from ..errors import HyperError, UserError
 from ..guest.agent.protocol import process_key
@@ -420,7 +421,10 @@ def build_router(runtime: Runtime) -> Router:  # noqa: C901 - a route per nested
         length = request.content_length()
         if not 0 < length <= MAX_ARCHIVE:
             raise UserError("the archive is empty or too large")
-        with tempfile.NamedTemporaryFile(dir=runtime.transfers_dir, suffix=".tar") as f:
+        with (
+            space_on("hyperd's state root", runtime.transfers_dir),
+            tempfile.NamedTemporaryFile(dir=runtime.transfers_dir, suffix=".tar") as f,
+        ):
             remaining = length
             while remaining:
                 chunk = request.handler.rfile.read(min(remaining, 1 << 20))

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from hypercontainer.diskspace import space_on
 from hypercontainer.drivers import (
     Images,
     ImageSummary,
@@ -86,22 +87,29 @@ class OciImages(Images):
     def pull(self, reference: str, progress: ProgressCallback | None = None) -> ResolvedImage:
         ref = parse(reference.strip(), self.settings.default_registry)
         client = RegistryClient(ref.registry, self.credentials, self.settings.insecure_registries)
-        record = pull_image(
-            self.store,
-            client,
-            ref,
-            self.platform,
-            self.limits,
-            self.settings.concurrent_downloads,
-            Progress(progress),
-        )
+        # A full disk is said once what the pull wrote has gone again (Store.writing).
+        with space_on("the image store", self.store.root):
+            record = pull_image(
+                self.store,
+                client,
+                ref,
+                self.platform,
+                self.limits,
+                self.settings.concurrent_downloads,
+                Progress(progress),
+            )
         log.info("image pulled", reference=str(ref), id=record.id, layers=len(record.layers))
         return self._resolved(record, str(ref))
 
     def load(self, archive: Path) -> builtins.list[str]:
-        loaded = archives.load(
-            self.store, Path(archive), self.settings.default_registry, self.platform, self.limits
-        )
+        with space_on("the image store", self.store.root):
+            loaded = archives.load(
+                self.store,
+                Path(archive),
+                self.settings.default_registry,
+                self.platform,
+                self.limits,
+            )
         log.info("images loaded", archive=str(archive), images=loaded)
         return loaded
 
