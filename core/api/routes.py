@@ -451,7 +451,8 @@ def build_router(runtime: Runtime) -> Router:  # noqa: C901 - a route per nested
         fd, name = tempfile.mkstemp(dir=runtime.transfers_dir, suffix=".tar")
         os.close(fd)
         try:
-            runtime.images.save(body.references, Path(name))
+            with space_on("hyperd's state root", runtime.transfers_dir):
+                runtime.images.save(body.references, Path(name))
         except BaseException:
             os.unlink(name)
             raise

@@ -8,6 +8,7 @@ If no daemon listens, one is started for the user, who is told so.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -173,14 +174,19 @@ class Client:
                 response.close()
         return _Lines(response)
 
-    def download(self, path: str, body: Any, target: Path) -> None:
+    def download(self, path: str, body: Any, target: Path, shown_as: Path | None = None) -> None:
+        """The answer's body into `target`; a failure to write it (a full disk) is said
+        about `shown_as`, the file the user named."""
         response = self._send("POST", path, body)
         try:
             if response.status >= 400:
                 raise CommandError(_error_text(_json(response.read()), response.status))
             with open(target, "wb") as f:
                 while chunk := response.reader.read(1 << 20):
-                    f.write(chunk)
+                    with _writing(shown_as or target):
+                        f.write(chunk)
+                with _writing(shown_as or target):
+                    f.flush()
         finally:
             response.close()
 
@@ -349,6 +355,14 @@ def _json(data: bytes) -> Any:
         return json.loads(data) if data else None
     except ValueError:
         return None
+
+
+@contextlib.contextmanager
+def _writing(shown_as: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as e:
+        raise CommandError(f"cannot write {shown_as}: {e.strerror or e}") from None
 
 
 def _error_text(answer: Any, status: int) -> str:

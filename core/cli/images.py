@@ -159,7 +159,7 @@ def do_save(client: Client, args) -> int:
     partial = target.with_name(target.name + ".partial")
     try:
         _writable(partial, target)  # before hyperd writes a whole archive for nothing
-        client.download("/images/save", {"references": args.images}, partial)
+        client.download("/images/save", {"references": args.images}, partial, shown_as=target)
         try:
             partial.replace(target)
         except OSError as e:

@@ -144,7 +144,6 @@ def test_a_load_bigger_than_the_free_space(daemon, bulky_archive, leave):
     assert_no_internal_error(daemon)
 
 
-@pytest.mark.xfail(strict=True, reason="hyperctl save says OSError: [Errno 28]")
 def test_a_save_to_a_full_file_system(daemon, tmp_path):
     before = contents(daemon)
     # busybox's archive is about 1 MiB
