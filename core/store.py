@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+from .diskspace import space_on
 from .errors import Conflict, NotFound, UserError
 from .model import (
     Container,
@@ -63,7 +64,12 @@ class Store:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connections.use() as db, write_transaction(db):
+        # A full disk rolls the transaction back: nothing of the change is kept.
+        with (
+            space_on("hyperd's state root", self.path.parent),
+            self._connections.use() as db,
+            write_transaction(db),
+        ):
             yield db
 
     # -- pods ---------------------------------------------------------------

@@ -169,9 +169,6 @@ def test_a_save_to_a_full_file_system(daemon, tmp_path):
 
 
 @pytest.mark.vm
-@pytest.mark.xfail(
-    strict=True, reason="a full state database is an internal error: database or disk is full"
-)
 def test_pods_outlive_a_full_volume_and_a_full_state_root(daemon, tmp_path):
     daemon.hyperctl("run", "-d", "--name", "steady", "busybox", *SLEEPER, check=True)
     with small_filesystem(tmp_path / "volume", megabytes=8) as volume:
