@@ -2,7 +2,9 @@
 answers: while the sandbox's pod boots (containerd's Create), and while its container
 is started (Start). containerd sees the shim go and runs `containerd-shim-hyper-v2
 delete` for the task; after that no VM, hyperd pod, mount or bundle may be left, and
-containerd's next calls (removing the container, a new run) work.
+containerd's next calls (removing the container, a new run) work. And kill -9 of the
+hyperd under the shim while the sandbox's VM boots: after containerd's next calls
+(which start hyperd again) nothing is left either.
 
 Debian's containerd with its own roots (tests/support/containerd.py); the shim starts
 the hyperd it talks to. Each point is reached by watching that hyperd's store, the
@@ -64,15 +66,21 @@ def container_starting(containerd: Containerd, task: str) -> bool:
     )
 
 
-POINTS: dict[str, Callable[[Containerd, str], bool]] = {
-    "the sandbox's VM booting": sandbox_booting,
-    "its container being started": container_starting,
+CUTS: dict[str, tuple[str, Callable[[Containerd, str], bool]]] = {
+    "shim killed while the sandbox's VM boots": ("shim", sandbox_booting),
+    "shim killed while its container is started": ("shim", container_starting),
+    "hyperd killed while the sandbox's VM boots": ("hyperd", sandbox_booting),
 }
 
 
-@pytest.mark.parametrize("point", list(POINTS))
-def test_a_shim_killed_before_its_vm_answers_leaves_nothing(containerd, point) -> None:
-    task = f"cut-{list(POINTS).index(point)}"
+def no_pod_left(containerd: Containerd) -> None:
+    until(lambda: not hyperd_states(containerd, "pods"), "hyperd to hold no pod")
+    nothing_left(containerd, NAMESPACE)
+
+
+@pytest.mark.parametrize("cut", list(CUTS))
+def test_a_shim_or_hyperd_killed_before_the_vm_answers_leaves_nothing(containerd, cut) -> None:
+    task, (victim, point) = f"cut-{list(CUTS).index(cut)}", CUTS[cut]
     run = background(
         containerd.ctr_command(
             "run", "-d", *containerd.runtime_options(), BUSYBOX, task, "sleep", "3600"
@@ -80,26 +88,24 @@ def test_a_shim_killed_before_its_vm_answers_leaves_nothing(containerd, point) -
         containerd.env,
     )
     try:
-        reach(lambda: POINTS[point](containerd, task), run)
-        (shim,) = containerd.shim_pids()
-        os.kill(shim, signal.SIGKILL)
+        reach(lambda: point(containerd, task), run)
+        (pid,) = containerd.shim_pids() if victim == "shim" else containerd.hyperd_pids()
+        os.kill(pid, signal.SIGKILL)
         _, err = run.communicate(timeout=120)
     finally:
         if run.poll() is None:
             run.kill()
     assert run.returncode != 0 and err.strip(), err  # ctr says the task did not come up
-
-    # containerd's cleanup of the dead shim (`delete`): the pod goes once hyperd has
-    # finished booting it, then its VM, and everything else.
-    until(
-        lambda: containerd.hyperctl("list", "-q").stdout.split() == [],
-        "the shim's pod to be removed from hyperd",
-    )
-    nothing_left(containerd, NAMESPACE)
-    assert not bundle(containerd, task).exists()
-    # containerd's next calls: the container's record goes, and the name runs again.
+    if victim == "shim":
+        # containerd's cleanup of the dead shim (`delete`) removes the pod, once hyperd
+        # has finished booting it, then its VM goes, and everything else.
+        no_pod_left(containerd)
+        assert not bundle(containerd, task).exists()
+    # containerd's next calls: the container's record goes, and the name runs again (a
+    # killed hyperd is started again by the shim, and undoes the cut start).
     containerd.ctr("containers", "rm", task)
     options = containerd.runtime_options()
     again = containerd.ctr("run", "--rm", *options, BUSYBOX, task, "echo", "again")
     assert again.stdout == b"again\n"
-    nothing_left(containerd, NAMESPACE)
+    no_pod_left(containerd)
+    assert not bundle(containerd, task).exists()
