@@ -8,11 +8,33 @@ wait on a condition that the writer notifies, so `logs -f` never polls the file.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+
+from .diskspace import is_disk_full
+from .log import get_logger
+
+log = get_logger()
+
+
+def _append_whole(path: Path, line: bytes) -> None:
+    """Append `line` to `path` whole, or, if that fails part way, not at all."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        end = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            rest = memoryview(line)
+            while rest:
+                rest = rest[os.write(fd, rest) :]
+        except OSError:
+            os.ftruncate(fd, end)
+            raise
+    finally:
+        os.close(fd)
 
 
 def encode_line(stream: str, data: bytes) -> str:
@@ -38,14 +60,26 @@ class ContainerLog:
         self.path = path
         self.changed = threading.Condition()
         self.ended = False  # the container's current process has exited
+        self.dropping = False  # entries are being dropped: the disk is full
 
     def append(self, stream: str, data: bytes) -> None:
+        """Add an entry. On a full disk it is dropped, said once in hyperd's log until an
+        entry is written again; the file never keeps part of a line (every later entry
+        would be unreadable, and with it the whole log)."""
         if not data:
             return
         with self.changed:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as f:
-                f.write(encode_line(stream, data))
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                _append_whole(self.path, encode_line(stream, data).encode())
+            except OSError as e:
+                if not is_disk_full(e):
+                    raise
+                if not self.dropping:
+                    log.warning("container output not logged: no space left", path=str(self.path))
+                self.dropping = True
+                return
+            self.dropping = False
             self.changed.notify_all()
 
     def reopen(self) -> None:

@@ -1,5 +1,7 @@
 """Lifecycle events kept for followers, and container logs read from a time on."""
 
+import errno
+import os
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -62,3 +64,22 @@ def test_logs_since_a_time_and_with_their_times(tmp_path):
     assert [d for _, _, d in log.read(since=middle)] == [b"late\n"]
     assert [d for _, _, d in log.read(since=middle, tail=5)] == [b"late\n"]
     assert datetime.fromisoformat(everything[1][0]) >= middle
+
+
+def test_a_full_disk_drops_whole_entries_and_the_log_stays_readable(tmp_path, monkeypatch):
+    log = ContainerLog(tmp_path / "c.log")
+    log.append("stdout", b"before\n")
+    real_write = os.write
+
+    def half_then_full(fd, data):  # what a disk filling under the write does
+        if len(data) > 8:
+            return real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", half_then_full)
+    log.append("stdout", b"x" * 10000)  # dropped, not raised
+    assert log.dropping
+    monkeypatch.setattr(os, "write", real_write)
+    log.append("stdout", b"after\n")
+    assert not log.dropping
+    assert [data for _, _, data in log.read()] == [b"before\n", b"after\n"]
