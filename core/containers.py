@@ -18,7 +18,15 @@ from . import hostpaths, names
 from . import spec as podspec
 from .container_config import agent_config, host_binds
 from .drivers import ResolvedImage
-from .errors import AgentError, AgentTimeout, Conflict, HyperError, NotFound, UserError
+from .errors import (
+    AgentError,
+    AgentTimeout,
+    Conflict,
+    HyperError,
+    NoSpace,
+    NotFound,
+    UserError,
+)
 from .guest.agent.protocol import KEY_SEPARATOR, process_key
 from .log import get_logger
 from .model import Container, ContainerState, Pod, PodState, container_final_state, now
@@ -40,6 +48,7 @@ log = get_logger()
 RESTART_BACKOFF_FIRST = 0.5  # seconds before the first restart; doubled each time
 RESTART_BACKOFF_MAX = 30.0
 EXIT_IN_FLIGHT = 5.0  # seconds an exit the guest has sent may take to be handled
+EXIT_RECORD_RETRY = 5.0  # seconds between tries to record an exit on a full disk
 MAX_SIGNAL = 64  # SIGRTMAX on Linux
 
 
@@ -92,6 +101,7 @@ class Containers:
         # recorded (a process can end before its start's reply is handled), or None.
         self._early_exits: dict[str, tuple[int | None] | None] = {}
         self._restarts: dict[str, int] = {}  # restarts so far, for the back-off
+        self._unrecorded_exits: set[str] = set()  # said once: tried again (a full disk)
 
     # -- images -----------------------------------------------------------
 
@@ -284,15 +294,22 @@ class Containers:
             try:
                 container = self.store.container(container_id)
             except NotFound:
+                self._unrecorded_exits.discard(container_id)
                 return
             if container.state != ContainerState.RUNNING:
+                self._unrecorded_exits.discard(container_id)
                 if container_id in self._early_exits:  # its start has not been recorded yet
                     self._early_exits[container_id] = (code,)
                 return
         state = container_final_state(code) if code is not None else ContainerState.FAILED
-        container = self.store.transition_container(
-            container_id, state, exit_code=code, finished=now()
-        )
+        try:
+            container = self.store.transition_container(
+                container_id, state, exit_code=code, finished=now()
+            )
+        except NoSpace as e:
+            self._record_exit_later(container_id, code, str(e))
+            return
+        self._unrecorded_exits.discard(container_id)
         log.info("container exited", container_id=container_id, exit_code=code)
         self.files.log(container).end()
         self.subscribers.exit(container_id, code)
@@ -300,6 +317,23 @@ class Containers:
             self._exited.notify_all()
         self.hooks.container_post_stop(container, code)
         self._maybe_restart(container)
+
+    def _record_exit_later(self, container_id: str, code: int | None, reason: str) -> None:
+        """An exit the store had no space for: tried again until it is recorded (the
+        container would otherwise stay `running` for good; nothing says when space is
+        back), unless the container is gone or recorded otherwise meanwhile."""
+        if container_id not in self._unrecorded_exits:
+            log.warning(
+                "container exit not recorded yet",
+                container_id=container_id,
+                exit_code=code,
+                reason=reason,
+                retry_every=EXIT_RECORD_RETRY,
+            )
+            self._unrecorded_exits.add(container_id)
+        timer = threading.Timer(EXIT_RECORD_RETRY, self.exited, (container_id, code))
+        timer.daemon = True
+        timer.start()
 
     def _restart_wanted(self, container: Container) -> bool:
         policy = self.spec_of(container).restart_policy

@@ -208,7 +208,6 @@ def test_a_container_filling_its_volume_sees_it_and_the_rest_goes_on(daemon, ste
 
 
 @pytest.mark.vm
-@pytest.mark.xfail(strict=True, reason="an exit on a full state root stays unrecorded for good")
 def test_a_full_state_root_refuses_new_state_and_what_runs_goes_on(daemon, steady):
     daemon.hyperctl("create", "-c", "--name", "brief", steady, "busybox", *SLEEPER, check=True)
     daemon.hyperctl("start", "-c", "brief", check=True)

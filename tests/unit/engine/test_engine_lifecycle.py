@@ -7,7 +7,7 @@ import signal
 
 import pytest
 from hypercontainer import containers as containers_module
-from hypercontainer.errors import Conflict, DriverError, HyperError, NotFound
+from hypercontainer.errors import Conflict, DriverError, HyperError, NoSpace, NotFound
 from hypercontainer.model import ContainerState, PodState
 from hypercontainer.testing import Engine
 
@@ -183,3 +183,21 @@ def test_an_exec_runs_beside_the_container_and_is_signalled_alone(engine):
     assert guest.process(container.id, exec_id).code == 128 + signal.SIGTERM
     engine.runtime.containers.signal_exec(container.id, exec_id, signal.SIGTERM)  # harmless
     assert engine.runtime.store.container(container.id).state == ContainerState.RUNNING
+
+
+def test_an_exit_the_store_has_no_space_for_is_recorded_once_it_has(engine, monkeypatch):
+    monkeypatch.setattr(containers_module, "EXIT_RECORD_RETRY", 0.001)
+    store, refusals = engine.runtime.store, []
+    transition = store.transition_container
+
+    def full_twice(container_id, state, **changes):
+        if state == ContainerState.SUCCEEDED and len(refusals) < 2:
+            refusals.append(state)
+            raise NoSpace("no space left on hyperd's state root (/s)")
+        return transition(container_id, state, **changes)
+
+    monkeypatch.setattr(store, "transition_container", full_twice)
+    pod = engine.runtime.run_pod(engine.pod("echo", "done"))
+    eventually(lambda: store.pod(pod.id).state == PodState.SUCCEEDED, "pod succeeded")
+    (container,) = store.containers(pod.id)
+    assert (container.state, container.exit_code, len(refusals)) == (ContainerState.SUCCEEDED, 0, 2)
