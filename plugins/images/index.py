@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from hypercontainer.diskspace import space_on
 from hypercontainer.sqlitedb import Connections, use_wal, write_transaction
 
 SCHEMA = """
@@ -81,7 +82,12 @@ class Index:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as db, write_transaction(db):
+        # A full disk rolls the change back; said as the store's, as its files' would be.
+        with (
+            space_on("the image store", self.path.parent),
+            self._connect() as db,
+            write_transaction(db),
+        ):
             yield db
 
     # -- reads ----------------------------------------------------------------

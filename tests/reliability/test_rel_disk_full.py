@@ -168,6 +168,18 @@ def test_a_save_to_a_full_file_system(daemon, tmp_path):
     assert_no_traceback(daemon)
 
 
+def test_a_tag_or_a_removal_on_a_full_state_root(daemon):
+    daemon.hyperctl("tag", "busybox", "spare:1", check=True)
+    before = contents(daemon)
+    with full(daemon):
+        for command in (["tag", "busybox", "other:1"], ["rmi", "spare:1"]):
+            refused = daemon.hyperctl(*command)
+            assert_no_space(refused, daemon.state_root / "images")
+            assert contents(daemon) == before
+    daemon.hyperctl("rmi", "spare:1", check=True)
+    assert_no_traceback(daemon)
+
+
 @pytest.fixture(scope="module")
 def steady(daemon):
     """A running pod of one container that waits, for the module's later tests."""
