@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from tests.reliability.support import (
     background,
     cut_short,
     reach,
+    states,
     template_qemu_pids,
     templates_dir,
     templating_daemon,
@@ -65,6 +67,24 @@ def template_booting(daemon: Hyperd) -> bool:
     )
 
 
+def state_saved(daemon: Hyperd) -> bool:
+    """The point: the template's device state is written (or being written), the
+    template not in place yet."""
+    return any((templates_dir(daemon) / name / "state").exists() for name in half_made(daemon))
+
+
+def templates_of(daemon: Hyperd, memory_mb: int) -> list[dict]:
+    """What `hyperctl info` lists of the templates of this shape (its memory)."""
+    return [t for t in daemon.api("GET", "/info")["templates"] if t["memory_mb"] == memory_mb]
+
+
+# A shape (its memory) for each: its first pod makes its template.
+MAKING = {
+    "its guest booting": (128, template_booting),
+    "its state saved, the template not in place yet": (192, state_saved),
+}
+
+
 def pod(daemon: Hyperd, ref: str) -> dict:
     return daemon.api("GET", f"/pods/{ref}")
 
@@ -80,8 +100,11 @@ def remove_all(daemon: Hyperd) -> None:
     assert qemu_pids(daemon.run_root) == []
 
 
-def test_hyperd_killed_while_it_makes_a_template(daemon: Hyperd) -> None:
-    run = cut_short(daemon, ["run", "-d", "busybox", *SLEEPER], template_booting)
+@pytest.mark.parametrize("point", list(MAKING))
+def test_hyperd_killed_while_it_makes_a_template(daemon: Hyperd, point: str) -> None:
+    memory, reached = MAKING[point]
+    shape = ("--memory", str(memory))
+    run = cut_short(daemon, ["run", "-d", *shape, "busybox", *SLEEPER], reached)
     try:
         assert run.returncode == 1 and len(run.stderr.splitlines()) == 1, run
         assert run.stderr.startswith("hyperctl ERROR: "), run
@@ -90,16 +113,16 @@ def test_hyperd_killed_while_it_makes_a_template(daemon: Hyperd) -> None:
         assert template_qemu_pids(daemon) == []
         assert half_made(daemon) == []
         assert daemon.api("GET", "/pods") == []
-        assert daemon.api("GET", "/info")["templates"] == []
+        assert templates_of(daemon, memory) == []
 
-        first = run_detached(daemon)
+        first = run_detached(daemon, *shape)
         key = pod(daemon, first)["vm"]["template"]  # restored from a template made now
-        second = run_detached(daemon)
+        second = run_detached(daemon, *shape)
         assert pod(daemon, second)["vm"]["template"] == key
         assert daemon.hyperctl("exec", second, "echo", "cloned", check=True).stdout == "cloned\n"
-        (template,) = daemon.api("GET", "/info")["templates"]
+        (template,) = templates_of(daemon, memory)
         assert template["key"] == key and template["hits"] == 2
-        assert sorted(p.name for p in templates_dir(daemon).iterdir()) == [key]
+        assert half_made(daemon) == [] and (templates_dir(daemon) / key).is_dir()
         assert {"memory", "state", "meta.json"} <= {
             p.name for p in (templates_dir(daemon) / key).iterdir()
         }
@@ -108,27 +131,65 @@ def test_hyperd_killed_while_it_makes_a_template(daemon: Hyperd) -> None:
         remove_all(daemon)
 
 
-def test_the_template_guest_killed_still_starts_the_pod(daemon: Hyperd) -> None:
-    # Its own shape (256 MB): the module's other test made the 128 MB one.
-    before = {t["key"] for t in daemon.api("GET", "/info")["templates"]}
-    run = background([*HYPERCTL, "run", "-d", "--memory", "256", "busybox", *SLEEPER], daemon.env)
+def booted_despite(daemon: Hyperd, options: list[str], victim: Callable[[], int | None]) -> str:
+    """`hyperctl run -d OPTIONS`, the QEMU `victim()` names killed -9 as soon as there
+    is one; the pod must start all the same, booted. Its id."""
+    run = background([*HYPERCTL, "run", "-d", *options, "busybox", *SLEEPER], daemon.env)
     try:
-        reach(lambda: template_booting(daemon), run)
-        maker = template_guest(daemon)
-        assert maker is not None
-        os.kill(maker, signal.SIGKILL)
+        reach(lambda: victim() is not None, run)
+        pid = victim()
+        assert pid is not None, "the QEMU to kill went before it was killed"
+        os.kill(pid, signal.SIGKILL)
         out, err = run.communicate(timeout=300)
     finally:
         if run.poll() is None:
             run.kill()
+    assert run.returncode == 0, (out, err, daemon.log_text())
+    ref = announced_pod(out)
+    assert "template" not in pod(daemon, ref)["vm"]  # booted instead
+    assert daemon.hyperctl("exec", ref, "echo", "booted", check=True).stdout == "booted\n"
+    assert qemu_pids(daemon.run_root) == [pod(daemon, ref)["vm"]["pid"]]
+    assert template_qemu_pids(daemon) == [] and half_made(daemon) == []
+    return ref
+
+
+def test_the_template_guest_killed_still_starts_the_pod(daemon: Hyperd) -> None:
+    # Its own shape (256 MB): no template of it is made or being made.
+    before = {t["key"] for t in daemon.api("GET", "/info")["templates"]}
     try:
-        assert run.returncode == 0, (out, err, daemon.log_text())
-        ref = announced_pod(out)
-        assert "template" not in pod(daemon, ref)["vm"]  # booted instead
-        assert daemon.hyperctl("exec", ref, "echo", "booted", check=True).stdout == "booted\n"
-        assert template_qemu_pids(daemon) == []
-        assert half_made(daemon) == []
+        booted_despite(
+            daemon,
+            ["--memory", "256"],
+            lambda: template_guest(daemon) if template_booting(daemon) else None,
+        )
         assert {t["key"] for t in daemon.api("GET", "/info")["templates"]} == before
         assert not list(Path(daemon.run_root / "templates").glob("*/*"))
+    finally:
+        remove_all(daemon)
+
+
+def restoring_clone(daemon: Hyperd) -> int | None:
+    """The pid of a pod's QEMU started from a template while its pod is not running yet
+    (its device state loading, or its agent not answering yet)."""
+    if states(daemon, "pods") != {"pending"}:
+        return None
+    for pidfile in (daemon.run_root / "pods").glob("*/qemu.pid"):
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(pidfile.read_text())
+            if pid in qemu_pids(daemon.run_root) and b"-incoming" in Path(
+                f"/proc/{pid}/cmdline"
+            ).read_bytes().split(b"\0"):
+                return pid
+    return None
+
+
+def test_a_clone_s_qemu_killed_while_it_restores_still_starts_the_pod(daemon: Hyperd) -> None:
+    daemon.hyperctl("rm", run_detached(daemon), check=True)  # the shape has a template
+    try:
+        booted_despite(daemon, [], lambda: restoring_clone(daemon))
+        # The shape's pods are still restored from a template (the one that failed a
+        # clone is dropped: a new one is made).
+        assert pod(daemon, run_detached(daemon))["vm"].get("template")
+        assert len(templates_of(daemon, 128)) == 1
     finally:
         remove_all(daemon)
