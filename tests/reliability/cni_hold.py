@@ -3,7 +3,7 @@
 A directory put first in cni.bin_dir holds a stand-in for each wrapped plugin: it
 runs the real one from /usr/lib/cni, unless its `hold` file names this plugin and
 command ("DEL before portmap", "DEL after bridge"). Then, before (or once the real
-plugin succeeded), it creates `reached` and waits. hyperd runs each plugin with its
+plugin succeeded), it writes its pid to `reached` and waits. hyperd runs each plugin with its
 own death as the plugin's signal (setpriv --pdeathsig KILL): the waiting stand-in
 dies with the hyperd the test kills, as the real plugin would have at that point.
 """
@@ -18,13 +18,13 @@ WAIT = 600  # seconds a stand-in waits at its point: far beyond any test's kill
 STAND_IN = """#!/bin/sh
 point="$(cat {dir}/hold 2>/dev/null)"
 if [ "$point" = "$CNI_COMMAND before {name}" ]; then
-    : > {dir}/reached
+    echo $$ > {dir}/reached
     exec sleep {wait}
 fi
 {real}
 status=$?
 if [ "$status" -eq 0 ] && [ "$point" = "$CNI_COMMAND after {name}" ]; then
-    : > {dir}/reached
+    echo $$ > {dir}/reached
     exec sleep {wait}
 fi
 exit "$status"
@@ -53,7 +53,14 @@ class HoldingPlugins:
         (self.dir / "hold").write_text(point)
 
     def reached(self) -> bool:
-        return (self.dir / "reached").exists()
+        return self.holder() is not None
+
+    def holder(self) -> int | None:
+        """The pid of the stand-in waiting at the point (it stays the plugin's process)."""
+        try:
+            return int((self.dir / "reached").read_text())
+        except (OSError, ValueError):  # not there yet, or being written
+            return None
 
     def release(self) -> None:
         """Hold nowhere: every plugin runs as the real one again."""

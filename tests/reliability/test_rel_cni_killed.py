@@ -14,6 +14,7 @@ of the cut pod's published port; the release was completed once.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,6 +158,31 @@ def test_hyperd_killed_between_two_plugins_add(cni: Setup) -> None:
         assert len(held(cni.workdir)["leases"]) == len(baseline["held"]["leases"]) + 1
 
     cni.cut("ADD after bridge", ["run", "-d", "busybox", *SLEEPER], leased)
+    assert daemon.hyperctl("list", "-q").split() == ["keeper"]
+    assert held(cni.workdir) == baseline["held"]
+    assert cni.veths() == baseline["veths"]
+
+
+def test_a_plugin_killed_during_del_fails_rm_in_one_line_and_rm_again_releases(
+    cni: Setup,
+) -> None:
+    daemon, baseline = cni.daemon, {"held": held(cni.workdir), "veths": cni.veths()}
+    daemon.hyperctl("run", "-d", "--name", "unlucky", "busybox", *SLEEPER)
+    cni.plugins.hold("DEL before bridge")
+    rm = background([*daemon.prefix, *HYPERCTL, "--config", str(daemon.config), "rm", "unlucky"])
+    try:
+        reach(cni.plugins.reached, rm)
+        plugin = cni.plugins.holder()
+        assert plugin is not None
+        os.kill(plugin, signal.SIGKILL)
+        _, err = rm.communicate(timeout=120)
+    finally:
+        cni.plugins.release()
+        rm.kill()
+    assert rm.returncode == 1 and len(err.splitlines()) == 1, err
+    assert err == "hyperctl ERROR: CNI plugin bridge (DEL) failed: killed by SIGKILL\n", err
+    assert "unlucky" in daemon.hyperctl("list", "-q").split()  # kept: it still holds CNI state
+    daemon.hyperctl("rm", "unlucky")
     assert daemon.hyperctl("list", "-q").split() == ["keeper"]
     assert held(cni.workdir) == baseline["held"]
     assert cni.veths() == baseline["veths"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,16 @@ def _explain(done: subprocess.CompletedProcess) -> str:
             text += f": {error['details']}"
     else:
         lines = done.stderr.decode(errors="replace").strip().splitlines()
-        text = lines[-1] if lines else f"exit code {done.returncode}"
+        text = lines[-1] if lines else _ending(done.returncode)
     text = " ".join(text.split())
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+
+
+def _ending(returncode: int) -> str:
+    """How a plugin that said nothing ended: its exit code, or the signal that killed it."""
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit code {returncode}"

@@ -146,3 +146,14 @@ def test_a_missing_plugin_and_a_silent_add_are_errors(bin_dir, tmp_path):
     (bin_dir / "crash").chmod(0o755)
     with pytest.raises(PluginError, match=r"CNI plugin crash \(ADD\) failed: panic: the end$"):
         plugin.run("ADD", {"type": "crash"}, invocation(bin_dir))
+
+
+def test_a_silent_plugin_that_fails_or_is_killed_says_how_it_ended(bin_dir, tmp_path):
+    for name, body, ending in (
+        ("quits", "exit 3", "exit code 3"),
+        ("killed", "kill -9 $$", "killed by SIGKILL"),
+    ):
+        (bin_dir / name).write_text(f"#!/bin/sh\ncat >/dev/null\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+        with pytest.raises(PluginError, match=rf"CNI plugin {name} \(DEL\) failed: {ending}$"):
+            plugin.run("DEL", {"type": name}, invocation(bin_dir))
