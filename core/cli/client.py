@@ -26,7 +26,12 @@ DAEMON_START_TIMEOUT = 60.0
 
 
 class CommandError(Exception):
-    """A one-line error for the user; exit code 1."""
+    """A one-line error for the user; exit code 1. `status`: hyperd's HTTP status, if
+    the error is its answer."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class _Response:
@@ -138,7 +143,7 @@ class Client:
             response.close()
         answer = _json(data)
         if response.status >= 400:
-            raise CommandError(_error_text(answer, response.status))
+            raise CommandError(_error_text(answer, response.status), response.status)
         return answer
 
     def call(
@@ -169,7 +174,9 @@ class Client:
         response = self._send(method, path, body, query)
         if response.status >= 400:
             try:
-                raise CommandError(_error_text(_json(response.read()), response.status))
+                raise CommandError(
+                    _error_text(_json(response.read()), response.status), response.status
+                )
             finally:
                 response.close()
         return _Lines(response)
@@ -180,7 +187,9 @@ class Client:
         response = self._send("POST", path, body)
         try:
             if response.status >= 400:
-                raise CommandError(_error_text(_json(response.read()), response.status))
+                raise CommandError(
+                    _error_text(_json(response.read()), response.status), response.status
+                )
             with open(target, "wb") as f:
                 while chunk := response.reader.read(1 << 20):
                     with _writing(shown_as or target):
@@ -209,7 +218,7 @@ class Client:
         finally:
             response.close()
         if response.status >= 400:
-            raise CommandError(_error_text(answer, response.status))
+            raise CommandError(_error_text(answer, response.status), response.status)
         return answer
 
     def upgrade(self, path: str, body: Any = None) -> _BufferedSocket:
@@ -234,7 +243,7 @@ class Client:
             return _BufferedSocket(sock, response.reader)
         answer = _json(response.read())
         response.close()
-        raise CommandError(_error_text(answer, response.status))
+        raise CommandError(_error_text(answer, response.status), response.status)
 
     def _send(
         self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None

@@ -242,7 +242,9 @@ def ensure_images(client: Client, spec: dict[str, Any]) -> None:
             continue
         try:
             client.request("GET", path_of("/images/{}", image))
-        except CommandError:
+        except CommandError as e:
+            if e.status is not None and e.status >= 500:  # hyperd could not look (its disk
+                raise  # is full...): the image may well be there, and pulling is no answer
             pull(client, image, summary=False)
 
 

@@ -1,5 +1,6 @@
 """hyperctl's argument handling that needs no daemon: specs from flags, tables, errors."""
 
+import re
 import subprocess
 import sys
 
@@ -124,3 +125,35 @@ def test_help_does_not_import_the_daemon():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stderr.strip() == "[]"
+
+
+class _Lookups:
+    """A client whose image lookups all end with one answer."""
+
+    def __init__(self, error: CommandError) -> None:
+        self.error = error
+
+    def request(self, method, path, body=None, query=None):
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("answer", "pulled"),
+    [
+        (CommandError("image 'busybox' not found locally", 404), True),
+        (CommandError("no space left on the image store (/s/images)", 507), False),
+        (CommandError("internal error: disk I/O error", 500), False),
+    ],
+)
+def test_run_pulls_an_image_only_if_it_is_missing(monkeypatch, answer, pulled):
+    from hypercontainer.cli import images
+
+    pulls = []
+    monkeypatch.setattr(images, "pull", lambda client, image, summary: pulls.append(image))
+    spec = {"containers": [{"image": "busybox"}]}
+    if pulled:
+        pods.ensure_images(_Lookups(answer), spec)
+    else:  # hyperd could not look: said, rather than a pull from the registry
+        with pytest.raises(CommandError, match=re.escape(str(answer))):
+            pods.ensure_images(_Lookups(answer), spec)
+    assert pulls == (["busybox"] if pulled else [])
