@@ -23,15 +23,28 @@ FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 def is_disk_full(error: BaseException | None) -> bool:
     """Whether `error`, or what it was raised from or while handling (a caller may have
     put its own words on it), is a full disk."""
+    for link in _chain(error):
+        if isinstance(link, OSError) and link.errno in FULL_ERRNOS:
+            return True
+        if isinstance(link, sqlite3.Error) and _sqlite_code(link) == sqlite3.SQLITE_FULL:
+            return True
+    return False
+
+
+def unattributed(error: BaseException) -> NoSpace:
+    """A full disk no store said as its own (hyperd's last resort): said as the file
+    that could not be written, when the error names one."""
+    names = (e.filename for e in _chain(error) if isinstance(e, OSError) and e.filename)
+    name = next(names, None)
+    return NoSpace(f"no space left on device ({name})" if name else "no space left on device")
+
+
+def _chain(error: BaseException | None) -> Iterator[BaseException]:
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        if isinstance(error, OSError) and error.errno in FULL_ERRNOS:
-            return True
-        if isinstance(error, sqlite3.Error) and _sqlite_code(error) == sqlite3.SQLITE_FULL:
-            return True
+        yield error
         error = error.__cause__ or error.__context__
-    return False
 
 
 def _sqlite_code(error: sqlite3.Error) -> int | None:

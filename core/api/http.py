@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ValidationError
 
+from ..diskspace import is_disk_full, unattributed
 from ..errors import Conflict, HyperError, NoSpace, NotFound, UserError
 from ..log import get_logger
 from ..validation import one_line
@@ -196,6 +197,8 @@ class Handler(BaseHTTPRequestHandler):
         except HyperError as e:
             self._error(e)
         except Exception as e:  # noqa: BLE001 - a bug must not kill the daemon
+            if is_disk_full(e):  # not a bug: the host's disk, even if no store said it
+                return self._error(unattributed(e))
             self._internal_error(e)
             self._error(e)
 
@@ -242,17 +245,23 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(json.dumps(_plain(item)).encode() + b"\n")
                 self.wfile.flush()
         except HyperError as e:  # an error after the headers: the last line says it
-            self._warn_if_full(e)
-            self.wfile.write(json.dumps({"error": str(e)}).encode() + b"\n")
+            self._last_line(e)
         except (BrokenPipeError, ConnectionResetError):
             pass
         except Exception as e:  # noqa: BLE001 - a bug: said in the stream, never a 2nd answer
-            self._internal_error(e)
-            self.wfile.write(json.dumps({"error": f"internal error: {e}"}).encode() + b"\n")
+            if is_disk_full(e):  # not a bug: the host's disk, even if no store said it
+                self._last_line(unattributed(e))
+            else:
+                self._internal_error(e)
+                self.wfile.write(json.dumps({"error": f"internal error: {e}"}).encode() + b"\n")
         finally:
             close = getattr(items, "close", None)
             if close:
                 close()
+
+    def _last_line(self, error: HyperError) -> None:
+        self._warn_if_full(error)
+        self.wfile.write(json.dumps({"error": str(error)}).encode() + b"\n")
 
     def _raw(self, chunks: Iterator[bytes]) -> None:
         self.send_response(200)

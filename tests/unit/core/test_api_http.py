@@ -4,7 +4,9 @@ taken only when they are numbers."""
 
 from __future__ import annotations
 
+import errno
 import socket
+import sqlite3
 import threading
 from collections.abc import Iterator
 
@@ -23,6 +25,16 @@ def server(tmp_path) -> Iterator[str]:
         if request.params["what"] == "bug":
             raise RuntimeError("boom")
         raise UserError("gone away")
+
+    @router.add("GET", "/full/{how}", "a full disk no store said")
+    def full(request) -> dict:
+        if request.params["how"] == "file":
+            raise OSError(errno.ENOSPC, "No space left on device", "/s/pods/p/share")
+        db = sqlite3.connect(":memory:")  # a database that may not grow: SQLITE_FULL
+        db.execute("CREATE TABLE t (x)")
+        db.execute(f"PRAGMA max_page_count={db.execute('PRAGMA page_count').fetchone()[0]}")
+        db.execute("INSERT INTO t VALUES (?)", (b"x" * 100_000,))
+        return {}
 
     @router.add("GET", "/raw", "a chunk, then a bug", kind="raw")
     def raw(request) -> Iterator[bytes]:
@@ -82,3 +94,15 @@ def test_query_numbers_absent_given_or_refused(server, query, status, body) -> N
     answer = get(server, f"/wait{query}", method="POST")
     assert answer.split(b" ")[1] == status
     assert body in answer.split(b"\r\n\r\n", 1)[1]
+
+
+@pytest.mark.parametrize(
+    "how, error",
+    [
+        ("file", b'{"error": "no space left on device (/s/pods/p/share)"}'),
+        ("sqlite", b'{"error": "no space left on device"}'),
+    ],
+)
+def test_a_full_disk_no_store_said_is_no_internal_error(server, how, error) -> None:
+    answer = get(server, f"/full/{how}")
+    assert answer.startswith(b"HTTP/1.1 507 ") and answer.endswith(error), answer
