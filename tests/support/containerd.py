@@ -211,9 +211,12 @@ class Containerd:
 
 
 @contextlib.contextmanager
-def started_containerd(namespace: str = "default") -> Iterator[Containerd]:
-    """A started containerd holding the test images in `namespace`; stopped after."""
-    daemon = Containerd().start()
+def started_containerd(namespace: str = "default", hyperd: str = "") -> Iterator[Containerd]:
+    """A started containerd holding the test images in `namespace`, `hyperd` added to the
+    configuration of the hyperd its shims start; stopped after."""
+    daemon = Containerd()
+    daemon.hyperd_config.write_text(daemon.hyperd_config.read_text() + hyperd)
+    daemon.start()
     try:
         daemon.import_images(namespace=namespace)
         yield daemon
