@@ -74,7 +74,7 @@ class Index:
         # the database's WAL and shared-memory files, and on a full disk the next
         # connection could not make them again: no image could even be listed.
         self._connections = Connections(str(path), use_wal)
-        with self._connect() as db:
+        with space_on("the image store", path.parent), self._connect() as db:
             db.executescript(SCHEMA)
 
     def _connect(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:

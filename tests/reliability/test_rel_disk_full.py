@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -178,6 +179,29 @@ def test_a_tag_or_a_removal_on_a_full_state_root(daemon):
             assert contents(daemon) == before
     daemon.hyperctl("rmi", "spare:1", check=True)
     assert_no_traceback(daemon)
+
+
+def test_hyperd_starting_on_a_full_state_root_says_so_and_starts_once_there_is_space():
+    hyperd = Hyperd()
+    try:
+        with small_filesystem(hyperd.state_root, 16) as state_root:
+            with filled(state_root):
+                started = subprocess.run(
+                    [sys.executable, "-m", "hypercontainer.api.server"],
+                    env=hyperd.env,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
+                assert started.returncode == 1, started
+                assert len(started.stderr.splitlines()) == 1, started
+                pattern = rf"hyperd: .*no space left on .* \({re.escape(str(state_root))}.*\)\n"
+                assert re.fullmatch(pattern, started.stderr), started.stderr
+            hyperd.start()
+            hyperd.load_busybox()
+            finish(hyperd)
+    finally:
+        shutil.rmtree(hyperd.root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
