@@ -10,6 +10,7 @@ and its directory: never errno 28, SQLite's words or an internal error.
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +46,15 @@ def _chain(error: BaseException | None) -> Iterator[BaseException]:
         seen.add(id(error))
         yield error
         error = error.__cause__ or error.__context__
+
+
+def no_room_left(path: Path) -> bool:
+    """Whether the file system holding `path` has not one block free, not even for root
+    (a process that cannot write there may not say why: QEMU's pid file)."""
+    try:
+        return os.statvfs(path).f_bfree == 0
+    except OSError:
+        return False
 
 
 def _sqlite_code(error: sqlite3.Error) -> int | None:

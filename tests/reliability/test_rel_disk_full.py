@@ -31,7 +31,7 @@ from tests.reliability.support import (
     finish,
     small_filesystem,
 )
-from tests.support.daemon import Hyperd, rows, wait_for
+from tests.support.daemon import Hyperd, qemu_pids, rows, wait_for
 from tests.support.imagebuild import bulky
 
 MiB = 2**20
@@ -87,9 +87,8 @@ def assert_no_space(result: subprocess.CompletedProcess, where: Path) -> None:
     assert result.returncode == 1, result
     assert len(result.stderr.splitlines()) == 1, result
     line = result.stderr.strip()
-    assert re.fullmatch(
-        rf"hyperctl ERROR: .*no space left on .*\({re.escape(str(where))}.*\)", line
-    ), line
+    named = rf"hyperctl ERROR: .*no space left on [^(]*\({re.escape(str(where))}[^)]*\)"
+    assert re.match(named, line), line
     assert "Errno" not in line and "internal error" not in line, line
 
 
@@ -199,6 +198,28 @@ def test_hyperd_starting_on_a_full_state_root_says_so_and_starts_once_there_is_s
                 assert re.fullmatch(pattern, started.stderr), started.stderr
             hyperd.start()
             hyperd.load_busybox()
+            finish(hyperd)
+    finally:
+        shutil.rmtree(hyperd.root, ignore_errors=True)
+
+
+@pytest.mark.vm
+def test_a_run_on_a_full_run_root_is_one_line_and_leaves_nothing():
+    hyperd = Hyperd()
+    try:
+        with small_filesystem(hyperd.run_root, 16) as run_root:
+            hyperd.start()
+            hyperd.load_busybox()
+            with filled(run_root):
+                refused = hyperd.hyperctl("run", "-d", "--name", "cramped", "busybox", *SLEEPER)
+                assert refused.stdout == "POD id is cramped\n", refused  # made, then undone
+                assert_no_space(refused, run_root)
+                assert rows(hyperd.hyperctl("list", check=True).stdout) == []
+                assert entries(run_root / "pods") == set() and qemu_pids(run_root) == []
+                assert entries(hyperd.state_root / "pods") == set()
+            hyperd.hyperctl("run", "-d", "--name", "cramped", "busybox", *SLEEPER, check=True)
+            assert_running(hyperd, {"cramped"})
+            assert_no_traceback(hyperd)
             finish(hyperd)
     finally:
         shutil.rmtree(hyperd.root, ignore_errors=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hypercontainer import netns
+from hypercontainer.diskspace import no_room_left
 from hypercontainer.drivers import (
     Cap,
     NetworkAttachment,
@@ -27,7 +28,7 @@ from hypercontainer.drivers import (
     VMHandle,
     VMSpec,
 )
-from hypercontainer.errors import DriverError, UserError
+from hypercontainer.errors import DriverError, NoSpace, UserError
 from hypercontainer.log import get_logger
 
 from ..shape import Shape, vmm_version
@@ -353,7 +354,10 @@ def _launch(argv: list[str], files: RunFiles, tap_fd: int | None = None) -> Vmm:
         raise DriverError(f"qemu did not finish setting up the VM in {START_TIMEOUT:g} s") from None
     if done.returncode != 0:
         lines = done.stderr.decode(errors="replace").strip().splitlines() or ["no error output"]
-        raise DriverError(f"qemu failed to start the VM: {lines[-1]}")
+        error = f"qemu failed to start the VM: {lines[-1]}"
+        if no_room_left(files.run_dir):  # QEMU does not say why it could not write its files
+            raise NoSpace(f"no space left on hyperd's run root ({files.run_dir.parent}): {error}")
+        raise DriverError(error)
     vmm = Vmm.from_pidfile(files.pidfile, files.run_dir)
     if vmm is None or not vmm.alive():
         raise DriverError("qemu exited right after setting up the VM")
