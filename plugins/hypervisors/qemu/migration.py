@@ -32,7 +32,7 @@ async def _migrated(client: QMPClient, command: str, uri: str) -> None:
     with client.listener("MIGRATION") as events:
         await client.execute(command, {"uri": uri})
         while True:
-            event: Any = await events.get()  # a QMP event message: a mapping
+            event: Any = await qmp.next_event(client, events)  # a QMP event: a mapping
             status = event["data"]["status"]
             if status == "completed":
                 return
@@ -48,7 +48,7 @@ def save_when_agent_waits(monitor: Path, state: Path, timeout: float) -> None:
         with client.listener("VSERPORT_CHANGE") as ports:
             await client.execute("cont")
             while True:
-                event: Any = await ports.get()
+                event: Any = await qmp.next_event(client, ports)
                 data = event["data"]
                 if data.get("id") == AGENT_PORT_ID and data.get("open"):
                     break

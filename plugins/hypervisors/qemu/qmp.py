@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hypercontainer.errors import DriverError
-from qemu.qmp import ExecuteError, QMPClient, QMPError
+from qemu.qmp import EventListener, ExecuteError, QMPClient, QMPError, Runstate
 
 T = TypeVar("T")
 # What a QMP exchange can fail with. qemu.qmp also trips its own assertions when QEMU
@@ -89,6 +89,26 @@ def converse(
         raise DriverError(f"{what}: no answer from qemu within {timeout:g} s") from None
     except LOST as e:
         raise DriverError(f"{what}: qemu monitor {socket}: {e or type(e).__name__}") from None
+
+
+async def next_event(client: QMPClient, events: EventListener) -> Any:
+    """The next event `events` listens for; EOFError if QEMU closes its monitor first
+    (it exited, or was killed): an event waited for then never comes."""
+    event = asyncio.ensure_future(events.get())
+    lost = asyncio.ensure_future(_disconnected(client))
+    try:
+        await asyncio.wait({event, lost}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in (event, lost):
+            waiter.cancel()
+    if event.done() and not event.cancelled():
+        return event.result()
+    raise EOFError("qemu closed its monitor (it exited)")
+
+
+async def _disconnected(client: QMPClient) -> None:
+    while client.runstate == Runstate.RUNNING:
+        await client.runstate_changed()
 
 
 def human(socket: Path, command_line: str, timeout: float = 10.0) -> str:
