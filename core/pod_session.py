@@ -3,8 +3,9 @@
 Events and output arrive on the agent client's delivery thread, in order. The
 guest is not trusted: an exit or output is taken only for a container of this
 very pod (named by its exact id), with a valid exit code; anything else is
-ignored. A guest that breaks the protocol, or whose agent link ends while its
-VM keeps running, fails the pod with the reason, and its VM is stopped.
+ignored. A guest that breaks the protocol, whose agent link ends while its VM
+keeps running, or that stops answering (a request timed out, and then a ping
+too), fails the pod with the reason, and its VM is stopped.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import AgentError
+from .errors import AgentError, AgentTimeout
 from .guest.agent.protocol import KEY_SEPARATOR, process_key
 from .log import get_logger
 
@@ -37,6 +38,9 @@ class SessionCallbacks:
 # An agent link that ends with no protocol violation: the VM is given this long to
 # be seen exiting (the link's end is then the VM's), before the pod is failed.
 VM_EXIT_GRACE = 10.0
+# A request that timed out is followed by a ping: a guest that answers no ping in this
+# long is not answering at all (a busy agent answers pings from a thread of their own).
+PROBE_TIMEOUT = 30.0
 STRANGERS_KEPT = 256  # container ids the guest named that are not this pod's
 EXIT_CODES = range(-(2**31), 2**32)
 
@@ -52,6 +56,8 @@ class PodSession:
         self.hypervisor = hypervisor
         self.callbacks = callbacks
         self.stopping = False  # the VM is going away on purpose
+        self.paused = False  # the VM is paused on purpose: its silence is expected
+        self._probing = threading.Lock()
         self._closed = False
         self._vm_exited = threading.Event()
         self._members: set[str] = set()  # ids of this pod's containers the guest named
@@ -63,7 +69,11 @@ class PodSession:
 
         stream = self.hypervisor.connect_agent(self.handle, timeout)
         self.agent = AgentClient(
-            stream, on_event=self._event, on_output=self._output, pod_id=self.pod_id
+            stream,
+            on_event=self._event,
+            on_output=self._output,
+            on_timeout=self._timed_out,
+            pod_id=self.pod_id,
         )
         self.agent.wait_ready(timeout)
         threading.Thread(target=self._watch, name=f"watch-{self.pod_id}", daemon=True).start()
@@ -108,6 +118,30 @@ class PodSession:
             return False
         self._members.add(container_id)
         return True
+
+    # -- a guest that stops answering -------------------------------------------
+
+    def _timed_out(self, op: str, waited: float) -> None:
+        """A request got no answer in time: unless a ping is answered, the guest is gone."""
+        if self.stopping or self.paused or not self._probing.acquire(blocking=False):
+            return  # expected, or a probe is already under way
+        threading.Thread(
+            target=self._probe, args=(op, waited), name=f"probe-{self.pod_id}", daemon=True
+        ).start()
+
+    def _probe(self, op: str, waited: float) -> None:
+        try:
+            self.agent.ping(PROBE_TIMEOUT)
+        except AgentTimeout:
+            if not (self.stopping or self.paused):
+                self.agent.give_up(
+                    f"no answer to {op} within {waited:g} s, nor to a ping within"
+                    f" {PROBE_TIMEOUT:g} s"
+                )
+        except AgentError:
+            pass  # the link ended meanwhile: its end says why
+        finally:
+            self._probing.release()
 
     # -- the end of the link --------------------------------------------------
 

@@ -430,7 +430,12 @@ class Runtime:
             pod = self.store.pod(pod.id)
             if pod.state != PodState.RUNNING:
                 raise Conflict(f"pod {pod.name} is {pod.state}, only a running pod pauses")
-            self.hypervisor.pause(vm_of(pod))
+            self._set_paused(pod.id, True)
+            try:
+                self.hypervisor.pause(vm_of(pod))
+            except BaseException:
+                self._set_paused(pod.id, False)
+                raise
             return self.store.transition_pod(pod.id, PodState.PAUSED)
 
     def unpause_pod(self, ref: str) -> Pod:
@@ -440,7 +445,14 @@ class Runtime:
             if pod.state != PodState.PAUSED:
                 raise Conflict(f"pod {pod.name} is {pod.state}, not paused")
             self.hypervisor.resume(vm_of(pod))
+            self._set_paused(pod.id, False)
             return self.store.transition_pod(pod.id, PodState.RUNNING)
+
+    def _set_paused(self, pod_id: str, paused: bool) -> None:
+        """A paused guest answers nothing: its session must not take that for a dead one."""
+        session = self.sessions.get(pod_id)
+        if session:
+            session.paused = paused
 
     def vm_lost(self, pod_id: str, reason: str) -> None:
         """The VM died under a running pod: the pod failed; its VM resources go."""

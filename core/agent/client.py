@@ -34,6 +34,7 @@ from .deliveries import BacklogExceeded, Deliveries, Delivery
 
 EventCallback = Callable[[dict], None]
 OutputCallback = Callable[[str, str, bytes], None]  # key, "stdout" | "stderr", data (b"" = EOF)
+TimeoutCallback = Callable[[str, float], None]  # op, seconds waited
 
 DEFAULT_TIMEOUT = 30.0
 SLOW_TIMEOUT = 120.0  # mounting, starting crun, tearing down: slow under TCG
@@ -69,9 +70,11 @@ class AgentClient:
         on_event: EventCallback,
         on_output: OutputCallback,
         send_timeout: float = SEND_TIMEOUT,
+        on_timeout: TimeoutCallback | None = None,
         **log_context: Any,
     ) -> None:
         self._sock = sock
+        self._on_timeout = on_timeout  # told of every request that was not answered in time
         # A hung guest stops taking bytes: a send must fail then, not block for ever.
         self._send_timeout = send_timeout
         seconds, fraction = divmod(send_timeout, 1)
@@ -143,6 +146,11 @@ class AgentClient:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+    def give_up(self, reason: str) -> None:
+        """End the connection as one the guest broke (it stopped answering): `failure`
+        says why, as for a protocol violation."""
+        self._violation(reason, "guest agent stopped answering; closing its connection")
 
     # -- requests -----------------------------------------------------------
 
@@ -310,6 +318,8 @@ class AgentClient:
 
     def _wait(self, call: _Call, timeout: float) -> Any:
         if not call.done.wait(timeout):
+            if self._on_timeout is not None and call is not self._hello:
+                self._on_timeout(call.op, timeout)
             raise AgentTimeout(f"guest agent did not answer {call.op} within {timeout:g} s")
         reply = call.reply
         if reply is None:
@@ -382,9 +392,11 @@ class AgentClient:
                 pass
             self._deliveries.close()
 
-    def _violation(self, reason: str) -> None:
+    def _violation(
+        self, reason: str, what: str = "guest agent broke the protocol; closing its connection"
+    ) -> None:
         self.failure = self.failure or reason
-        self._log.error("guest agent broke the protocol; closing its connection", error=reason)
+        self._log.error(what, error=reason)
         try:  # the guest learns at once: a sender blocked on a full socket fails
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:

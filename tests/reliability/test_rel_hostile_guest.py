@@ -9,14 +9,14 @@ After each misbehaviour hyperd answers `hyperctl list` and the normal pod still
 runs and execs; under the floods hyperd's memory stays bounded. What a correct agent could
 also send by mistake (unknown messages, stray replies, exits of processes that are
 not there) is ignored and the pod keeps running; what breaks the protocol
-(oversized or malformed frames, a link cut mid-frame, output beyond flow control)
-fails that pod with the reason, shown by `inspect`,
+(oversized or malformed frames, a link cut mid-frame, output beyond flow control,
+a guest that stops answering) fails that pod with the reason, shown by `inspect`,
 and its VM is stopped. Nothing the guest names as a path is opened or written on
 the host. (The same, in milliseconds on fakes: tests/unit/agent/test_agent_client_hostile.py
 and tests/unit/engine/test_engine_hostile_guest.py.)
 
 The VMs boot cold (templates off: this guest image is the module's alone), all at
-once in the module's fixture: six boots.
+once in the module's fixture: seven boots.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypercontainer.agent.client import BACKLOG_LIMIT
+from hypercontainer.agent.client import BACKLOG_LIMIT, DEFAULT_TIMEOUT
+from hypercontainer.pod_session import PROBE_TIMEOUT
 from hypercontainer.subscribers import PENDING_BYTES
 
 from tests.reliability.support import SLEEPER, finish, tree
@@ -50,7 +51,7 @@ VIOLATIONS = {
     "malformed": "guest agent misbehaved: control frame is not JSON",
     "midframe": "guest agent misbehaved: connection closed in the middle of a frame",
 }
-PODS = ["normal", "odd", *VIOLATIONS, "stalled"]
+PODS = ["normal", "odd", *VIOLATIONS, "stalled", "mute"]
 
 
 @pytest.fixture(scope="module")
@@ -222,3 +223,41 @@ def test_a_flood_beyond_flow_control_fails_its_pod_with_hyperd_bounded(daemon):
         stalled.communicate()
     grown = memory.field("VmHWM") - before
     assert grown < MEMORY_BOUND, f"hyperd grew by {grown >> 20} MiB during the flood"
+
+
+def test_a_guest_that_stops_answering_is_failed(daemon):
+    """The agent goes quiet in the middle of an exec: the next request times out, a
+    ping then too, and the pod fails."""
+    waiting = subprocess.Popen(
+        [*HYPERCTL, "exec", "mute", "hostile", "silent"],
+        env=daemon.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(
+            lambda: "silent from now on" in console(daemon, "mute"), 120, "the guest to go quiet"
+        )
+        killed = daemon.hyperctl("kill", "-s", "TERM", "mute", timeout=300)
+        assert (killed.returncode, killed.stderr) == (
+            1,
+            f"hyperctl ERROR: guest agent did not answer signal within {DEFAULT_TIMEOUT:g} s\n",
+        )
+        failed_with(
+            daemon,
+            "mute",
+            f"guest agent misbehaved: no answer to signal within {DEFAULT_TIMEOUT:g} s,"
+            f" nor to a ping within {PROBE_TIMEOUT:g} s",
+        )
+    finally:
+        waiting.kill()
+        waiting.communicate()
+
+
+def console(daemon: Hyperd, pod: str) -> str:
+    pod_id = record(daemon, pod)["id"]
+    try:
+        return (daemon.state_root / "pods" / pod_id / "console.log").read_text(errors="replace")
+    except FileNotFoundError:
+        return ""

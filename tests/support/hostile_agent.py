@@ -187,6 +187,7 @@ def silent(bad: Misbehaviour, args: list[str]) -> None:
     bad.started()  # the exec runs, as far as the host can tell; then nothing more
     bad.flush()
     silenced = True
+    sys.stderr.write("hostile-agent: silent from now on\n")  # the test waits for it
 
 
 MODES = {

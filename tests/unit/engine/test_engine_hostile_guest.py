@@ -91,6 +91,15 @@ class Pods:
             return []
         return [json.loads(line) for line in path.read_text().splitlines()]
 
+    def unanswered_signal(self, pod_id: str, container_id: str, ping_too: bool) -> None:
+        """A signal the pod's guest never answers (with `ping_too`, nor the ping after it)."""
+        guest = self.guest(pod_id)
+        guest.silence("signal")
+        if ping_too:
+            guest.silence("ping")
+        with pytest.raises(HyperError, match="did not answer signal within 0.5 s"):
+            self.runtime.sessions[pod_id].agent.signal(container_id, 15, timeout=0.5)
+
     def exec_works(self, container_id: str) -> None:
         """An exec in the container runs, its output and exit reach their listener."""
         listener = Listener()
@@ -298,3 +307,36 @@ def test_nothing_the_guest_sends_names_a_host_path(pods, tmp_path):
     assert list(canary.iterdir()) == []
     assert sorted(p.name for p in logs.iterdir()) == [f"{cid}.log"]
     assert [line["log"] for line in pods.log_lines(cid)] == ["the container's own log"]
+
+
+def test_a_guest_that_stops_answering_fails_its_pod(pods, monkeypatch):
+    monkeypatch.setattr(pod_session, "PROBE_TIMEOUT", 0.5)
+    other = pods.run("other")
+    cid = pods.run("mute")
+    pods.unanswered_signal("mute", cid, ping_too=True)
+    assert pods.failed("mute") == (
+        "guest agent misbehaved: no answer to signal within 0.5 s, nor to a ping within 0.5 s"
+    )
+    assert pods.container(cid).state == ContainerState.FAILED
+    pods.exec_works(other)
+
+
+def test_one_request_unanswered_by_a_guest_that_answers_pings_fails_nothing(pods, monkeypatch):
+    monkeypatch.setattr(pod_session, "PROBE_TIMEOUT", 0.5)
+    cid = pods.run("slow")
+    pods.unanswered_signal("slow", cid, ping_too=False)
+    pods.settle("slow")  # the probe's ping was answered meanwhile, or is now
+    time.sleep(1)  # past the probe's deadline: nothing fails it later
+    assert pods.pod("slow").state == PodState.RUNNING
+    pods.exec_works(cid)
+
+
+def test_a_paused_guest_is_not_taken_for_a_silent_one(pods, monkeypatch):
+    monkeypatch.setattr(pod_session, "PROBE_TIMEOUT", 0.5)
+    cid = pods.run("paused")
+    pods.runtime.pause_pod("paused")
+    pods.unanswered_signal("paused", cid, ping_too=True)
+    time.sleep(1)  # past the deadline a probe would have had
+    assert pods.pod("paused").state == PodState.PAUSED
+    pods.runtime.unpause_pod("paused")
+    pods.exec_works(cid)
