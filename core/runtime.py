@@ -388,9 +388,11 @@ class Runtime:
         """The pod's VM is off (or going): containers still recorded running exited
         (their exits never came and never will), what the VM held is released, and
         the pod is recorded `state`."""
+        gone = f"pod {pod_id} failed: {error}" if error else f"pod {pod_id} stopped"
         for container in self.store.containers(pod_id):
             if container.state == ContainerState.RUNNING:
                 self.containers.exited(container.id, None)
+            self.subscribers.end_execs(container.id, gone)
         self._teardown(pod_id)
         return self.store.transition_pod(pod_id, state, error=error, finished=now(), vm=None)
 

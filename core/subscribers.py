@@ -1,7 +1,7 @@
 """Live listeners of a process's output and exit: attach, exec and run streams.
 
 A process is known by its key: a container id for a container's main
-process, an exec id for an exec. Listeners register before the process
+process, `<container id>/<exec id>` for an exec. Listeners register before the process
 starts, so nothing it prints is missed.
 """
 
@@ -11,6 +11,8 @@ import queue
 import threading
 from collections import defaultdict
 from typing import Any
+
+from .guest.agent.protocol import KEY_SEPARATOR
 
 PENDING_BYTES = 4 << 20  # output one stream's client may leave untaken before its producer waits
 STALL_TIMEOUT = 30.0  # seconds a producer waits for a client that takes nothing; then it is cut
@@ -115,3 +117,12 @@ class Subscribers:
     def exit(self, key: str, code: int | None, error: str | None = None) -> None:
         for listener in self._current(key):
             listener.exit(code, error)
+
+    def end_execs(self, container_id: str, error: str) -> None:
+        """The container's VM is gone: no exit will come for its exec'd processes, so
+        whoever waits on one is told now."""
+        prefix = container_id + KEY_SEPARATOR
+        with self._lock:
+            keys = [key for key in self._by_key if key.startswith(prefix)]
+        for key in keys:
+            self.exit(key, None, error)

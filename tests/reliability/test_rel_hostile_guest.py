@@ -227,7 +227,11 @@ def test_a_flood_beyond_flow_control_fails_its_pod_with_hyperd_bounded(daemon):
 
 def test_a_guest_that_stops_answering_is_failed(daemon):
     """The agent goes quiet in the middle of an exec: the next request times out, a
-    ping then too, and the pod fails."""
+    ping then too, and the pod fails; the exec waiting on it ends."""
+    reason = (
+        f"guest agent misbehaved: no answer to signal within {DEFAULT_TIMEOUT:g} s,"
+        f" nor to a ping within {PROBE_TIMEOUT:g} s"
+    )
     waiting = subprocess.Popen(
         [*HYPERCTL, "exec", "mute", "hostile", "silent"],
         env=daemon.env,
@@ -244,15 +248,12 @@ def test_a_guest_that_stops_answering_is_failed(daemon):
             1,
             f"hyperctl ERROR: guest agent did not answer signal within {DEFAULT_TIMEOUT:g} s\n",
         )
-        failed_with(
-            daemon,
-            "mute",
-            f"guest agent misbehaved: no answer to signal within {DEFAULT_TIMEOUT:g} s,"
-            f" nor to a ping within {PROBE_TIMEOUT:g} s",
-        )
+        failed_with(daemon, "mute", reason)
+        code, (out, err) = waiting.wait(120), waiting.communicate()
     finally:
-        waiting.kill()
-        waiting.communicate()
+        if waiting.poll() is None:
+            waiting.kill()
+    assert (code, out, err) == (1, "", f"hyperctl ERROR: pod mute failed: {reason}\n")
 
 
 def console(daemon: Hyperd, pod: str) -> str:

@@ -321,12 +321,11 @@ def test_a_guest_that_stops_answering_fails_its_pod(pods, monkeypatch):
     pods.exec_works(other)
 
 
-def test_one_request_unanswered_by_a_guest_that_answers_pings_fails_nothing(pods, monkeypatch):
-    monkeypatch.setattr(pod_session, "PROBE_TIMEOUT", 0.5)
+def test_one_request_unanswered_by_a_guest_that_answers_pings_fails_nothing(pods):
     cid = pods.run("slow")
     pods.unanswered_signal("slow", cid, ping_too=False)
-    pods.settle("slow")  # the probe's ping was answered meanwhile, or is now
-    time.sleep(1)  # past the probe's deadline: nothing fails it later
+    probing = pods.runtime.sessions["slow"]._probing
+    pods.wait(lambda: not probing.locked(), "the probe's ping to be answered")
     assert pods.pod("slow").state == PodState.RUNNING
     pods.exec_works(cid)
 
@@ -340,3 +339,14 @@ def test_a_paused_guest_is_not_taken_for_a_silent_one(pods, monkeypatch):
     assert pods.pod("paused").state == PodState.PAUSED
     pods.runtime.unpause_pod("paused")
     pods.exec_works(cid)
+
+
+def test_an_exec_running_when_its_pod_fails_is_told(pods):
+    cid = pods.run("pod")
+    listener = Listener()
+    pods.runtime.containers.exec(cid, ["sleep", "1000"], False, listener)
+    assert listener.take() == ("started",)
+    pods.engine.host.vm("pod").crash()
+    assert pods.failed("pod") == "the VM exited"
+    # Not a wait for ever: the guest that would have sent its exit is gone.
+    assert listener.items.get(timeout=30) == ("exit", None, "pod pod failed: the VM exited")
