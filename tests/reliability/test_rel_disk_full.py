@@ -273,6 +273,8 @@ def test_a_full_state_root_refuses_new_state_and_what_runs_goes_on(daemon, stead
         for command in (
             ["run", "-d", "--name", "crowded", "busybox", *SLEEPER],
             ["create", "-c", "--name", "extra", steady, "busybox", *SLEEPER],
+            ["stop", steady],  # recorded before anything is done: not begun
+            ["rm", steady],
         ):
             refused = daemon.hyperctl(*command)
             assert_no_space(refused, daemon.state_root)
