@@ -5,14 +5,39 @@ left or a signal ends it."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import socket
+import sys
 import threading
+from typing import TextIO
 
 from ..log import configure, get_logger
 
 TASK_SERVICE = "containerd.task.v2.Task"
+
+
+class FifoLog:
+    """The shim's log stream, the bundle's `log` fifo: while containerd, its reader, is
+    gone (killed, restarting: it opens the fifo again) a write fails with EPIPE, and the
+    line is dropped, never raised into the request that logged it."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        with contextlib.suppress(OSError):
+            self.stream.write(text)
+            self.stream.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError):
+            self.stream.flush()
+
+    def isatty(self) -> bool:
+        return False
 
 
 def _log_to_fifo() -> None:
@@ -28,7 +53,7 @@ def _log_to_fifo() -> None:
 
 def serve(args: argparse.Namespace) -> int:
     _log_to_fifo()
-    configure("debug" if args.debug else "info", json=True)
+    configure("debug" if args.debug else "info", json=True, stream=FifoLog(sys.stderr))
     # Imported once logging is set up: their module loggers bind to it as they load.
     from .events import Publisher
     from .hyperd import Hyperd

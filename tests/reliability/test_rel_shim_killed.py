@@ -3,8 +3,9 @@ answers: while the sandbox's pod boots (containerd's Create), and while its cont
 is started (Start). containerd sees the shim go and runs `containerd-shim-hyper-v2
 delete` for the task; after that no VM, hyperd pod, mount or bundle may be left, and
 containerd's next calls (removing the container, a new run) work. And kill -9 of the
-hyperd under the shim while the sandbox's VM boots: after containerd's next calls
-(which start hyperd again) nothing is left either.
+hyperd under the shim, and of containerd, while the sandbox's VM boots: after
+containerd's next calls (which start hyperd again; containerd started again) nothing
+is left either.
 
 Debian's containerd with its own roots (tests/support/containerd.py); the shim starts
 the hyperd it talks to. Each point is reached by watching that hyperd's store, the
@@ -70,6 +71,7 @@ CUTS: dict[str, tuple[str, Callable[[Containerd, str], bool]]] = {
     "shim killed while the sandbox's VM boots": ("shim", sandbox_booting),
     "shim killed while its container is started": ("shim", container_starting),
     "hyperd killed while the sandbox's VM boots": ("hyperd", sandbox_booting),
+    "containerd killed while the sandbox's VM boots": ("containerd", sandbox_booting),
 }
 
 
@@ -94,7 +96,7 @@ def test_a_shim_killed_while_its_vm_boots_cold_leaves_nothing() -> None:
 def cut_and_clean_up(
     containerd: Containerd, task: str, victim: str, point: Callable[[Containerd, str], bool]
 ) -> None:
-    """`ctr run -d` of `task`, `victim` (shim or hyperd) killed -9 at `point`; then no
+    """`ctr run -d` of `task`, `victim` (shim, hyperd, containerd) killed -9 at `point`; no
     VM, pod, mount or bundle may be left, and the task's name runs again."""
     run = background(
         containerd.ctr_command(
@@ -104,7 +106,12 @@ def cut_and_clean_up(
     )
     try:
         reach(lambda: point(containerd, task), run)
-        (pid,) = containerd.shim_pids() if victim == "shim" else containerd.hyperd_pids()
+        victims = {
+            "shim": containerd.shim_pids,
+            "hyperd": containerd.hyperd_pids,
+            "containerd": lambda: [containerd.process.pid],
+        }
+        (pid,) = victims[victim]()
         os.kill(pid, signal.SIGKILL)
         _, err = run.communicate(timeout=120)
     finally:
@@ -116,6 +123,20 @@ def cut_and_clean_up(
         # has finished booting it, then its VM goes, and everything else.
         no_pod_left(containerd)
         assert not bundle(containerd, task).exists()
+    if victim == "containerd":
+        # The shim goes on with Create while containerd is gone (its log's reader), and
+        # containerd, started again, finds the shim and that task.
+        containerd.process.wait(30)
+        until(
+            lambda: hyperd_states(containerd, "containers") == {"pending"},
+            "the shim to create the task's container while containerd is gone",
+        )
+        containerd.start()
+        until(
+            lambda: f"\n{task} " in containerd.ctr("task", "ls").stdout.decode(),
+            "the shim to have created the task",
+        )
+        containerd.ctr("task", "delete", "--force", task)
     # containerd's next calls: the container's record goes, and the name runs again (a
     # killed hyperd is started again by the shim, and undoes the cut start).
     containerd.ctr("containers", "rm", task)
