@@ -119,12 +119,14 @@ class OciImages(Images):
             raise UserError("login needs a username")
         credentials = Credentials(username, password)
         RegistryClient(name, self.credentials, self.settings.insecure_registries).login(credentials)
-        self.credentials.save(name, credentials)
+        with space_on("the image store", self.store.root):  # where auth.json is
+            self.credentials.save(name, credentials)
         log.info("logged in", registry=name, username=username)
 
     def logout(self, registry: str) -> str:
         name = parse_registry(registry or self.settings.default_registry)
-        removed = self.credentials.remove(name)
+        with space_on("the image store", self.store.root):
+            removed = self.credentials.remove(name)
         if removed:
             log.info("logged out", registry=name)
         message = (

@@ -33,6 +33,7 @@ from tests.reliability.support import (
 )
 from tests.support.daemon import Hyperd, qemu_pids, rows, wait_for
 from tests.support.imagebuild import bulky
+from tests.support.registry import Registry
 
 MiB = 2**20
 # The state root's size; the image is larger than what is left free in each case,
@@ -178,6 +179,28 @@ def test_a_tag_or_a_removal_on_a_full_state_root(daemon):
             assert contents(daemon) == before
     daemon.hyperctl("rmi", "spare:1", check=True)
     assert_no_traceback(daemon)
+
+
+@pytest.mark.registry
+def test_a_login_on_a_full_state_root(daemon, tmp_path):
+    registry = Registry.start(tmp_path / "registry", auth="htpasswd")
+    try:
+        login = ["login", "-u", registry.username, "-p", registry.password, registry.address]
+        credentials = daemon.state_root / "images" / "auth.json"
+        with full(daemon):
+            refused = daemon.hyperctl(*login)
+            assert_no_space(refused, daemon.state_root / "images")
+            assert not credentials.exists()
+        assert daemon.hyperctl(*login, check=True).stdout == "Login Succeeded\n"
+        with full(daemon):
+            refused = daemon.hyperctl("logout", registry.address)
+            assert_no_space(refused, daemon.state_root / "images")
+        assert registry.address in credentials.read_text()  # still logged in
+        daemon.hyperctl("logout", registry.address, check=True)
+        assert registry.address not in credentials.read_text()
+        assert_no_traceback(daemon)
+    finally:
+        registry.stop()
 
 
 def test_hyperd_starting_on_a_full_state_root_says_so_and_starts_once_there_is_space():
