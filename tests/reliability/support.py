@@ -13,6 +13,7 @@ import sqlite3
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -107,11 +108,15 @@ def background(command: list[str], env: dict[str, str] | None = None) -> subproc
     )
 
 
-def reach(point: Callable[[], bool], command: subprocess.Popen) -> None:
-    """Return as soon as `point` holds, while `command` is still under way."""
+def reach(point: Callable[[], bool], command: subprocess.Popen | threading.Thread) -> None:
+    """Return as soon as `point` holds, while `command` (a process or a thread making a
+    request) is still under way."""
     deadline = time.monotonic() + 300
     while not point():
-        assert command.poll() is None, "the command finished before the point was reached"
+        if isinstance(command, threading.Thread):
+            assert command.is_alive(), "the request finished before the point was reached"
+        else:
+            assert command.poll() is None, "the command finished before the point was reached"
         assert time.monotonic() < deadline, "the point was never reached"
         time.sleep(POLL)
 

@@ -19,13 +19,16 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
+import grpc
 import pytest
 
 from tests.reliability.support import background, reach, states
+from tests.support import cri
 from tests.support.containerd import BUSYBOX, SHIM_TESTS, Containerd, started_containerd
 from tests.support.cri import nothing_left, until
 
@@ -145,3 +148,34 @@ def cut_and_clean_up(
     assert again.stdout == b"again\n"
     no_pod_left(containerd)
     assert not bundle(containerd, task).exists()
+
+
+def test_a_shim_killed_while_cri_runs_its_sandbox_leaves_nothing(tmp_path) -> None:
+    # A kubelet's way in: RunPodSandbox, cut while the sandbox's VM boots; the CRI
+    # plugin undoes what it made, and the kubelet's next RunPodSandbox works.
+    with started_containerd(cri.NAMESPACE) as containerd:
+        client = cri.Cri(containerd.address, tmp_path / "protos")
+        try:
+            failed: list[grpc.RpcError] = []
+
+            def run_pod_sandbox() -> None:
+                try:
+                    cri.Pod(client, "cut", tmp_path)
+                except grpc.RpcError as e:
+                    failed.append(e)
+
+            request = threading.Thread(target=run_pod_sandbox)
+            request.start()
+            try:
+                reach(lambda: sandbox_booting(containerd, ""), request)
+                (shim,) = containerd.shim_pids()
+                os.kill(shim, signal.SIGKILL)
+            finally:
+                request.join(120)
+            assert failed, "RunPodSandbox succeeded with its shim killed"
+            until(lambda: not hyperd_states(containerd, "pods"), "hyperd to hold no pod")
+            nothing_left(containerd)
+            cri.Pod(client, "cut", tmp_path).remove()
+            nothing_left(containerd)
+        finally:
+            client.close()
