@@ -42,6 +42,7 @@ log = get_logger()
 RUNNING_STATES = (PodState.RUNNING, PodState.PAUSED)
 ENTROPY_BYTES = 64  # host randomness mixed into every guest's pool at pod start
 RESTORED_AGENT_TIMEOUT = 20.0  # a restored guest's agent answers in ~0.1 s, even under TCG
+ADOPTED_AGENT_TIMEOUT = 20.0  # so does a running one's, when a new hyperd connects
 
 
 class Runtime:
@@ -536,6 +537,7 @@ class Runtime:
                 self._adopt(pod)
             except Exception as e:  # noqa: BLE001 - one bad pod must not keep the daemon down
                 log.error("adoption failed", pod_id=pod.id, error=str(e))
+                self._not_adopted(pod.id, f"not adopted: {e}")
         self.network.recover({p.id for p in self.store.pods() if p.network and not p.netns})
         runs = self.config.run_root / "pods"
         for leftover in runs.iterdir() if runs.is_dir() else ():
@@ -579,7 +581,7 @@ class Runtime:
                 running = [
                     c.id for c in self.store.containers(pod.id) if c.state == ContainerState.RUNNING
                 ]
-                self._connect(pod.id, pod.vm).reconcile(running)
+                self._reconnect(pod, running)
                 log.info("pod adopted", pod_id=pod.id)
                 if pod.starting:  # the start was cut before all its containers ran
                     with self.lock(pod.id):
@@ -590,6 +592,30 @@ class Runtime:
             self._vm_ended(pod.id, PodState.SUCCEEDED)
         else:
             self.vm_lost(pod.id, "the VM was gone when hyperd restarted")
+
+    def _reconnect(self, pod: Pod, running: list[str]) -> None:
+        """Link up again with the agent of a VM that outlived the last hyperd, and apply
+        the exits of `running` it saw meanwhile. A running agent answers at once if it
+        answers at all: a guest must not hold hyperd's start for a boot's time. A paused
+        VM runs for as long as that takes."""
+        handle = vm_of(pod)
+        paused = pod.state == PodState.PAUSED
+        if paused:
+            self.hypervisor.resume(handle)
+        try:
+            session = self._connect(pod.id, handle, ADOPTED_AGENT_TIMEOUT)
+            session.reconcile(running)
+        finally:
+            if paused:
+                self.hypervisor.pause(handle)
+        session.paused = paused
+
+    def _not_adopted(self, pod_id: str, reason: str) -> None:
+        """A VM hyperd cannot talk to is of no use, and would run unseen: its pod fails."""
+        try:
+            self.vm_lost(pod_id, reason)
+        except Exception as e:  # noqa: BLE001 - one bad pod must not keep the daemon down
+            log.error("failing the pod that was not adopted failed", pod_id=pod_id, error=str(e))
 
     def _end_pod(self, pod_id: str, state: PodState) -> None:
         """Every container of the pod has ended for good: its VM stops, recorded `state`."""

@@ -124,7 +124,15 @@ class AgentClient:
 
     def wait_ready(self, timeout: float) -> None:
         """Wait for the agent's handshake (the VM may still be booting)."""
-        self._wait(self._hello, timeout)
+        try:
+            self._wait(self._hello, timeout)
+        except AgentTimeout:
+            raise
+        except AgentError:
+            self.closed.wait(CLOSE_WAIT)  # a malformed handshake: the reader says so as it ends
+            if self.failure:
+                raise AgentError(f"guest agent misbehaved: {self.failure}") from None
+            raise
 
     @property
     def finished(self) -> threading.Event:

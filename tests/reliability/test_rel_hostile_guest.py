@@ -6,17 +6,18 @@ project's own, except that an exec of `hostile MODE ...` makes it misbehave
 A well-behaved pod (`normal`) runs beside the hostile ones in the same hyperd.
 
 After each misbehaviour hyperd answers `hyperctl list` and the normal pod still
-runs and execs; under the floods hyperd's memory stays bounded. What a correct agent could
-also send by mistake (unknown messages, stray replies, exits of processes that are
-not there) is ignored and the pod keeps running; what breaks the protocol
-(oversized or malformed frames, a link cut mid-frame, output beyond flow control,
-a guest that stops answering) fails that pod with the reason, shown by `inspect`,
-and its VM is stopped. Nothing the guest names as a path is opened or written on
-the host. (The same, in milliseconds on fakes: tests/unit/agent/test_agent_client_hostile.py
+runs and execs; under the floods hyperd's memory stays bounded. What a correct
+agent could also send by mistake (unknown messages, stray replies, exits of
+processes that are not there) is ignored and the pod keeps running; what breaks
+the protocol (oversized or malformed frames, a link cut mid-frame, output beyond
+flow control, a guest that stops answering or misanswers a restarted hyperd's
+handshake) fails that pod with the reason, shown by `inspect`, and its VM is
+stopped. Nothing the guest names as a path is opened or written on the host.
+(The same, in milliseconds on fakes: tests/unit/agent/test_agent_client_hostile.py
 and tests/unit/engine/test_engine_hostile_guest.py.)
 
 The VMs boot cold (templates off: this guest image is the module's alone), all at
-once in the module's fixture: seven boots.
+once in the module's fixture: eight boots.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 import pytest
 from hypercontainer.agent.client import BACKLOG_LIMIT, DEFAULT_TIMEOUT
 from hypercontainer.pod_session import PROBE_TIMEOUT
+from hypercontainer.runtime import ADOPTED_AGENT_TIMEOUT
 from hypercontainer.subscribers import PENDING_BYTES
 
 from tests.reliability.support import SLEEPER, finish, tree
@@ -51,7 +53,7 @@ VIOLATIONS = {
     "malformed": "guest agent misbehaved: control frame is not JSON",
     "midframe": "guest agent misbehaved: connection closed in the middle of a frame",
 }
-PODS = ["normal", "odd", *VIOLATIONS, "stalled", "mute"]
+PODS = ["normal", "odd", *VIOLATIONS, "stalled", "mute", "rehello"]
 
 
 @pytest.fixture(scope="module")
@@ -254,6 +256,25 @@ def test_a_guest_that_stops_answering_is_failed(daemon):
         if waiting.poll() is None:
             waiting.kill()
     assert (code, out, err) == (1, "", f"hyperctl ERROR: pod mute failed: {reason}\n")
+
+
+def test_a_restarted_hyperd_is_held_up_little_by_guests_that_misanswer_its_handshake(daemon):
+    """The next hyperd's handshake gets no answer from one guest, a malformed one from
+    another: it starts anyway (the silent one holds it ADOPTED_AGENT_TIMEOUT; Hyperd.start
+    waits 60 s for its socket), adopts the well-behaved pod, and fails those two with
+    the reason."""
+    for pod, how in (("rehello", "silent"), ("odd", "malformed")):
+        armed = hostile(daemon, pod, "rehello", how)
+        assert (armed.returncode, armed.stdout) == (0, f"hostile rehello {how} armed\n"), armed
+    daemon.stop()
+    daemon.start()
+    others_are_served(daemon)
+    failed_with(daemon, "odd", "not adopted: guest agent misbehaved: malformed handshake")
+    failed_with(
+        daemon,
+        "rehello",
+        f"not adopted: guest agent did not answer hello within {ADOPTED_AGENT_TIMEOUT:g} s",
+    )
 
 
 def console(daemon: Hyperd, pod: str) -> str:

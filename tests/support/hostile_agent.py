@@ -16,7 +16,9 @@ running a process, what a compromised guest would:
 - `oversized`, `malformed`: a frame longer than the protocol allows; a control frame
   that is not JSON;
 - `midframe`: the start of a frame, then the agent dies (the VM powers off);
-- `silent`: the exec starts, and from then on the agent answers nothing.
+- `silent`: the exec starts, and from then on the agent answers nothing;
+- `rehello silent|malformed`: the next host to connect (a restarted hyperd) gets no
+  answer to its handshake, or a malformed one, and nothing more after it.
 
 The harmless modes then end the "process" as the real agent would (stream
 announcements, output `hostile MODE done`, end of file, exit code 0), so that
@@ -31,12 +33,14 @@ import time
 
 from agent import __main__ as agent_main
 from agent import protocol
-from agent.outbox import _Item
+from agent.outbox import Session, _Item
 from agent.server import Server
 
 QUEUED_FRAMES = 32  # flood frames waiting in the guest at once: its memory is small
 real_answer = Server._answer
+real_handshake = Server._handshake
 silenced = False
+next_hello: str | None = None  # how the next handshake is misanswered, if it is
 
 
 class Misbehaviour:
@@ -190,6 +194,12 @@ def silent(bad: Misbehaviour, args: list[str]) -> None:
     sys.stderr.write("hostile-agent: silent from now on\n")  # the test waits for it
 
 
+def rehello(bad: Misbehaviour, args: list[str]) -> None:
+    global next_hello
+    next_hello = args[0]
+    bad.finish(bad.started(), f"hostile rehello {args[0]} armed")
+
+
 MODES = {
     "unknown": unknown,
     "stray-replies": stray_replies,
@@ -200,6 +210,7 @@ MODES = {
     "malformed": malformed,
     "midframe": midframe,
     "silent": silent,
+    "rehello": rehello,
 }
 
 
@@ -220,7 +231,22 @@ def answer(self: Server, session, request_id: int, op: str, message: dict) -> No
     mode(Misbehaviour(self, session, request_id, message), argv[2:])
 
 
+def handshake(self: Server, connection, payload: bytes) -> Session:
+    global silenced
+    if next_hello is None:
+        return real_handshake(self, connection, payload)
+    silenced = True  # whatever this host asks next goes unanswered
+    sys.stderr.write(f"hostile-agent: handshake {next_hello}\n")
+    if next_hello == "malformed":
+        hello = protocol.decode_message(payload)
+        result = {"nonce": hello.get("nonce"), "version": protocol.VERSION, "seq": -1}
+        reply = {"reply": hello.get("id"), "ok": True, "result": {**result, "streams": "x"}}
+        connection.write(protocol.SYNC + protocol.encode_message(reply))
+    return Session(-1, connection.write)  # the outbox never writes to it
+
+
 Server._answer = answer  # type: ignore[method-assign]
+Server._handshake = handshake  # type: ignore[method-assign]
 
 if __name__ == "__main__":
     agent_main.main(sys.argv[1:])

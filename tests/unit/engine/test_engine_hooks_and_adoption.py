@@ -4,7 +4,9 @@ restarted hyperd adopting what outlived it."""
 from __future__ import annotations
 
 import pytest
+from hypercontainer import runtime as runtime_module
 from hypercontainer.errors import NotFound, UserError
+from hypercontainer.guest.agent.outbox import Session
 from hypercontainer.model import ContainerState, PodState
 from hypercontainer.testing import Engine
 
@@ -130,6 +132,34 @@ def test_a_vm_gone_while_no_daemon_listened_fails_its_pod(engine):
         PodState.FAILED,
         "the VM was gone when hyperd restarted",
     )
+
+
+def test_a_guest_that_does_not_answer_a_restarted_daemon_fails_only_its_pod(engine, monkeypatch):
+    monkeypatch.setattr(runtime_module, "ADOPTED_AGENT_TIMEOUT", 0.5)
+    mute = engine.runtime.run_pod(engine.pod("sleep", "60"))
+    other = engine.runtime.run_pod(engine.pod("sleep", "60"))
+    guest = engine.host.vm(mute.id).guest
+    # The next host's handshake is taken, never answered.
+    monkeypatch.setattr(guest.server, "_handshake", lambda connection, payload: Session(-1, print))
+    runtime = engine.restart()
+    failed = runtime.store.pod(mute.id)
+    assert (failed.state, failed.error) == (
+        PodState.FAILED,
+        "not adopted: guest agent did not answer hello within 0.5 s",
+    )
+    assert not engine.host.vm(mute.id).running and mute.id not in runtime.sessions
+    assert runtime.store.pod(other.id).state == PodState.RUNNING and other.id in runtime.sessions
+
+
+def test_a_paused_pod_is_adopted_and_stays_paused(engine):
+    pod = engine.runtime.run_pod(engine.pod("sleep", "60"))
+    engine.runtime.pause_pod(pod.id)
+    runtime = engine.restart()
+    assert runtime.store.pod(pod.id).state == PodState.PAUSED
+    assert engine.host.vm(pod.id).paused and runtime.sessions[pod.id].paused
+    runtime.unpause_pod(pod.id)
+    assert not runtime.sessions[pod.id].paused
+    runtime.remove_pod(pod.id)
 
 
 def test_a_removal_cut_short_is_finished_on_restart(engine):
