@@ -123,6 +123,9 @@ def test_hyperd_killed_while_it_makes_a_template(daemon: Hyperd, point: str) -> 
         assert daemon.hyperctl("exec", second, "echo", "cloned", check=True).stdout == "cloned\n"
         (template,) = templates_of(daemon, memory)
         assert template["key"] == key and template["hits"] == 2
+        info = daemon.hyperctl("info", check=True).stdout.splitlines()
+        (line,) = [line for line in info if f" {memory} MB," in line]  # one of the shape
+        assert line.startswith(f"  {key}: ") and line.endswith(", hits 2"), line
         assert half_made(daemon) == [] and (templates_dir(daemon) / key).is_dir()
         assert {"memory", "state", "meta.json"} <= {
             p.name for p in (templates_dir(daemon) / key).iterdir()
