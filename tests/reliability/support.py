@@ -108,9 +108,11 @@ def background(command: list[str], env: dict[str, str] | None = None) -> subproc
     )
 
 
-def reach(point: Callable[[], bool], command: subprocess.Popen | threading.Thread) -> None:
+def reach(
+    point: Callable[[], bool], command: subprocess.Popen | threading.Thread, poll: float = POLL
+) -> None:
     """Return as soon as `point` holds, while `command` (a process or a thread making a
-    request) is still under way."""
+    request) is still under way; looking every `poll` seconds (a narrow point: less)."""
     deadline = time.monotonic() + 300
     while not point():
         if isinstance(command, threading.Thread):
@@ -118,18 +120,23 @@ def reach(point: Callable[[], bool], command: subprocess.Popen | threading.Threa
         else:
             assert command.poll() is None, "the command finished before the point was reached"
         assert time.monotonic() < deadline, "the point was never reached"
-        time.sleep(POLL)
+        time.sleep(poll)
 
 
-def kill_when(daemon: Hyperd, point: Callable[[Hyperd], bool], command: subprocess.Popen) -> None:
+def kill_when(
+    daemon: Hyperd,
+    point: Callable[[Hyperd], bool],
+    command: subprocess.Popen,
+    poll: float = POLL,
+) -> None:
     """kill -9 the daemon as soon as `point` holds, while `command` is still under way."""
-    reach(lambda: point(daemon), command)
+    reach(lambda: point(daemon), command, poll)
     daemon.process.send_signal(signal.SIGKILL)
     daemon.process.wait(30)
 
 
 def cut_short(
-    daemon: Hyperd, args: list[str], point: Callable[[Hyperd], bool]
+    daemon: Hyperd, args: list[str], point: Callable[[Hyperd], bool], poll: float = POLL
 ) -> subprocess.CompletedProcess:
     """Run `hyperctl ARGS`, kill -9 the daemon once `point` holds, and start it again.
 
@@ -138,7 +145,7 @@ def cut_short(
     command = [*HYPERCTL, *args]
     process = background(command, daemon.env)
     try:
-        kill_when(daemon, point, process)
+        kill_when(daemon, point, process, poll)
         out, err = process.communicate(timeout=120)
     finally:
         if process.poll() is None:

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.support import (
+    POLL,
     SLEEPER,
     background,
     cut_short,
@@ -79,10 +80,11 @@ def templates_of(daemon: Hyperd, memory_mb: int) -> list[dict]:
     return [t for t in daemon.api("GET", "/info")["templates"] if t["memory_mb"] == memory_mb]
 
 
-# A shape (its memory) for each: its first pod makes its template.
+# A shape (its memory) for each: its first pod makes its template; how often to look
+# (the state file exists some 20 ms before the template is renamed into place).
 MAKING = {
-    "its guest booting": (128, template_booting),
-    "its state saved, the template not in place yet": (192, state_saved),
+    "its guest booting": (128, template_booting, POLL),
+    "its state saved, the template not in place yet": (192, state_saved, 0.0005),
 }
 
 
@@ -103,9 +105,9 @@ def remove_all(daemon: Hyperd) -> None:
 
 @pytest.mark.parametrize("point", list(MAKING))
 def test_hyperd_killed_while_it_makes_a_template(daemon: Hyperd, point: str) -> None:
-    memory, reached = MAKING[point]
+    memory, reached, poll = MAKING[point]
     shape = ("--memory", str(memory))
-    run = cut_short(daemon, ["run", "-d", *shape, "busybox", *SLEEPER], reached)
+    run = cut_short(daemon, ["run", "-d", *shape, "busybox", *SLEEPER], reached, poll)
     try:
         assert run.returncode == 1 and len(run.stderr.splitlines()) == 1, run
         assert run.stderr.startswith("hyperctl ERROR: "), run
