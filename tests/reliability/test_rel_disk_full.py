@@ -288,12 +288,6 @@ def test_a_container_filling_its_volume_sees_it_and_the_rest_goes_on(daemon, ste
 
 
 @pytest.mark.vm
-@pytest.mark.xfail(
-    strict=True,
-    reason="a container's writable layer is on the guest's /run tmpfs (half its memory, "
-    "unbounded by what the guest needs): 20 MB written exhaust a 128 MB guest's memory "
-    "and the VM exits: 'pod filler failed: the VM exited'",
-)
 def test_a_container_filling_its_own_root_sees_it_and_its_pod_goes_on(daemon):
     try:
         daemon.hyperctl("run", "-d", "--name", "filler", "busybox", *SLEEPER, check=True)

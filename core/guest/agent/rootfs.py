@@ -14,6 +14,7 @@ from . import mounts
 from .errors import Failure
 from .log import timed
 from .settings import Settings
+from .writable import WRITABLE
 
 LAYERS_TAG = "hc_layers"
 
@@ -70,7 +71,8 @@ class Shares:
 def mount_overlay(
     directory: str, shares: Shares, layers: list[str], opaque: dict[str, list[str]]
 ) -> None:
-    """Mount <directory>/rootfs: `layers` (bottom first) below <directory>/upper."""
+    """Mount <directory>/rootfs: `layers` (bottom first) below the container's writable
+    layer (writable.mount_writable)."""
     if layers:
         root = shares.get(LAYERS_TAG, readonly=True)
         lowers = []
@@ -85,7 +87,8 @@ def mount_overlay(
         root = os.path.join(directory, "empty")
         os.mkdir(root)
         lower = "."
-    options = f"lowerdir={lower},upperdir={directory}/upper,workdir={directory}/work"
+    writable = os.path.join(directory, WRITABLE)
+    options = f"lowerdir={lower},upperdir={writable}/upper,workdir={writable}/work"
     # Lower directories are relative to the share (mount's working directory)
     # to keep the option string short: the kernel takes at most a page.
     mounts.mount("overlay", os.path.join(directory, "rootfs"), "overlay", options, cwd=root)

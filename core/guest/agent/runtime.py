@@ -1,8 +1,9 @@
 """The containers of the pod: their root filesystems, bundles, processes and states.
 
-A container's directory, under the state directory, holds its overlay
-(`upper`, `work`, the mounted `rootfs`), its OCI bundle (`config.json` next to
-`rootfs`) and what crun leaves there (its log, the pid file).
+A container's directory, under the state directory, holds its overlay (the
+mounted `rootfs`, and `writable`: a bounded tmpfs with `upper` and `work`,
+writable.py), its OCI bundle (`config.json` next to `rootfs`) and what crun
+leaves there (its log, the pid file).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .reaper import Reaper
 from .rootfs import Shares, mount_overlay
 from .settings import Settings
 from .stdio import Stdio
+from .writable import WRITABLE, mount_writable
 
 KILL_TIMEOUT = 30.0
 
@@ -97,8 +99,8 @@ class Runtime:
     def _build(self, container: Container) -> None:
         spec = container.spec
         os.makedirs(container.dir)
-        for name in ("upper", "work", "rootfs"):
-            os.mkdir(os.path.join(container.dir, name))
+        os.mkdir(container.rootfs)
+        mount_writable(container.dir)
         rootfs = container.rootfs
         hostname = spec["hostname"] or self.network.hostname
         if spec["rootfs"] is not None:
@@ -367,6 +369,7 @@ class Runtime:
     def _dismantle(self, container: Container) -> None:
         """Unmount and delete whatever exists of the container's directory."""
         mounts.unmount(container.rootfs)
+        mounts.unmount(os.path.join(container.dir, WRITABLE))
         shutil.rmtree(container.dir, ignore_errors=True)
 
     def destroy(self) -> None:
