@@ -100,7 +100,6 @@ class Runtime:
         spec = container.spec
         os.makedirs(container.dir)
         os.mkdir(container.rootfs)
-        mount_writable(container.dir)
         rootfs = container.rootfs
         hostname = spec["hostname"] or self.network.hostname
         if spec["rootfs"] is not None:
@@ -108,6 +107,7 @@ class Runtime:
             mounts.bind(self._share_source(spec["rootfs"]), rootfs)
         else:
             with timed("root filesystem mounted", container=container.id):
+                mount_writable(container.dir)
                 mount_overlay(container.dir, self.shares, spec["layers"], spec["opaque"])
             safepath.write_file(rootfs, "/etc/hostname", f"{hostname}\n".encode())
             safepath.write_file(rootfs, "/etc/hosts", self.network.hosts(hostname).encode())
