@@ -253,11 +253,13 @@ class FakeGuest:
 
     def hang_up(self) -> None:
         """Drop the current connection (the VM is gone): the host sees its end."""
-        self.gone.set()
         self._connections.put(None)
         current = self._current
         if current is not None:
             current.close()
+        # Only now: a request held by `silence` then wakes, and its answer can no
+        # longer reach the host (a gone guest answers nothing).
+        self.gone.set()
         self.outbox.close()
 
     def _incoming(self):
