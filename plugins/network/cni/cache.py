@@ -48,7 +48,7 @@ class ResultCache:
             "capabilityArgs": capability_args,
             "result": result,
         }
-        temporary = path.with_name(f".{path.name}.tmp")
+        temporary = _temporary(path)
         with open(temporary, "w") as file:
             json.dump(entry, file)
             file.flush()
@@ -69,4 +69,12 @@ class ResultCache:
         return result if isinstance(result, dict) else None
 
     def remove(self, network: str, container_id: str, ifname: str) -> None:
-        self.path(network, container_id, ifname).unlink(missing_ok=True)
+        """Remove the entry, and what a write cut short (hyperd killed) left of one."""
+        path = self.path(network, container_id, ifname)
+        path.unlink(missing_ok=True)
+        _temporary(path).unlink(missing_ok=True)
+
+
+def _temporary(path: Path) -> Path:
+    """Where an entry is written before it is renamed into place."""
+    return path.with_name(f".{path.name}.tmp")

@@ -141,3 +141,14 @@ def test_records_refuse_a_host_port_another_pod_holds(tmp_path):
     assert records.all() == [web] and records.of("web") == web and records.of("db") is None
     records.remove("c1")
     assert records.all() == []
+
+
+def test_removing_an_entry_removes_a_write_cut_short(tmp_path):
+    # hyperd killed while it wrote the entry leaves the temporary file beside it
+    cache = ResultCache(tmp_path)
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / ".pods-c0ffee-eth0.tmp").write_text('{"kind": "cniCa')
+    assert cache.result("pods", "c0ffee", "eth0") is None
+    cache.remove("pods", "c0ffee", "eth0")
+    assert list(results.iterdir()) == []
