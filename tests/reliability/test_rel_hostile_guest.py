@@ -47,6 +47,8 @@ FLOOD = 1 << 30  # bytes of output the guest pushes at hyperd, acknowledged or n
 # off) and what a client has not read (PENDING_BYTES), plus slack for the
 # allocator; a flood kept in memory would be the whole gibibyte.
 MEMORY_BOUND = BACKLOG_LIMIT + PENDING_BYTES + (32 << 20)
+ODDITIES = 20000  # unknown events in one go
+LOG_BOUND = 64 << 10  # bytes of hyperd's log they may cost: about 30 lines are written
 ANSWER = 30  # seconds within which hyperd must answer `list` while a guest misbehaves
 VIOLATIONS = {
     "oversized": "guest agent misbehaved: frame of 4294967040 bytes exceeds 1048576",
@@ -150,6 +152,19 @@ def test_oddities_are_ignored_and_the_pod_keeps_running(daemon, mode):
     assert daemon.hyperctl("exec", "odd", "echo", "still", check=True).stdout == "still\n"
     states = {row[2]: row[3] for row in rows(daemon.hyperctl("list", "container").stdout)}
     assert states["normal"] == states["odd"] == "running"
+    others_are_served(daemon)
+
+
+def test_a_flood_of_oddities_leaves_hyperds_log_small(daemon):
+    """What the guest sends is not a way to fill hyperd's log: ignored messages are
+    logged at a limited rate."""
+    log = daemon.root / "hyperd.log"
+    before = log.stat().st_size
+    result = hostile(daemon, "odd", "oddities", str(ODDITIES))
+    assert (result.returncode, result.stdout) == (0, "hostile oddities done\n"), result
+    grown = log.stat().st_size - before
+    assert grown < LOG_BOUND, f"hyperd's log grew by {grown} bytes"
+    assert status(daemon)["odd"] == "running"
     others_are_served(daemon)
 
 

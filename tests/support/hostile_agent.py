@@ -8,6 +8,7 @@ running a process, what a compromised guest would:
 
 - `unknown`: events of unknown names, messages that are neither reply nor event,
   output on a stream never announced;
+- `oddities N`: N events of an unknown name, as fast as the host takes them;
 - `stray-replies`: replies to requests never made, and a second reply to this one;
 - `ghost-exits ID...`: exit events for containers and execs that are not there, for
   each ID given (e.g. another pod's container) and for made-up ones;
@@ -109,6 +110,13 @@ def unknown(bad: Misbehaviour, args: list[str]) -> None:
     bad.finish(stdout, "hostile unknown done")
 
 
+def oddities(bad: Misbehaviour, args: list[str]) -> None:
+    stdout = bad.started()
+    for number in range(int(args[0])):
+        bad.outbox.event({"event": "odd", "n": number})
+    bad.finish(stdout, "hostile oddities done")
+
+
 def stray_replies(bad: Misbehaviour, args: list[str]) -> None:
     stdout = bad.started()
     for request_id in (bad.request_id + 1000, 2**40, 0, -1, 1):
@@ -202,6 +210,7 @@ def rehello(bad: Misbehaviour, args: list[str]) -> None:
 
 MODES = {
     "unknown": unknown,
+    "oddities": oddities,
     "stray-replies": stray_replies,
     "ghost-exits": ghost_exits,
     "host-paths": host_paths,
