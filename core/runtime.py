@@ -531,13 +531,24 @@ class Runtime:
         self.images.recover()
         self.hypervisor.recover()
         known = set()
+        relink: list[Pod] = []
         for pod in self.store.pods():
             known.add(pod.id)
             try:
-                self._adopt(pod)
+                if self._adopt(pod):
+                    relink.append(pod)
             except Exception as e:  # noqa: BLE001 - one bad pod must not keep the daemon down
-                log.error("adoption failed", pod_id=pod.id, error=str(e))
-                self._not_adopted(pod.id, f"not adopted: {e}")
+                self._not_adopted(pod.id, e)
+        # Every guest at once: one that does not answer holds hyperd's start for its
+        # timeout once, not once per pod.
+        threads = [
+            threading.Thread(target=self._relink, args=(pod,), name=f"adopt-{pod.id}")
+            for pod in relink
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
         self.network.recover({p.id for p in self.store.pods() if p.network and not p.netns})
         runs = self.config.run_root / "pods"
         for leftover in runs.iterdir() if runs.is_dir() else ():
@@ -546,12 +557,14 @@ class Runtime:
                 self.hypervisor.reap(leftover)
                 shutil.rmtree(leftover, ignore_errors=True)
 
-    def _adopt(self, pod: Pod) -> None:
+    def _adopt(self, pod: Pod) -> bool:
+        """Settle what the last hyperd left of `pod`; True: its VM runs, its agent is to
+        be linked up with again (_relink)."""
         if pod.removing:  # the daemon died in the middle of `rm`: finish it
             self.hypervisor.reap(self.files.run_dir(pod.id))
             self._forget(pod.id)
             self.hooks.pod_post_remove(pod)
-            return
+            return False
         if pod.state == PodState.PENDING:
             booting = pod.starting or pod.vm or pod.network or self.files.run_dir(pod.id).exists()
             if booting or pod.transient:
@@ -562,15 +575,15 @@ class Runtime:
                 self._teardown(pod.id)
                 if pod.transient:
                     self.remove_pod(pod.id)
-                    return
+                    return False
 
                 def not_starting(record: Pod) -> None:
                     record.vm, record.starting = None, False
 
                 self.store.update_pod(pod.id, not_starting)
-            return
+            return False
         if pod.state not in (*RUNNING_STATES, PodState.STOPPING):
-            return
+            return False
         if pod.vm and self.hypervisor.is_running(pod.vm):
             if pod.state == PodState.STOPPING:
                 self.hypervisor.stop(pod.vm, timeout=0)
@@ -578,20 +591,31 @@ class Runtime:
                 network = NetworkAttachment.from_dict(pod.network) if pod.network else None
                 if network and not pod.netns:  # a joined namespace is its maker's to keep
                     self.network.adopt(pod.id, network)
-                running = [
-                    c.id for c in self.store.containers(pod.id) if c.state == ContainerState.RUNNING
-                ]
-                self._reconnect(pod, running)
-                log.info("pod adopted", pod_id=pod.id)
-                if pod.starting:  # the start was cut before all its containers ran
-                    with self.lock(pod.id):
-                        self._start_pending_containers(self.store.pod(pod.id))
-                return
+                return True
         self.hypervisor.reap(self.files.run_dir(pod.id))
         if pod.state == PodState.STOPPING:  # the daemon died while stopping it: finish that
             self._vm_ended(pod.id, PodState.SUCCEEDED)
         else:
             self.vm_lost(pod.id, "the VM was gone when hyperd restarted")
+        return False
+
+    def _relink(self, pod: Pod) -> None:
+        """The agent link of a pod whose VM outlived the last hyperd (its own thread)."""
+        try:
+            running = [
+                c.id for c in self.store.containers(pod.id) if c.state == ContainerState.RUNNING
+            ]
+            self._reconnect(pod, running)
+        except Exception as e:  # noqa: BLE001 - one bad pod must not keep the daemon down
+            self._not_adopted(pod.id, e)
+            return
+        log.info("pod adopted", pod_id=pod.id)
+        if pod.starting:  # the start was cut before all its containers ran
+            try:
+                with self.lock(pod.id):
+                    self._start_pending_containers(self.store.pod(pod.id))
+            except Exception as e:  # noqa: BLE001 - the pod runs: its containers say the rest
+                log.error("finishing the cut start failed", pod_id=pod.id, error=str(e))
 
     def _reconnect(self, pod: Pod, running: list[str]) -> None:
         """Link up again with the agent of a VM that outlived the last hyperd, and apply
@@ -610,10 +634,11 @@ class Runtime:
                 self.hypervisor.pause(handle)
         session.paused = paused
 
-    def _not_adopted(self, pod_id: str, reason: str) -> None:
+    def _not_adopted(self, pod_id: str, error: Exception) -> None:
         """A VM hyperd cannot talk to is of no use, and would run unseen: its pod fails."""
+        log.error("adoption failed", pod_id=pod_id, error=str(error))
         try:
-            self.vm_lost(pod_id, reason)
+            self.vm_lost(pod_id, f"not adopted: {error}")
         except Exception as e:  # noqa: BLE001 - one bad pod must not keep the daemon down
             log.error("failing the pod that was not adopted failed", pod_id=pod_id, error=str(e))
 

@@ -3,6 +3,8 @@ restarted hyperd adopting what outlived it."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from hypercontainer import runtime as runtime_module
 from hypercontainer.errors import NotFound, UserError
@@ -149,6 +151,27 @@ def test_a_guest_that_does_not_answer_a_restarted_daemon_fails_only_its_pod(engi
     )
     assert not engine.host.vm(mute.id).running and mute.id not in runtime.sessions
     assert runtime.store.pod(other.id).state == PodState.RUNNING and other.id in runtime.sessions
+
+
+def test_a_restarted_daemon_links_up_with_every_guest_at_once(engine, monkeypatch):
+    """Each guest answers the new hyperd's handshake only once the other's has come:
+    one after the other, the first would wait out its timeout."""
+    monkeypatch.setattr(runtime_module, "ADOPTED_AGENT_TIMEOUT", 5.0)
+    pods = [engine.runtime.run_pod(engine.pod("sleep", "60")) for _ in range(2)]
+    hellos = [threading.Event(), threading.Event()]
+    for mine, theirs, pod in ((0, 1, pods[0]), (1, 0, pods[1])):
+        server = engine.host.vm(pod.id).guest.server
+        real = server._handshake
+
+        def handshake(connection, payload, mine=mine, theirs=theirs, real=real):
+            hellos[mine].set()
+            hellos[theirs].wait(10)
+            return real(connection, payload)
+
+        monkeypatch.setattr(server, "_handshake", handshake)
+    runtime = engine.restart()
+    assert [runtime.store.pod(pod.id).state for pod in pods] == [PodState.RUNNING] * 2
+    assert all(pod.id in runtime.sessions for pod in pods)
 
 
 def test_a_paused_pod_is_adopted_and_stays_paused(engine):
