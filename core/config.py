@@ -65,6 +65,13 @@ class AdmissionConfig(Section):
     vm_overhead_mb: int = Field(default=100, ge=0)
 
 
+class LogsConfig(Section):
+    """Container logs (core/logs.py), rotated as Docker's `local` log driver does."""
+
+    max_size_mb: int = Field(default=20, ge=1, le=1 << 20)  # a file, before it rotates
+    max_files: int = Field(default=5, ge=1, le=100)  # kept per container, the current one too
+
+
 class Config(Section):
     hypervisor: str = "qemu"
     network: str = "user"
@@ -78,6 +85,7 @@ class Config(Section):
     guest: GuestConfig = Field(default_factory=GuestConfig)
     fetch: FetchConfig = Field(default_factory=FetchConfig)
     admission: AdmissionConfig = Field(default_factory=AdmissionConfig)
+    logs: LogsConfig = Field(default_factory=LogsConfig)
     # Every other table is a driver's settings, by the driver's name ([qemu], [bridge], a
     # third party's [mydriver]): kept as written, validated by that driver's own model
     # when it loads (driver_settings.py).

@@ -1,8 +1,13 @@
-"""Container logs: one JSON-lines file per container, and live followers.
+"""Container logs: JSON-lines files per container, rotated, and live followers.
 
 Each line is {"time", "stream", "log"} (time: UTC, ISO 8601, microseconds);
 bytes that are not UTF-8 survive as surrogate escapes. Followers in the daemon
 wait on a condition that the writer notifies, so `logs -f` never polls the file.
+
+A log is rotated as Docker's log drivers do with max-size and max-file: when the
+next entry would take the file beyond `max_bytes`, it becomes `<name>.1` (the
+older ones move up, the oldest beyond `max_files` goes), so a container, or a
+guest, that writes without end takes bounded disk.
 """
 
 from __future__ import annotations
@@ -56,11 +61,21 @@ def decode_line(line: str) -> tuple[str, str, bytes]:
 class ContainerLog:
     """Appends a container's output and wakes whoever follows it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_bytes: int | None = None, max_files: int = 1) -> None:
         self.path = path
+        self.max_bytes, self.max_files = max_bytes, max_files
         self.changed = threading.Condition()
         self.ended = False  # the container's current process has exited
         self.dropping = False  # entries are being dropped: the disk is full
+        self.rotations = 0  # so far, by this process: a follower's offset is in one file
+        self._size: int | None = None  # of the current file, once looked at
+
+    def files(self) -> list[Path]:
+        """The log's files, oldest first."""
+        return [self._rotated(n) for n in range(self.max_files - 1, 0, -1)] + [self.path]
+
+    def _rotated(self, n: int) -> Path:
+        return self.path.with_name(f"{self.path.name}.{n}")
 
     def append(self, stream: str, data: bytes) -> None:
         """Add an entry. On a full disk it is dropped, said once in hyperd's log until an
@@ -68,11 +83,16 @@ class ContainerLog:
         would be unreadable, and with it the whole log)."""
         if not data:
             return
+        line = encode_line(stream, data).encode()
         with self.changed:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                _append_whole(self.path, encode_line(stream, data).encode())
+                if self._full_with(len(line)):
+                    self._rotate()
+                _append_whole(self.path, line)
+                self._size = (self._size or 0) + len(line)
             except OSError as e:
+                self._size = None  # looked at again next time
                 if not is_disk_full(e):
                     raise
                 if not self.dropping:
@@ -81,6 +101,32 @@ class ContainerLog:
                 return
             self.dropping = False
             self.changed.notify_all()
+
+    def _full_with(self, more: int) -> bool:
+        if self.max_bytes is None:
+            return False
+        if self._size is None:
+            try:
+                self._size = self.path.stat().st_size
+            except FileNotFoundError:
+                self._size = 0
+        return self._size > 0 and self._size + more > self.max_bytes
+
+    def _rotate(self) -> None:
+        """`<name>.N-1` becomes `<name>.N`, ..., the current file `<name>.1` (with one
+        file only, the current one is dropped); the next entry starts a new file."""
+        for n in range(self.max_files - 1, 0, -1):
+            older = self.path if n == 1 else self._rotated(n - 1)
+            if older.exists():
+                os.replace(older, self._rotated(n))
+        self.path.unlink(missing_ok=True)  # max_files 1: nothing kept
+        self._size = 0
+        self.rotations += 1
+
+    def remove(self) -> None:
+        with self.changed:
+            for path in self.files():
+                path.unlink(missing_ok=True)
 
     def reopen(self) -> None:
         """A new process of the container starts writing."""
@@ -102,9 +148,13 @@ class ContainerLog:
     ) -> Iterator[tuple[str, str, bytes]]:
         """(time, stream, data) entries so far (those from `since`, the last `tail` of
         them), then new ones while following."""
-        offset = 0
-        lines, offset = self._read_from(offset)
-        entries: Iterator[tuple[str, str, bytes]] = (decode_line(line) for line in lines)
+        with self.changed:  # no rotation while the files are read
+            lines = [line for path in self.files()[:-1] for line in _read_lines(path, 0)[0]]
+            current, offset = _read_lines(self.path, 0)
+            rotations = self.rotations
+        entries: Iterator[tuple[str, str, bytes]] = (
+            decode_line(line) for line in [*lines, *current]
+        )
         if since is not None:
             first = stamp(since)
             entries = (entry for entry in entries if entry[0] >= first)
@@ -113,7 +163,8 @@ class ContainerLog:
         yield from entries
         while follow and not (stop and stop.is_set()):
             with self.changed:
-                lines, offset = self._read_from(offset)
+                lines, offset = self._read_since(rotations, offset)
+                rotations = self.rotations
                 if not lines:
                     if self.ended:
                         return
@@ -121,12 +172,27 @@ class ContainerLog:
                     continue
             yield from (decode_line(line) for line in lines)
 
-    def _read_from(self, offset: int) -> tuple[list[str], int]:
-        try:
-            with self.path.open("r", encoding="utf-8") as f:
-                f.seek(offset)
-                data = f.read()
-        except FileNotFoundError:
-            return [], offset
-        complete = data[: data.rfind("\n") + 1]
-        return complete.splitlines(), offset + len(complete.encode("utf-8"))
+    def _read_since(self, rotations: int, offset: int) -> tuple[list[str], int]:
+        """Lines written since `offset` in the file that was current `rotations` rotations
+        ago, and the offset reached in today's (what rotated beyond max_files is lost)."""
+        missed = self.rotations - rotations
+        if not missed:
+            return _read_lines(self.path, offset)
+        lines: list[str] = []
+        for n in range(missed, 0, -1):
+            if n < self.max_files:
+                lines += _read_lines(self._rotated(n), offset if n == missed else 0)[0]
+        current, offset = _read_lines(self.path, 0)
+        return lines + current, offset
+
+
+def _read_lines(path: Path, offset: int) -> tuple[list[str], int]:
+    """The complete lines of `path` from `offset`, and the offset after them."""
+    try:
+        with path.open("r", encoding="utf-8") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return [], offset
+    complete = data[: data.rfind("\n") + 1]
+    return complete.splitlines(), offset + len(complete.encode("utf-8"))

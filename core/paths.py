@@ -62,6 +62,7 @@ KNOWN_KEYS = frozenset(
         "guest",
         "fetch",
         "admission",
+        "logs",
     }
 )
 # Every other table is the settings of the driver it names ([qemu], [bridge], [mydriver]).

@@ -41,7 +41,10 @@ class PodFiles:
         with self._lock:
             if container.id not in self._logs:
                 path = self.pod_dir(container.pod_id) / "logs" / f"{container.id}.log"
-                self._logs[container.id] = ContainerLog(path)
+                limits = self.config.logs
+                self._logs[container.id] = ContainerLog(
+                    path, limits.max_size_mb << 20, limits.max_files
+                )
             return self._logs[container.id]
 
     def open_log(self, container_id: str) -> ContainerLog | None:
@@ -52,4 +55,4 @@ class PodFiles:
         with self._lock:
             log_file = self._logs.pop(container_id, None)
         if log_file is not None and delete:
-            log_file.path.unlink(missing_ok=True)
+            log_file.remove()

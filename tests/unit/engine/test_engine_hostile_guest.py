@@ -86,10 +86,10 @@ class Pods:
         return pod.error
 
     def log_lines(self, container_id: str) -> list[dict]:
-        path = self.runtime.files.log(self.container(container_id)).path
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines()]
+        files = self.runtime.files.log(self.container(container_id)).files()  # oldest first
+        return [
+            json.loads(line) for f in files if f.exists() for line in f.read_text().splitlines()
+        ]
 
     def unanswered_signal(self, pod_id: str, container_id: str, ping_too: bool) -> None:
         """A signal the pod's guest never answers (with `ping_too`, nor the ping after it)."""
