@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +49,26 @@ def encode_line(stream: str, data: bytes) -> str:
 def stamp(moment: datetime) -> str:
     """A time as log lines hold it: UTC, microseconds; such texts sort as times do."""
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+Entry = tuple[str, str, bytes]  # time, stream, data
+
+
+def last_lines(entries: list[Entry], count: int) -> list[Entry]:
+    """What of `entries` holds the last `count` lines of output, as Docker's `--tail`
+    counts (an entry is a chunk of output: the first one kept is cut to where its line
+    begins; output that does not end with a newline ends with a line all the same)."""
+    wanted, kept = count, []
+    for index, (time, stream, data) in enumerate(reversed(entries)):
+        end = len(data) - 1 if index == 0 and data.endswith(b"\n") else len(data)
+        while wanted > 0 and (end := data.rfind(b"\n", 0, end)) >= 0:
+            wanted -= 1
+        if wanted == 0 or count <= 0:
+            begins = end + 1 if count > 0 else len(data)
+            kept.append((time, stream, data[begins:]))
+            break
+        kept.append((time, stream, data))
+    return [entry for entry in reversed(kept) if entry[2]]
 
 
 def decode_line(line: str) -> tuple[str, str, bytes]:
@@ -146,8 +165,8 @@ class ContainerLog:
         stop: threading.Event | None = None,
         since: datetime | None = None,
     ) -> Iterator[tuple[str, str, bytes]]:
-        """(time, stream, data) entries so far (those from `since`, the last `tail` of
-        them), then new ones while following."""
+        """(time, stream, data) entries so far (those from `since`; with `tail`, only
+        what holds their last `tail` lines), then new ones while following."""
         with self.changed:  # no rotation while the files are read
             lines = [line for path in self.files()[:-1] for line in _read_lines(path, 0)[0]]
             current, offset = _read_lines(self.path, 0)
@@ -159,7 +178,7 @@ class ContainerLog:
             first = stamp(since)
             entries = (entry for entry in entries if entry[0] >= first)
         if tail is not None:
-            entries = iter(deque(entries, maxlen=tail) if tail > 0 else [])
+            entries = iter(last_lines(list(entries), tail))
         yield from entries
         while follow and not (stop and stop.is_set()):
             with self.changed:

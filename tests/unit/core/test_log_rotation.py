@@ -82,3 +82,19 @@ def test_removing_a_log_removes_its_rotated_files(tmp_path):
     write(log, 5)
     log.remove()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_tail_counts_lines_not_the_chunks_they_came_in(tmp_path):
+    log = ContainerLog(tmp_path / "c.log")
+    log.append("stdout", b"one\ntwo\nthr")
+    log.append("stderr", b"ee\nfour\n")
+    log.append("stdout", b"five")  # no newline yet: a line all the same
+    assert [d for _, _, d in log.read(tail=1)] == [b"five"]
+    assert [d for _, _, d in log.read(tail=2)] == [b"four\n", b"five"]
+    assert [(s, d) for _, s, d in log.read(tail=3)] == [
+        ("stdout", b"thr"),
+        ("stderr", b"ee\nfour\n"),
+        ("stdout", b"five"),
+    ]
+    assert b"".join(d for _, _, d in log.read(tail=100)) == b"one\ntwo\nthree\nfour\nfive"
+    assert list(log.read(tail=0)) == []
