@@ -99,13 +99,24 @@ class Template:
         }
 
 
+RETRY_AFTER = 60.0  # seconds a shape boots cold after its template failed once
+RETRY_AFTER_MAX = 3600.0
+
+
+def retry_after(failures: int) -> float:
+    return min(RETRY_AFTER * 2 ** (failures - 1), RETRY_AFTER_MAX)
+
+
 class TemplateStore:
     """The templates of one driver (`vmm`, as in Shape.vmm) in the shared directory."""
 
-    def __init__(self, root: Path, vmm: str) -> None:
+    def __init__(self, root: Path, vmm: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.root = root
         self.vmm = vmm
-        self._unmakeable: set[str] = set()  # shapes whose template this process gave up on
+        self.clock = clock
+        # Shapes whose template failed, with how often and when: tried again after a
+        # back-off (a kill or a crash may have been once), not at every pod.
+        self._failed: dict[str, tuple[int, float]] = {}
 
     # -- finding and making --------------------------------------------------------
 
@@ -115,20 +126,31 @@ class TemplateStore:
     def usable(
         self, shape: Shape, make: Callable[[Path], None], files: Sequence[str]
     ) -> Template | None:
-        """get(), or None where this shape's template cannot be made or was given up:
-        said once, and the shape's pods boot cold from then on."""
-        if shape.key in self._unmakeable:
+        """get(), or None while this shape's template is given up (its pods boot cold):
+        after a failure for RETRY_AFTER seconds, doubled at each failure in a row up to
+        RETRY_AFTER_MAX; a template made ends the back-off."""
+        failures, since = self._failed.get(shape.key, (0, 0.0))
+        if failures and self.clock() < since + retry_after(failures):
             return None
         try:
-            return self.get(shape, make, files)
+            template = self.get(shape, make, files)
         except DriverError as e:
             self.give_up(shape.key, f"cannot make a template: {e}")
             return None
+        self._failed.pop(shape.key, None)
+        return template
 
     def give_up(self, key: str, reason: str) -> None:
-        """No more templates of this shape in this process (it boots its pods cold)."""
-        self._unmakeable.add(key)
-        log.warning("pods of this shape boot cold", key=key, vmm=self.vmm, reason=reason)
+        """No template of this shape for a while (its pods boot cold meanwhile)."""
+        failures = self._failed.get(key, (0, 0.0))[0] + 1
+        self._failed[key] = (failures, self.clock())
+        log.warning(
+            "pods of this shape boot cold",
+            key=key,
+            vmm=self.vmm,
+            reason=reason,
+            retry_in_s=retry_after(failures),
+        )
 
     def get(self, shape: Shape, make: Callable[[Path], None], files: Sequence[str]) -> Template:
         """The template of `shape`, made now by `make(directory)` if there is none.

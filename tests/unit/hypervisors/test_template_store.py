@@ -12,7 +12,12 @@ from hypercontainer.drivers import NetworkAttachment, Share, VMSpec
 from hypercontainer.errors import DriverError
 from hypercontainer_plugins.hypervisors import templates as templates_module
 from hypercontainer_plugins.hypervisors.shape import Shape
-from hypercontainer_plugins.hypervisors.templates import TemplateStore
+from hypercontainer_plugins.hypervisors.templates import (
+    RETRY_AFTER,
+    RETRY_AFTER_MAX,
+    TemplateStore,
+    retry_after,
+)
 
 MEMORY, STATE = "memory", "state"  # what the (QEMU-like) makers here leave
 FILES = (MEMORY, STATE)
@@ -213,17 +218,33 @@ def test_a_directory_that_is_no_template_is_removed_when_one_is_made(tmp_path: P
     assert not old_format.exists() and len(store.list()) == 1
 
 
-def test_a_shape_whose_template_cannot_be_made_is_tried_once(tmp_path: Path) -> None:
-    store, attempts = TemplateStore(tmp_path / "templates", "qemu"), []
+def test_a_shape_whose_template_failed_boots_cold_for_a_back_off(tmp_path: Path) -> None:
+    now = [1000.0]
+    store, attempts = TemplateStore(tmp_path / "templates", "qemu", clock=lambda: now[0]), []
+    healthy = [False]
 
-    def broken(work: Path) -> None:
+    def flaky(work: Path) -> None:
         attempts.append(work)
-        raise DriverError("no agent")
+        if not healthy[0]:
+            raise DriverError("no agent")
+        fake_make(tmp_path / "makes")(work)
 
     shape = shape_of(spec(tmp_path))
-    assert store.usable(shape, broken, FILES) is None
-    assert store.usable(shape, broken, FILES) is None
+    assert store.usable(shape, flaky, FILES) is None
+    now[0] += RETRY_AFTER - 1
+    assert store.usable(shape, flaky, FILES) is None  # within the back-off: not tried
     assert len(attempts) == 1
+    now[0] += 1
+    assert store.usable(shape, flaky, FILES) is None  # tried again, failed again
+    assert len(attempts) == 2
+    now[0] += RETRY_AFTER  # the back-off doubled: not yet
+    assert store.usable(shape, flaky, FILES) is None and len(attempts) == 2
+    now[0] += RETRY_AFTER
+    healthy[0] = True
+    assert store.usable(shape, flaky, FILES) is not None and len(attempts) == 3
+    store.discard(shape.key)
+    assert store.usable(shape, flaky, FILES) is not None  # made: the back-off is over
+    assert retry_after(100) == RETRY_AFTER_MAX
     other = shape_of(spec(tmp_path, memory_mb=512))
     assert store.usable(other, fake_make(tmp_path / "makes"), FILES) is not None
     store.give_up(other.key, "its first clone failed")
