@@ -19,12 +19,11 @@ from common import (
     entry_point,
     machine,
     private_daemons,
+    publish,
     remove_pods,
     run_pod,
     summary,
     table,
-    write_results,
-    write_section,
 )
 
 HEADING = "## Clone start against its TCG cache (bench/clone_cache.py)"
@@ -80,11 +79,7 @@ def main() -> None:
         "machine_start": start,
         "machine_end": machine(),
     }
-    path = write_results(args.results_dir, "clone_cache", result)
-    section = report(result)
-    print(section + f"\n(results: {path})")
-    if args.write_docs:
-        write_section(HEADING, section)
+    publish(args, "clone_cache", result, HEADING, report(result))
 
 
 if __name__ == "__main__":

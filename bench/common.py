@@ -258,6 +258,17 @@ def write_results(directory: Path, name: str, data: dict[str, object]) -> Path:
     return path
 
 
+def publish(
+    args: argparse.Namespace, name: str, result: dict, heading: str, section: str, docs=DOCS
+) -> None:
+    """A benchmark's end: `result` into <results dir>/<name>.json, `section` printed and,
+    with --write-docs, put in `docs` under `heading`."""
+    path = write_results(args.results_dir, name, result)
+    print(section + f"\n(results: {path})")
+    if args.write_docs:
+        write_section(heading, section, docs)
+
+
 def write_section(heading: str, section: str, docs: Path = DOCS) -> None:
     """Replace (or append) the section of `docs` (docs/benchmarks.md) that starts with
     `heading`."""

@@ -27,13 +27,12 @@ from common import (
     hyperctl_command,
     machine,
     private_daemon,
+    publish,
     rows,
     run_pod,
     summary,
     table,
     timed,
-    write_results,
-    write_section,
 )
 
 HEADING = "## hyperctl list latency (bench/list_latency.py)"
@@ -118,12 +117,8 @@ def main() -> None:
         summaries={name: summary(v) for name, v in result["samples"].items()},
     )
     name = "list_latency_running" if args.running else "list_latency"
-    path = write_results(args.results_dir, name, result)
     heading = HEADING_RUNNING if args.running else HEADING
-    section = report(result, heading)
-    print(section + f"\n(results: {path})")
-    if args.write_docs:
-        write_section(heading, section)
+    publish(args, name, result, heading, report(result, heading))
 
 
 if __name__ == "__main__":

@@ -35,13 +35,12 @@ from common import (
     entry_point,
     machine,
     private_daemons,
+    publish,
     qemu_pids,
     remove_pods,
     run_pod,
     summary,
     table,
-    write_results,
-    write_section,
 )
 
 HEADING = "## Memory per idle pod (bench/pod_memory.py)"
@@ -256,11 +255,7 @@ def main() -> None:
             for kind, q in quantities.items()
         },
     }
-    path = write_results(args.results_dir, "pod_memory", result)
-    section = report(result)
-    print(section + f"\n(results: {path})")
-    if args.write_docs:
-        write_section(HEADING, section)
+    publish(args, "pod_memory", result, HEADING, report(result))
 
 
 if __name__ == "__main__":

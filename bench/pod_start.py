@@ -41,12 +41,11 @@ from common import (
     entry_point,
     machine,
     private_daemons,
+    publish,
     remove_pods,
     run_pod_at,
     summary,
     table,
-    write_results,
-    write_section,
 )
 from hypercontainer.config import load
 from hypercontainer.drivers import VMSpec
@@ -247,11 +246,7 @@ def main() -> None:
         machine_end=machine(),
         summaries={k: summary(result[k]) for k in (*KINDS, "ratio_cold", "ratio_templated")},
     )
-    path = write_results(args.results_dir, "pod_start", result)
-    section = report(result)
-    print(section + f"\n(results: {path})")
-    if args.write_docs:
-        write_section(HEADING, section)
+    publish(args, "pod_start", result, HEADING, report(result))
 
 
 if __name__ == "__main__":

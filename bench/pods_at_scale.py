@@ -30,12 +30,14 @@ from common import (
     hyperctl_command,
     machine,
     private_daemon,
+    publish,
     qemu_pids,
     run_pod,
     timed,
-    write_results,
-    write_section,
 )
+from hypercontainer.admission import mem_available
+
+from tests.support.soak import Holdings
 
 HEADING = "## Pods at once (bench/pods_at_scale.py)"
 CHECKPOINTS = (1, 5, 10, 20, 30, 40, 50, 75, 100, 125, 150)
@@ -64,20 +66,6 @@ def qemu_cpu_share(run_root: Path) -> float:
     return 100 * used / (CPU_WINDOW * (os.cpu_count() or 1))
 
 
-def status_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
-def available_mib() -> float:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) / 1024
-    raise KeyError("MemAvailable")
-
-
 def measure(pods: int, runs: int, memory_mb: int) -> dict:
     samples: list[dict] = []
     stopped = None
@@ -98,15 +86,16 @@ def measure(pods: int, runs: int, memory_mb: int) -> dict:
                 print(f"pod {count} did not start: {reason}", flush=True)
                 break
             list_s = statistics.median(timed(listing, daemon.env)[0] for _ in range(runs))
+            held = Holdings.of(hyperd)
             sample = {
                 "pods": count,
                 "start_s": start_s,
                 "list_s": list_s,
                 "load_average": os.getloadavg()[0],
                 "qemu_cpu_percent": qemu_cpu_share(daemon.run_root),
-                "available_mib": available_mib(),
-                "hyperd_rss_mib": status_kib(hyperd, "VmRSS") / 1024,
-                "hyperd_threads": status_kib(hyperd, "Threads"),
+                "available_mib": mem_available() / (1 << 20),
+                "hyperd_rss_mib": held.rss_kib / 1024,
+                "hyperd_threads": held.threads,
             }
             samples.append(sample)
             print(
@@ -161,11 +150,7 @@ def main() -> None:
     start = machine()
     result = measure(args.pods, args.runs, args.memory)
     result.update(machine_start=start, machine_end=machine())
-    path = write_results(args.results_dir, "pods_at_scale", result)
-    section = report(result)
-    print(section + f"\n(results: {path})")
-    if args.write_docs:
-        write_section(HEADING, section)
+    publish(args, "pods_at_scale", result, HEADING, report(result))
 
 
 if __name__ == "__main__":

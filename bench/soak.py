@@ -26,10 +26,9 @@ from common import (
     entry_point,
     machine,
     private_daemon,
+    publish,
     summary,
     table,
-    write_results,
-    write_section,
 )
 
 from tests.support.soak import Holdings, cycle, flat, footprint
@@ -168,11 +167,7 @@ def main() -> None:
         machine_end=machine(),
         summaries={step: summary(v) for step, v in result["steps"].items()},
     )
-    path = write_results(args.results_dir, f"soak_{args.network}", result)
-    section = report(result)
-    print(section + f"\n(results: {path})")
-    if args.write_docs:
-        write_section(HEADING, section, RELIABILITY)
+    publish(args, f"soak_{args.network}", result, HEADING, report(result), RELIABILITY)
 
 
 if __name__ == "__main__":

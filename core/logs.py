@@ -87,7 +87,6 @@ class ContainerLog:
         self.ended = False  # the container's current process has exited
         self.dropping = False  # entries are being dropped: the disk is full
         self.rotations = 0  # so far, by this process: a follower's offset is in one file
-        self._size: int | None = None  # of the current file, once looked at
 
     def files(self) -> list[Path]:
         """The log's files, oldest first."""
@@ -109,9 +108,7 @@ class ContainerLog:
                 if self._full_with(len(line)):
                     self._rotate()
                 _append_whole(self.path, line)
-                self._size = (self._size or 0) + len(line)
             except OSError as e:
-                self._size = None  # looked at again next time
                 if not is_disk_full(e):
                     raise
                 if not self.dropping:
@@ -124,12 +121,11 @@ class ContainerLog:
     def _full_with(self, more: int) -> bool:
         if self.max_bytes is None:
             return False
-        if self._size is None:
-            try:
-                self._size = self.path.stat().st_size
-            except FileNotFoundError:
-                self._size = 0
-        return self._size > 0 and self._size + more > self.max_bytes
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return False
+        return size > 0 and size + more > self.max_bytes
 
     def _rotate(self) -> None:
         """`<name>.N-1` becomes `<name>.N`, ..., the current file `<name>.1` (with one
@@ -139,7 +135,6 @@ class ContainerLog:
             if older.exists():
                 os.replace(older, self._rotated(n))
         self.path.unlink(missing_ok=True)  # max_files 1: nothing kept
-        self._size = 0
         self.rotations += 1
 
     def remove(self) -> None:

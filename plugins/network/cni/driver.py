@@ -36,6 +36,12 @@ from .settings import CniSettings
 IFNAME = "eth0"  # CNI_IFNAME: what the pod's interface is called inside its namespace
 
 
+# portmap is given the pod's ports in ADD only: a running pod's cannot change.
+PORTS_FIXED = (
+    "the cni network publishes ports when the pod starts: CNI cannot change them on a running pod"
+)
+
+
 class CniNetwork(Network):
     name = "cni"
     Settings = CniSettings
@@ -153,18 +159,12 @@ class CniNetwork(Network):
     def add_forward(
         self, pod_id: str, attachment: NetworkAttachment, fwd: PortForward
     ) -> PortForward:
-        raise UserError(
-            "the cni network publishes ports when the pod starts: CNI cannot "
-            "change them on a running pod"
-        )
+        raise UserError(PORTS_FIXED)
 
     def remove_forward(
         self, pod_id: str, attachment: NetworkAttachment, fwd: PortForward
     ) -> PortForward:
-        raise UserError(
-            "the cni network publishes ports when the pod starts: CNI cannot "
-            "change them on a running pod"
-        )
+        raise UserError(PORTS_FIXED)
 
     def forwards(self, pod_id: str, attachment: NetworkAttachment) -> list[PortForward]:
         record = self.records.of(pod_id)
