@@ -159,6 +159,8 @@ def main() -> None:
         "--check-every", type=int, default=10, help="compare the host's footprint every N cycles"
     )
     args = parser.parse_args()
+    if args.runs <= WARM_UP:
+        parser.error(f"--runs must be more than the {WARM_UP} warm-up cycles")
     start = machine()
     result = soak(args.runs, args.network, args.check_every)
     result.update(
