@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from typing import Any
@@ -38,7 +39,9 @@ def register(verbs) -> None:
 
     logs = verbs.add_parser("logs", help="a container's output")
     logs.add_argument("-f", "--follow", action="store_true", help="keep following")
-    logs.add_argument("--tail", type=int, help="only the last N entries")
+    logs.add_argument(
+        "--tail", type=tail_lines, help="only the last N lines (a number, or all: the default)"
+    )
     logs.add_argument(
         "-t",
         "--timestamps",
@@ -195,6 +198,15 @@ def _mounts(pod_spec: dict[str, Any], spec: dict[str, Any]) -> list[dict[str, An
 
 
 # -- logs and events ------------------------------------------------------------------
+
+
+def tail_lines(text: str) -> int | None:
+    """`--tail` as Docker takes it: a number of lines, or `all` (None: everything)."""
+    if text == "all":
+        return None
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"a number of lines (0 or more) or all, not {text!r}")
+    return int(text)
 
 
 def do_logs(client: Client, args) -> int:

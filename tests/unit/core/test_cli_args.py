@@ -157,3 +157,13 @@ def test_run_pulls_an_image_only_if_it_is_missing(monkeypatch, answer, pulled):
         with pytest.raises(CommandError, match=re.escape(str(answer))):
             pods.ensure_images(_Lookups(answer), spec)
     assert pulls == (["busybox"] if pulled else [])
+
+
+def test_logs_tail_is_a_number_of_lines_or_all(capsys):
+    assert parse("logs", "--tail", "2", "c").tail == 2
+    assert parse("logs", "--tail", "all", "c").tail is None
+    assert parse("logs", "c").tail is None
+    for wrong in ("-3", "two", "1.5", "²"):
+        with pytest.raises(SystemExit):
+            parse("logs", "--tail", wrong, "c")
+        assert f"a number of lines (0 or more) or all, not {wrong!r}" in capsys.readouterr().err
