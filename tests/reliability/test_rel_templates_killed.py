@@ -141,11 +141,17 @@ def booted_despite(daemon: Hyperd, options: list[str], victim: Callable[[], int 
     """`hyperctl run -d OPTIONS`, the QEMU `victim()` names killed -9 as soon as there
     is one; the pod must start all the same, booted. Its id."""
     run = background([*HYPERCTL, "run", "-d", *options, "busybox", *SLEEPER], daemon.env)
-    try:
-        reach(lambda: victim() is not None, run)
+    found: list[int] = []
+
+    def spotted() -> bool:
+        # Killed the moment it is seen: looking again could find the restore over.
         pid = victim()
-        assert pid is not None, "the QEMU to kill went before it was killed"
-        os.kill(pid, signal.SIGKILL)
+        found.extend([pid] if pid is not None else [])
+        return bool(found)
+
+    try:
+        reach(spotted, run)
+        os.kill(found[0], signal.SIGKILL)
         out, err = run.communicate(timeout=300)
     finally:
         if run.poll() is None:
