@@ -255,7 +255,8 @@ class Pusher:
             raise UserError(
                 f"{self._what(blob)}: registry {self.client.registry} gave no upload location"
             )
-        return location
+        # Relative to the request answered (RFC 9110): an upload on a storage host stays there.
+        return urllib.parse.urljoin(answer.url, location)
 
     # -- the manifest ---------------------------------------------------------
 
