@@ -27,9 +27,12 @@ def volume_tag(index: int) -> str:
     return f"hc_vol_{index}"
 
 
-def check_runnable(pod: podspec.PodSpec) -> None:
+def check_runnable(pod: podspec.PodSpec, hyperd_is_root: bool | None = None) -> None:
     """What a valid pod file may still ask that this runtime cannot do: refused before
-    anything is created (by `run`, `create` and `validate` alike)."""
+    anything is created (by `run`, `create` and `validate` alike). `hyperd_is_root`:
+    whether the hyperd that runs the pod is root (None: it is this process)."""
+    if hyperd_is_root is None:
+        hyperd_is_root = os.geteuid() == 0
     if pod.services:
         raise UserError("services: not supported by this runtime")
     for volume in pod.volumes:
@@ -42,7 +45,7 @@ def check_runnable(pod: podspec.PodSpec) -> None:
             )
         source = Path(volume.source)
         if source.is_file():
-            if os.geteuid() != 0:
+            if not hyperd_is_root:
                 raise UserError(
                     f"volume {volume.name}: a host file ({source}) is shared only "
                     "by a hyperd running as root; share its directory instead"

@@ -47,7 +47,9 @@ def load(path: str, yaml: bool, kubernetes: bool, config_file: str | None):
         path, yaml=yaml or None, kubernetes=kubernetes, fetch=_ConfiguredFetch(config_file)
     )
     try:
-        check_runnable(spec)
+        # hyperd is taken to be root (a user of a socket_group may not be): hyperd
+        # checks again with its own rights before it creates anything.
+        check_runnable(spec, hyperd_is_root=True)
     except UserError as e:
         raise UserError(f"{path}: {e}") from None
     for warning in warnings(spec):

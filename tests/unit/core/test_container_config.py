@@ -86,6 +86,15 @@ def test_volume_sources_must_be_host_directories_or_files(tmp_path):
     assert (share.tag, share.host_path, share.readonly) == ("hc_vol_0", tmp_path, False)
 
 
+def test_a_host_file_volume_is_refused_only_by_a_hyperd_that_is_not_root(tmp_path):
+    (tmp_path / "hosts").write_text("x")
+    spec = parse_pod_spec({"volumes": [{"name": "v", "source": str(tmp_path / "hosts")}]})
+    with pytest.raises(UserError, match=r"host file .* is shared only by a hyperd running as root"):
+        check_runnable(spec, hyperd_is_root=False)
+    # hyperctl, run by a member of the socket group, checks for a root hyperd: no refusal.
+    check_runnable(spec, hyperd_is_root=True)
+
+
 def test_a_host_file_volume_is_a_bind_below_the_pod_share(tmp_path):
     (tmp_path / "hosts").write_text("x")
     spec = parse_pod_spec(
