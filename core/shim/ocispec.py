@@ -3,9 +3,12 @@
 Honoured: args, env, cwd, user (uid, gid, additional gids), terminal, hostname,
 bind mounts (through the pod share) and tmpfs mounts, read-only root, sysctls and
 rlimits (applied by crun in the guest). The kernel file systems a runtime mounts
-itself (/proc, /sys, /dev, ...) come from the guest agent. Anything else is
-refused by name, never silently dropped; host paths are judged by hyperd
-(hostpaths.py), which refuses what a container may not get.
+itself (/proc, /sys, /dev, ...) come from the guest agent. What a value of
+these cannot honour is refused by name; host paths are judged by hyperd
+(hostpaths.py), which refuses what a container may not get. Capabilities,
+seccomp, AppArmor, devices, masked paths and cgroup resources in the spec are
+not read: the guest agent applies its own defaults inside the VM, which is the
+boundary (docs/kubernetes.md, "Not supported, or different from runc").
 """
 
 from __future__ import annotations
