@@ -16,7 +16,9 @@ import socket
 import struct
 import subprocess
 import termios
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -93,7 +95,51 @@ def test_ctr_run_prints_the_output_and_returns_the_exit_code(containerd) -> None
 
 
 @pytest.fixture(scope="module")
-def sleeper(containerd):
+def events(containerd) -> Iterator[list[str]]:
+    """The lines `ctr events` prints, from before the sleeper's task is made."""
+    watcher = subprocess.Popen(
+        containerd.ctr_command("events"),
+        env=containerd.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in watcher.stdout or ():
+            lines.append(line.rstrip("\n"))
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        # Subscribed once an event of our own making comes through.
+        deadline = time.monotonic() + 30
+        probe = 0
+        while not any("/namespaces/update" in line for line in lines):
+            assert time.monotonic() < deadline, "ctr events printed nothing"
+            probe += 1
+            containerd.ctr("namespaces", "label", "default", f"events-probe={probe}")
+            time.sleep(0.2)
+        yield lines
+    finally:
+        watcher.kill()
+        watcher.wait()
+
+
+def task_events(lines: list[str], task: str) -> list[tuple[str, dict]]:
+    """(topic, event) of each /tasks/ event about `task`, in the order containerd had them."""
+    found = []
+    for line in lines:
+        if match := re.search(r" (/tasks/[a-z-]+) (\{.*\})$", line):
+            event = json.loads(match.group(2))
+            if event.get("container_id") == task:
+                found.append((match.group(1), event))
+    return found
+
+
+@pytest.fixture(scope="module")
+def sleeper(containerd, events):
     """A detached task (`ctr run -d`) in its own pod; every assertion below shares it."""
     run(containerd, "-d", "--env", "GREETING=hi", "--cwd", "/tmp", BUSYBOX, "sleeper", *SLEEPER)
     wait_status(containerd, "sleeper", "RUNNING")
@@ -317,3 +363,29 @@ def test_kill_ends_the_task_with_its_exit_code_and_rm_leaves_nothing(containerd,
     assert "sleeper" not in containerd.hyperctl("list").stdout
     assert mounts.mounted_under(str(containerd.root)) == []
     assert not any((containerd.hyperd_root / "s" / "pods").iterdir())
+
+
+def test_the_shim_s_events_reach_containerd(containerd, events) -> None:
+    """What the CRI plugin learns a task's life from: every event the shim sends, for the
+    sleeper's whole life above (run, execs, pause, resume, kill, rm), in order."""
+    seen = task_events(events, "sleeper")
+    topics = [topic for topic, _ in seen]
+    life = [
+        "/tasks/create",
+        "/tasks/start",
+        "/tasks/exec-added",
+        "/tasks/exec-started",
+        "/tasks/paused",
+        "/tasks/resumed",
+        "/tasks/exit",
+        "/tasks/delete",
+    ]
+    remaining = iter(topics)
+    assert all(topic in remaining for topic in life), topics  # in this order
+    (created,) = [event for topic, event in seen if topic == "/tasks/create"]
+    assert created["bundle"].endswith("/default/sleeper")
+    assert {"e1", "e2", "e3"} <= {e.get("exec_id") for t, e in seen if t == "/tasks/exec-added"}
+    exits = {
+        event.get("id"): event.get("exit_status", 0) for t, event in seen if t == "/tasks/exit"
+    }
+    assert exits["e1"] == 5 and exits["sleeper"] == 3, exits  # execs' and the task's own
