@@ -333,6 +333,7 @@ class Runtime:
         session = PodSession(pod_id, handle, self.hypervisor, self._callbacks)
         self.sessions[pod_id] = session
         session.connect(timeout or self.config.guest.boot_timeout)
+        log.info("agent answered", pod_id=pod_id)
         return session
 
     def _drop_vm(self, pod_id: str) -> None:

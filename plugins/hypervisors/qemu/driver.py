@@ -177,6 +177,7 @@ class QemuHypervisor(TemplatingHypervisor):
             self.reap(spec.run_dir)
             self.template_store.discard(template.key)
             raise
+        get_logger(pod_id=spec.pod_id, component="qemu").info("vm restored", template=template.key)
         self.template_store.hit(template)
         return {**handle, "template": template.key}
 
