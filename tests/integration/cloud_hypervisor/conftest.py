@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from hypercontainer import config as hc_config
+from hypercontainer import mounts
 from hypercontainer.drivers import VMSpec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -62,6 +63,7 @@ def workdir() -> Iterator[Path]:
     # Short, because unix socket paths are limited to 107 bytes.
     path = Path(tempfile.mkdtemp(prefix="hc-ch-", dir="/tmp"))
     yield path
+    mounts.unmount_all(str(path))  # the templates tmpfs the driver mounts in its cache root
     shutil.rmtree(path, ignore_errors=True)
 
 
