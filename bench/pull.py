@@ -16,6 +16,11 @@ rotates every run so that the load of a shared machine falls on all alike:
 - `skopeo copy docker://... oci:DIR`, into a fresh directory: blobs only, no
   unpacking (the floor of what a pull costs).
 
+Before each timed pull the page cache is written back and dropped (`sync`, then
+`/proc/sys/vm/drop_caches`), so every tool starts from the same cold kernel state:
+on ext4 here, the files the previous run's rmi had just deleted made the next
+pull's file creation pay in the kernel (2-3x the system time, growing run after
+run), and that cost fell unevenly on the tools. `--keep-caches` measures without.
 hyperctl and podman both end with every layer unpacked, ready to run. The ratio
 hyperctl / podman is taken per run (they ran back to back) and its median is
 the figure. Samples go to bench/results/pull.json; `--write-docs` records the
@@ -94,14 +99,28 @@ class Podman:
         return done.stdout.strip()
 
 
+def drop_caches() -> None:
+    """The page cache, dentries and inodes written back and dropped."""
+    os.sync()
+    Path("/proc/sys/vm/drop_caches").write_text("3\n")
+
+
 def measure_image(
-    name: str, reference: str, runs: int, daemon: Hyperd, podman: Podman, workdir: Path
+    name: str,
+    reference: str,
+    runs: int,
+    daemon: Hyperd,
+    podman: Podman,
+    workdir: Path,
+    keep_caches: bool,
 ) -> dict[str, list[float]]:
     hyperctl = [*hyperctl_command(), "--config", str(daemon.config_file)]
     times: dict[str, list[float]] = {tool: [] for tool in TOOLS}
     for run in range(runs):
         order = TOOLS[run % len(TOOLS) :] + TOOLS[: run % len(TOOLS)]
         for tool in order:
+            if not keep_caches:
+                drop_caches()
             if tool == "hyperctl pull":
                 times[tool].append(timed([*hyperctl, "pull", reference], daemon.env)[0])
                 timed([*hyperctl, "rmi", reference], daemon.env)
@@ -132,7 +151,7 @@ def measure_image(
     return times
 
 
-def measure(names: list[str], runs: int, workdir: Path) -> dict:
+def measure(names: list[str], runs: int, workdir: Path, keep_caches: bool) -> dict:
     registry = Registry.start(workdir / "registry")
     daemon = Hyperd()
     podman = Podman(workdir / "podman")
@@ -154,7 +173,7 @@ def measure(names: list[str], runs: int, workdir: Path) -> dict:
         results = {}
         for name in names:
             reference = f"{registry.address}/bench/{name}:latest"
-            times = measure_image(name, reference, runs, daemon, podman, workdir)
+            times = measure_image(name, reference, runs, daemon, podman, workdir, keep_caches)
             ratios = [
                 h / p for h, p in zip(times["hyperctl pull"], times["podman pull"], strict=True)
             ]
@@ -162,6 +181,7 @@ def measure(names: list[str], runs: int, workdir: Path) -> dict:
         return {
             "start": start,
             "end": machine(),
+            "caches": "kept" if keep_caches else "dropped before each pull",
             "podman_driver": podman.driver(),
             "podman": _version(["podman", "--version"]),
             "skopeo": _version(["skopeo", "--version"]),
@@ -184,11 +204,13 @@ DESCRIPTION = {
 
 
 def report(result: dict, runs: int) -> str:
+    caches = "kept" if result["caches"] == "kept" else "dropped before each pull"
     lines = [
         HEADING,
         "",
         f"Cold pulls from docker-registry on 127.0.0.1, {runs} runs of each tool per image, "
-        f"the order rotating every run; {conditions(result['start'], result['end'])} "
+        f"the order rotating every run, the page cache {caches}; "
+        f"{conditions(result['start'], result['end'])} "
         f"{result['podman']} ({result['podman_driver']} storage), {result['skopeo']}. "
         "hyperctl and podman end with every layer unpacked, ready to run; skopeo only "
         "stores the blobs. The hyperctl times include its CLI start and the daemon round trip.",
@@ -216,6 +238,9 @@ def main() -> int:
     parser.add_argument(
         "--images", default=",".join(IMAGES), help="comma-separated: " + ", ".join(IMAGES)
     )
+    parser.add_argument(
+        "--keep-caches", action="store_true", help="do not drop the page cache before each pull"
+    )
     args = parser.parse_args()
     names = args.images.split(",")
     if set(names) - set(IMAGES):
@@ -224,7 +249,7 @@ def main() -> int:
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is not installed (scripts/install --test installs it)")
     with tempfile.TemporaryDirectory(prefix="hcbench-pull-", dir="/tmp") as tmp:
-        result = measure(names, args.runs, Path(tmp))
+        result = measure(names, args.runs, Path(tmp), args.keep_caches)
     section = report(result, args.runs)
     print(section)
     write_results(args.results_dir, "pull", {"runs": args.runs, **result})
